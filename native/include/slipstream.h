@@ -1,0 +1,359 @@
+/*
+ * slipstream.h — the C ABI of libslipstream. The only public header.
+ *
+ * Node (native/node) and Python (adapters/torch, through ctypes) load the very same shared
+ * library through this header. Everything that crosses it is plain C: fixed-width integers,
+ * caller-owned memory, status codes. No exceptions cross; no allocation is hidden from the
+ * caller; nothing aborts on user input.
+ *
+ * Worked example: quantize a [N, K] float32 weight to NVFP4 as compressed-tensors stores it.
+ *
+ *     float w[64 * 32];                        // N = 64 rows, K = 32 columns
+ *     uint8_t packed[64 * 16];                 // two E2M1 codes per byte along K
+ *     uint8_t scales[64 * 2];                  // one E4M3 scale per 16 elements
+ *     float global_scale;                      // 448*6/amax, stored "as a divisor"
+ *
+ *     slip_tensor x, q, s, g;
+ *     int64_t wshape[2] = {64, 32}, qshape[2] = {64, 16}, sshape[2] = {64, 2}, gshape[1] = {1};
+ *     slip_tensor_init(&x, w, SLIP_DTYPE_F32, 2, wshape);
+ *     slip_tensor_init(&q, packed, SLIP_DTYPE_U8, 2, qshape);
+ *     slip_tensor_init(&s, scales, SLIP_DTYPE_F8_E4M3, 2, sshape);
+ *     slip_tensor_init(&g, &global_scale, SLIP_DTYPE_F32, 1, gshape);
+ *
+ *     slip_quant_params p;
+ *     slip_quant_params_init(&p, SLIP_FORMAT_NVFP4);   // granularity, group size: the format's
+ *     if (slip_quantize(&x, &p, &q, &s, &g) != SLIP_STATUS_OK)
+ *         fprintf(stderr, "%s\n", slip_last_error());  // "expected ... for <argument>, got ..."
+ *
+ * Conventions
+ *   - Names: slip_<object>_<action>; enum values SLIP_<ENUM>_<VALUE>.
+ *   - Tensors are dense row-major unless strides say otherwise; strides count elements.
+ *     Packed sub-byte formats are described by their container (U8 or I32) shape.
+ *   - Matrices follow PyTorch's Linear: weight W is [N, K] (out, in), activations X are [M, K],
+ *     Y = X · Wᵀ is [M, N].
+ *   - Every entry point returns slip_status. On failure slip_last_error() returns a sentence for
+ *     the calling thread ("expected <what> for <argument>, got <value>").
+ */
+#ifndef SLIPSTREAM_H
+#define SLIPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define SLIP_API __declspec(dllexport)
+#else
+#define SLIP_API __attribute__((visibility("default")))
+#endif
+
+/* Bumped on any incompatible change; loaders refuse a library whose version differs. */
+#define SLIP_ABI_VERSION 1
+#define SLIP_MAX_DIMS 8
+
+/* ---------------------------------------------------------------- status and errors */
+
+typedef enum slip_status {
+    SLIP_STATUS_OK = 0,
+    SLIP_STATUS_INVALID_ARGUMENT = 1, /* a null pointer, a bad enum value, an option out of range */
+    SLIP_STATUS_SHAPE_MISMATCH = 2,   /* a tensor's rank or extents are not what the op needs */
+    SLIP_STATUS_DTYPE_MISMATCH = 3,   /* a tensor's dtype is not what the op needs */
+    SLIP_STATUS_NON_FINITE = 4,       /* NaN or Inf in an input that must be finite */
+    SLIP_STATUS_UNSUPPORTED = 5,      /* valid request, but this build or device cannot run it */
+    SLIP_STATUS_OUT_OF_MEMORY = 6,
+    SLIP_STATUS_CUDA_ERROR = 7,
+    SLIP_STATUS_INTERNAL = 8          /* a bug in libslipstream: please report it */
+} slip_status;
+
+#define SLIP_STATUS_COUNT 9
+
+/* Stable name of a status code, e.g. "SLIP_STATUS_SHAPE_MISMATCH". Never NULL. */
+SLIP_API const char *slip_status_string(slip_status status);
+/* The calling thread's last error sentence; "" when the last call succeeded. Valid until the
+ * thread's next call into the library. */
+SLIP_API const char *slip_last_error(void);
+
+/* ---------------------------------------------------------------- version and capabilities */
+
+SLIP_API uint32_t slip_abi_version(void);
+SLIP_API const char *slip_version_string(void);
+
+/* CPU feature bits, as detected at load time (cpuid + xgetbv). */
+typedef enum slip_cpu_feature {
+    SLIP_CPU_AVX2 = 1u << 0,
+    SLIP_CPU_FMA = 1u << 1,
+    SLIP_CPU_F16C = 1u << 2,
+    SLIP_CPU_AVX512F = 1u << 3,
+    SLIP_CPU_AVX512BW = 1u << 4,
+    SLIP_CPU_AVX512VL = 1u << 5,
+    SLIP_CPU_AVX512VNNI = 1u << 6,
+    SLIP_CPU_AVX512BF16 = 1u << 7,
+    SLIP_CPU_AVXVNNI = 1u << 8
+} slip_cpu_feature;
+
+/* Instruction-set levels that kernels are dispatched on, lowest first. */
+typedef enum slip_isa {
+    SLIP_ISA_PORTABLE = 0,   /* plain C++; runs on any x86-64 (and elsewhere) */
+    SLIP_ISA_AVX2 = 1,       /* AVX2 + FMA + F16C */
+    SLIP_ISA_AVX512 = 2,     /* AVX-512 F/BW/VL/DQ */
+    SLIP_ISA_AVX512VNNI = 3  /* AVX-512 plus VNNI int8 dot products */
+} slip_isa;
+
+typedef struct slip_capabilities {
+    uint32_t abi_version;
+    uint32_t cpu_features;     /* slip_cpu_feature bits */
+    int32_t isa_detected;      /* best slip_isa this CPU supports */
+    int32_t isa_active;        /* the level kernels dispatch on now (<= detected) */
+    int32_t num_threads;       /* size of the thread pool */
+    int32_t cuda_compiled;     /* 1 when CUDA sources were built into this library */
+    int32_t cuda_device_count; /* 0 when not compiled, no driver or no device */
+    int32_t reserved;
+} slip_capabilities;
+
+SLIP_API slip_status slip_get_capabilities(slip_capabilities *out);
+
+/* Comma-separated names of the kernels this build provides ("quantize,dequantize,gemm_f32,...")
+ * written into buf (NUL-terminated). *needed receives the size including the NUL; a buffer too
+ * small gives SLIP_STATUS_INVALID_ARGUMENT and writes nothing. */
+SLIP_API slip_status slip_list_kernels(char *buf, size_t buf_size, size_t *needed);
+
+/* Force kernels to a lower instruction-set level (tests compare levels; users work around a bad
+ * CPU). Asking above the detected level gives SLIP_STATUS_UNSUPPORTED. The environment variable
+ * SLIPSTREAM_ISA (portable|avx2|avx512|avx512vnni) sets the initial level. */
+SLIP_API slip_status slip_set_isa(slip_isa isa);
+
+/* Thread pool size. SLIPSTREAM_NUM_THREADS sets the initial size; default: all cores. */
+SLIP_API slip_status slip_set_num_threads(int32_t n);
+
+/* ---------------------------------------------------------------- tensors */
+
+typedef enum slip_dtype {
+    SLIP_DTYPE_F32 = 0,
+    SLIP_DTYPE_F16 = 1,
+    SLIP_DTYPE_BF16 = 2,
+    SLIP_DTYPE_F64 = 3,
+    SLIP_DTYPE_F8_E4M3 = 4, /* OCP E4M3FN: bias 7, max 448, no Inf, 0x7F/0xFF are NaN */
+    SLIP_DTYPE_F8_E5M2 = 5, /* OCP E5M2: bias 15, max 57344, IEEE-like Inf and NaN */
+    SLIP_DTYPE_I8 = 6,
+    SLIP_DTYPE_U8 = 7,
+    SLIP_DTYPE_I32 = 8,
+    SLIP_DTYPE_I64 = 9
+} slip_dtype;
+
+#define SLIP_DTYPE_COUNT 10
+
+typedef enum slip_device { SLIP_DEVICE_CPU = 0, SLIP_DEVICE_CUDA = 1 } slip_device;
+
+typedef struct slip_tensor {
+    void *data;
+    int32_t dtype;   /* slip_dtype */
+    int32_t device;  /* slip_device */
+    int32_t device_index;
+    int32_t ndim;
+    int64_t shape[SLIP_MAX_DIMS];
+    int64_t strides[SLIP_MAX_DIMS]; /* in elements */
+    void *stream;    /* cudaStream_t for CUDA tensors; NULL = default stream */
+} slip_tensor;
+
+/* Fill a descriptor for a dense row-major CPU tensor. */
+SLIP_API slip_status slip_tensor_init(slip_tensor *t, void *data, slip_dtype dtype, int32_t ndim,
+                                      const int64_t *shape);
+/* Size of one element in bytes (1 for the FP8 types). 0 for an unknown dtype. */
+SLIP_API size_t slip_dtype_size(slip_dtype dtype);
+/* Stable name, e.g. "F8_E4M3" (the safetensors spelling). */
+SLIP_API const char *slip_dtype_name(slip_dtype dtype);
+
+/* ---------------------------------------------------------------- element codecs
+ *
+ * Scalar number formats, element by element, with no scaling: float32 in, one code per byte out.
+ * Encoding rounds to nearest, ties to even, and saturates to the largest finite magnitude
+ * (the "satfinite" conversion of the hardware). NaN encodes to the format's NaN (E2M1 has none:
+ * NaN input is an error there). decode(encode(x)) is exact for every representable x.
+ */
+typedef enum slip_element_format {
+    SLIP_ELEMENT_E4M3 = 0, /* FP8 E4M3FN, max 448 */
+    SLIP_ELEMENT_E5M2 = 1, /* FP8 E5M2, max 57344 */
+    SLIP_ELEMENT_E2M1 = 2, /* FP4 E2M1 (NVFP4/MXFP4 elements), max 6; code in the low 4 bits */
+    SLIP_ELEMENT_E8M0 = 3  /* MX scale: 2^(code-127); 0xFF is NaN; encode rounds log2 down */
+} slip_element_format;
+
+typedef enum slip_rounding {
+    SLIP_ROUND_NEAREST_EVEN = 0,
+    SLIP_ROUND_STOCHASTIC = 1 /* unbiased: E[decode(encode(x))] = x inside the range */
+} slip_rounding;
+
+/* n elements; seed used only by stochastic rounding (a counter-based generator: the result
+ * depends on (seed, element index) only, never on thread count). */
+SLIP_API slip_status slip_element_encode(slip_element_format fmt, const float *in, uint8_t *out,
+                                         int64_t n, slip_rounding rounding, uint64_t seed);
+SLIP_API slip_status slip_element_decode(slip_element_format fmt, const uint8_t *in, float *out,
+                                         int64_t n);
+
+/* Two 4-bit codes per byte: element 2i in the low nibble, 2i+1 in the high nibble (the order of
+ * compressed-tensors' and ModelOpt's NVFP4). n must be even. */
+SLIP_API slip_status slip_pack_nibbles(const uint8_t *codes, uint8_t *packed, int64_t n);
+SLIP_API slip_status slip_unpack_nibbles(const uint8_t *packed, uint8_t *codes, int64_t n);
+
+/* compressed-tensors' pack-quantized layout for signed ints of `bits` (4 or 8) bits: values are
+ * offset by 2^(bits-1) and packed little-end-first into int32 words along each row.
+ * values: [rows, cols] int8; packed: [rows, ceil(cols*bits/32)] int32. */
+SLIP_API slip_status slip_pack_int_ct(const int8_t *values, int32_t *packed, int64_t rows,
+                                      int64_t cols, int32_t bits);
+SLIP_API slip_status slip_unpack_int_ct(const int32_t *packed, int8_t *values, int64_t rows,
+                                        int64_t cols, int32_t bits);
+
+/* ---------------------------------------------------------------- tensor quantization
+ *
+ * One entry point per direction for every scaled format. The input is a float32 tensor whose
+ * last dimension is K ("columns"); all leading dimensions are flattened into rows.
+ *
+ *   format        codes tensor              scales tensor                   global tensor
+ *   INT8          I8   [rows, K]            F32, by granularity (below)     unused (NULL)
+ *   INT4          I32  [rows, K/8] (CT)     F32 [rows, K/group]             unused
+ *   FP8_E4M3      F8_E4M3 [rows, K]         F32, by granularity             unused
+ *   FP8_E5M2      F8_E5M2 [rows, K]         F32, by granularity             unused
+ *   NVFP4         U8   [rows, K/2]          F8_E4M3 [rows, K/16]            F32 [1]: 448*6/amax
+ *   NVFP4_TJ2     U8   [rows, K/2]          F8_E4M3 [rows, K/16]            F32 [rows, K/128]: outer
+ *   MXFP4         U8   [rows, K/2]          U8 (E8M0) [rows, K/32]          unused
+ *
+ * Granularity of INT8 / FP8 scales (symmetric, scale = amax / qmax, decode = code * scale):
+ *   TENSOR   one scale, shape [1]
+ *   ROW      one scale per row, shape [rows, 1]: compressed-tensors' "channel" for a weight
+ *            [N, K] and "token" for activations [M, K] — the same rows-share-a-scale rule
+ *   GROUP    one per `group_size` consecutive columns of a row: [rows, K/group_size]
+ *   BLOCK    one per block_rows x block_cols tile: [ceil(rows/br), ceil(K/bc)]
+ *
+ * NVFP4 follows compressed-tensors and vLLM: global g = 448*6/amax(x) (given by the caller when
+ * params.global_scale > 0, e.g. shared across fused q/k/v), block scale
+ * s = RN_E4M3(amax_16/6 * g), element code = RNE_sat_E2M1(x * g / s), decode x = code * s / g.
+ * NVFP4_TJ2 is TetraJet-v2's double-block variant: outer S_o = amax_128/(448*6) in FP32 per
+ * 128 columns, inner S_i = RN_E4M3(amax_16/(S_o*6)) (zero guarded by the smallest E4M3
+ * subnormal 2^-9), decode x = code * S_o * S_i; its global tensor holds S_o.
+ * MXFP4 follows OCP MX v1.0: scale exponent floor(log2(amax_32)) - 2, elements RNE saturating.
+ */
+typedef enum slip_quant_format {
+    SLIP_FORMAT_INT8 = 0,
+    SLIP_FORMAT_INT4 = 1,
+    SLIP_FORMAT_FP8_E4M3 = 2,
+    SLIP_FORMAT_FP8_E5M2 = 3,
+    SLIP_FORMAT_NVFP4 = 4,
+    SLIP_FORMAT_NVFP4_TJ2 = 5,
+    SLIP_FORMAT_MXFP4 = 6,
+    SLIP_FORMAT_F32 = 7 /* no quantization: only as a slip_qweight (codes = the F32 weight) */
+} slip_quant_format;
+
+typedef enum slip_granularity {
+    SLIP_GRANULARITY_TENSOR = 0,
+    SLIP_GRANULARITY_ROW = 1,
+    SLIP_GRANULARITY_GROUP = 2,
+    SLIP_GRANULARITY_BLOCK = 3
+} slip_granularity;
+
+/* Flags */
+#define SLIP_QUANT_ALLOW_NONFINITE 1u /* NaN/Inf inputs are an error unless this is set; when set,
+                                         they are excluded from amax and encoded as the format
+                                         saturates (E2M1: NaN becomes 0) */
+
+typedef struct slip_quant_params {
+    int32_t format;        /* slip_quant_format */
+    int32_t granularity;   /* slip_granularity; fixed by the format for INT4/NVFP4*/
+    int64_t group_size;    /* GROUP: columns per scale (INT4: 128; NVFP4: 16; MXFP4: 32) */
+    int64_t block_rows;    /* BLOCK: tile rows (e.g. 128) */
+    int64_t block_cols;    /* BLOCK: tile columns (e.g. 128) */
+    int32_t rounding;      /* slip_rounding of the elements */
+    uint32_t flags;        /* SLIP_QUANT_* */
+    uint64_t seed;         /* stochastic rounding seed */
+    float global_scale;    /* NVFP4: > 0 uses this global scale instead of 448*6/amax */
+    int32_t reserved[3];
+} slip_quant_params;
+
+/* The format's defaults: INT8/FP8 ROW; INT4 GROUP 128; NVFP4/NVFP4_TJ2 GROUP 16; MXFP4 GROUP 32;
+ * blocks 128x128; nearest-even; no flags. */
+SLIP_API slip_status slip_quant_params_init(slip_quant_params *p, slip_quant_format format);
+
+/* Shapes the outputs of slip_quantize must have for an input of `shape` (ndim dims); ranks are
+ * returned in *_ndim (0 for an unused tensor). */
+SLIP_API slip_status slip_quant_shapes(const slip_quant_params *p, int32_t ndim,
+                                       const int64_t *shape, int32_t *codes_ndim,
+                                       int64_t *codes_shape, int32_t *scales_ndim,
+                                       int64_t *scales_shape, int32_t *global_ndim,
+                                       int64_t *global_shape);
+
+/* x: F32 [..., K]. Writes codes, scales and (NVFP4 formats) global; global may be NULL for the
+ * others. */
+SLIP_API slip_status slip_quantize(const slip_tensor *x, const slip_quant_params *p,
+                                   slip_tensor *codes, slip_tensor *scales, slip_tensor *global);
+/* The inverse: out F32 with the input's shape. */
+SLIP_API slip_status slip_dequantize(const slip_tensor *codes, const slip_tensor *scales,
+                                     const slip_tensor *global, const slip_quant_params *p,
+                                     slip_tensor *out);
+
+/* In-place blocked Walsh-Hadamard transform along the last dimension, orthonormal (scaled by
+ * 1/sqrt(block)), block in {16, 32, 64, 128, 256}; K must be a multiple of block. Applying it
+ * twice is the identity: H/sqrt(n) is symmetric and orthogonal. Spreads channel outliers before
+ * 4-bit quantization. */
+SLIP_API slip_status slip_hadamard(slip_tensor *x, int64_t block);
+
+/* ---------------------------------------------------------------- linears
+ *
+ * Y[M, N] = X[M, K] · Wᵀ (+ bias[N]), float32 in and out.
+ */
+
+/* W: F32 [N, K]. The FP32 baseline: tiled, threaded, vectorized. */
+SLIP_API slip_status slip_gemm_f32(const slip_tensor *x, const slip_tensor *w,
+                                   const slip_tensor *bias, slip_tensor *y);
+
+/* A weight already quantized by slip_quantize (codes, scales, global exactly as it wrote them). */
+typedef struct slip_qweight {
+    slip_quant_params params; /* the params it was quantized with; N, K from the tensors */
+    slip_tensor codes;
+    slip_tensor scales;
+    slip_tensor global;       /* NVFP4 formats only */
+} slip_qweight;
+
+/* What happens to the activations X.
+ *   W8A8 INT8:  dynamic per-token INT8 (symmetric, scale amax/127), int32 accumulation
+ *   FP8:        dynamic per-token FP8 of the weight's element format, FP32 accumulation
+ *   NVFP4 W4A4: NVFP4 with global scale act_global_scale (> 0) or 448*6/amax(X) (0)
+ *   NONE:       activations stay FP32 (W4A16, NVFP4A16, weight-only FP8/INT8)
+ */
+typedef enum slip_act_quant {
+    SLIP_ACT_NONE = 0,
+    SLIP_ACT_DYNAMIC = 1 /* the weight format's own activation scheme, listed above */
+} slip_act_quant;
+
+typedef struct slip_linear_params {
+    int32_t act_quant;        /* slip_act_quant */
+    float act_global_scale;   /* NVFP4 activations: static global scale, 0 = from the live amax */
+    int32_t reserved[6];
+} slip_linear_params;
+
+SLIP_API slip_status slip_linear_params_init(slip_linear_params *p);
+
+/* A linear is planned once per weight (the weight repacked into the layout the dispatched
+ * kernel wants; its column sums precomputed) and run many times. The plan copies what it needs:
+ * the caller may free the weight's buffers after create. A plan may be run from several threads
+ * at once. */
+typedef struct slip_linear_plan_s *slip_linear_plan_t;
+
+SLIP_API slip_status slip_linear_plan_create(const slip_qweight *w, const slip_linear_params *p,
+                                             slip_linear_plan_t *out);
+/* x: F32 [M, K]; bias: F32 [N] or NULL; y: F32 [M, N]. The result equals, up to FP32 summation
+ * order, the float64 product of the decoded (quantized) activations and the decoded weight. */
+SLIP_API slip_status slip_linear_plan_run(slip_linear_plan_t plan, const slip_tensor *x,
+                                          const slip_tensor *bias, slip_tensor *y);
+SLIP_API void slip_linear_plan_free(slip_linear_plan_t plan);
+
+/* create + run + free, for one-off products. */
+SLIP_API slip_status slip_linear(const slip_tensor *x, const slip_qweight *w,
+                                 const slip_tensor *bias, const slip_linear_params *p,
+                                 slip_tensor *y);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SLIPSTREAM_H */

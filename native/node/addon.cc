@@ -1,0 +1,15 @@
+// Entry point of the Node binding: each area registers its functions.
+#include "common.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    slipnode::RegisterInfo(env, exports);
+    slipnode::RegisterQuant(env, exports);
+    slipnode::RegisterGemm(env, exports);
+    return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(slipstream, Init)
