@@ -1,0 +1,43 @@
+// Minimal test harness for the native tests: CHECK records a failure with its location and
+// goes on, so one run reports every broken case; main() returns report().
+#pragma once
+
+#include <cstdio>
+
+namespace slip_test {
+
+inline int &failures() {
+    static int n = 0;
+    return n;
+}
+inline int &checks() {
+    static int n = 0;
+    return n;
+}
+
+inline int report(const char *name) {
+    std::printf("%s: %d checks, %d failed\n", name, checks(), failures());
+    return failures() == 0 ? 0 : 1;
+}
+
+}  // namespace slip_test
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        ++slip_test::checks();                                                       \
+        if (!(cond)) {                                                               \
+            ++slip_test::failures();                                                 \
+            std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                         \
+    do {                                                                             \
+        ++slip_test::checks();                                                       \
+        if (!(cond)) {                                                               \
+            ++slip_test::failures();                                                 \
+            std::fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+            std::fprintf(stderr, __VA_ARGS__);                                       \
+            std::fputc('\n', stderr);                                                \
+        }                                                                            \
+    } while (0)
