@@ -1,0 +1,1 @@
+export { Progress, createProgress, formatBytes, formatDuration, type ProgressOptions, type ProgressStream } from './progress.js';
