@@ -1,0 +1,92 @@
+// slip_linear_plan_create / run / free and slip_linear: the run-time half of a plan (activation
+// quantization, then one of the two drivers).
+#include <vector>
+
+#include "../base/error.h"
+#include "../base/kernels.h"
+#include "../base/tensor.h"
+#include "plan.h"
+
+namespace {
+slip::KernelName k_int8("linear_int8"), k_fp8("linear_fp8"), k_int4("linear_int4"),
+    k_nvfp4("linear_nvfp4"), k_mxfp4("linear_mxfp4");
+
+void run_plan(const slip::gemm::Plan &pl, const slip_tensor *x, const slip_tensor *bias,
+              slip_tensor *y) {
+    using namespace slip;
+    using namespace slip::gemm;
+    const slip_tensor &xt = require_cpu_dense(x, "x", SLIP_DTYPE_F32);
+    if (xt.ndim != 2 || xt.shape[1] != pl.k)
+        fail(SLIP_STATUS_SHAPE_MISMATCH, format("expected shape [M, %lld] for x, got %s",
+                                                static_cast<long long>(pl.k), shape_string(xt).c_str()));
+    const int64_t m = xt.shape[0], k = pl.k;
+    require_shape(y, "y", SLIP_DTYPE_F32, {m, pl.n});
+    if (bias) require_shape(bias, "bias", SLIP_DTYPE_F32, {pl.n});
+    if (xt.data == y->data && m * k > 0)
+        fail(SLIP_STATUS_INVALID_ARGUMENT, "expected y not to alias x");
+    const float *xd = data_as<const float>(xt);
+    const float *bd = bias ? data_as<const float>(*bias) : nullptr;
+    float *yd = data_as<float>(*y);
+
+    Epilogue ep;
+    ep.bias = bd;
+    switch (pl.path) {
+        case Path::F32: return run_f32(xd, m, *pl.b, ep, yd);
+        case Path::I8: return run_i8(xd, m, pl.i8, bd, yd);
+        case Path::FP8: {
+            std::vector<float> xq(static_cast<size_t>(m * k)), xs(static_cast<size_t>(m));
+            quantize_fp8_rows(xd, m, k, pl.e5m2, xq.data(), xs.data());
+            ep.row_scale = xs.data();
+            ep.col_scale = pl.col_scale.data();
+            return run_f32(xq.data(), m, *pl.b, ep, yd);
+        }
+        case Path::NVFP4_A4: {
+            std::vector<float> xq(static_cast<size_t>(m * k));
+            quantize_nvfp4_rows(xd, m, k, pl.act_global, xq.data());
+            return run_f32(xq.data(), m, *pl.b, ep, yd);
+        }
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+SLIP_API slip_status slip_linear_params_init(slip_linear_params *p) {
+    return slip::guard([&] {
+        slip::require_not_null(p, "p");
+        *p = slip_linear_params{};
+        p->act_quant = SLIP_ACT_NONE;
+    });
+}
+
+SLIP_API slip_status slip_linear_plan_create(const slip_qweight *w, const slip_linear_params *p,
+                                             slip_linear_plan_t *out) {
+    return slip::guard([&] {
+        slip::require_not_null(out, "out");
+        *out = nullptr;
+        auto plan = slip::gemm::build_plan(w, p);
+        *out = new slip_linear_plan_s{std::move(plan)};
+    });
+}
+
+SLIP_API slip_status slip_linear_plan_run(slip_linear_plan_t plan, const slip_tensor *x,
+                                          const slip_tensor *bias, slip_tensor *y) {
+    return slip::guard([&] {
+        slip::require_not_null(plan, "plan");
+        run_plan(*plan->plan, x, bias, y);
+    });
+}
+
+SLIP_API void slip_linear_plan_free(slip_linear_plan_t plan) { delete plan; }
+
+SLIP_API slip_status slip_linear(const slip_tensor *x, const slip_qweight *w,
+                                 const slip_tensor *bias, const slip_linear_params *p,
+                                 slip_tensor *y) {
+    return slip::guard([&] {
+        auto plan = slip::gemm::build_plan(w, p);
+        run_plan(*plan, x, bias, y);
+    });
+}
+
+}  // extern "C"

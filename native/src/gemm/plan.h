@@ -1,0 +1,51 @@
+// The linear plan: the weight in the form the dispatched driver wants, built once.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "gemm.h"
+
+namespace slip::gemm {
+
+// 4-bit codes two per byte (even column in the low nibble: NVFP4, MXFP4, and compressed-tensors'
+// int32 INT4 words, which are the same bytes on a little-endian host), one float factor per group
+// of columns and a 16-entry code table. Expanded to FP32 panels one L2 block at a time, so the
+// weight stays at 4 bits (+ scales) in memory.
+struct NibbleSource : BSource {
+    std::vector<uint8_t> bytes;  // [n, k/2]
+    std::vector<float> factor;   // [n, k/group]
+    int64_t group = 0;
+    float lut[16] = {};
+    void decode(int64_t n0, int64_t nc, int64_t k0, int64_t kc, float *dst) const override;
+};
+
+// Packed FP32 panels (F32 weights, and INT8/FP8 weights decoded at plan time).
+struct PackedSource : BSource {
+    Aligned<float> panels;
+};
+
+enum class Path { F32, I8, FP8, NVFP4_A4 };
+
+struct Plan {
+    int32_t format = 0;
+    Path path = Path::F32;
+    int64_t n = 0, k = 0;
+    bool e5m2 = false;              // FP8 activations' element format
+    float act_global = 0.0f;        // NVFP4 activations
+    std::unique_ptr<BSource> b;     // FP32 paths
+    std::vector<float> col_scale;   // FP8 dynamic: per-row weight scale, applied in the epilogue
+    PackedI8 i8;                    // W8A8
+};
+
+// Validates w and p and builds the plan (weights.cpp).
+std::unique_ptr<Plan> build_plan(const slip_qweight *w, const slip_linear_params *p);
+
+void quantize_fp8_rows(const float *x, int64_t m, int64_t k, bool e5m2, float *out, float *scale);
+void quantize_nvfp4_rows(const float *x, int64_t m, int64_t k, float global, float *out);
+
+}  // namespace slip::gemm
+
+struct slip_linear_plan_s {
+    std::unique_ptr<slip::gemm::Plan> plan;
+};
