@@ -256,6 +256,11 @@ typedef enum slip_granularity {
 #define SLIP_QUANT_ALLOW_NONFINITE 1u /* NaN/Inf inputs are an error unless this is set; when set,
                                          they are excluded from amax and encoded as the format
                                          saturates (E2M1: NaN becomes 0) */
+#define SLIP_QUANT_FULL_INT_RANGE 2u  /* INT8/INT4: scale = amax / (qmax + 0.5) and codes in
+                                         [-(qmax+1), qmax] (INT8: amax/127.5, [-128, 127]; INT4:
+                                         amax/7.5, [-8, 7]): compressed-tensors' convention for
+                                         weights. Without it: amax/qmax and [-qmax, qmax], the
+                                         symmetric range of vLLM's dynamic per-token INT8. */
 
 typedef struct slip_quant_params {
     int32_t format;        /* slip_quant_format */
@@ -351,6 +356,16 @@ SLIP_API void slip_linear_plan_free(slip_linear_plan_t plan);
 SLIP_API slip_status slip_linear(const slip_tensor *x, const slip_qweight *w,
                                  const slip_tensor *bias, const slip_linear_params *p,
                                  slip_tensor *y);
+
+/* The machine's vector peak, measured: a register-only loop of 24 independent chains of one
+ * instruction per pool thread, all threads at once, for `seconds` (0 < seconds <= 60) after a
+ * short untimed warm-up. *ops_per_second receives
+ *   kind 0, FP32 FMA (vfmadd zmm):          16 lanes x 2 flop per instruction
+ *   kind 1, INT8 VNNI dot products (vpdpbusd zmm): 16 lanes x 4 MACs x 2 ops per instruction
+ * summed over all threads, per wall-clock second: the ceiling the linears are compared with
+ * (bench/linear.md). SLIP_STATUS_UNSUPPORTED where the active ISA level lacks AVX-512 (kind 0)
+ * or AVX-512 VNNI (kind 1). Blocks the calling thread and the pool for the whole time. */
+SLIP_API slip_status slip_bench_peak(int32_t kind, double seconds, double *ops_per_second);
 
 #ifdef __cplusplus
 }

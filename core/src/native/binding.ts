@@ -21,6 +21,46 @@ export interface NativeCapabilities {
   kernels: string;
 }
 
+/** slip_quant_params as the binding takes it: omitted fields keep slip_quant_params_init's defaults. */
+export interface NativeQuantParams {
+  format: number;
+  granularity?: number;
+  groupSize?: number;
+  blockRows?: number;
+  blockCols?: number;
+  rounding?: number;
+  flags?: number;
+  seed?: number | bigint;
+  globalScale?: number;
+}
+
+/** slip_qweight as the binding takes it (ToQweight in native/node/gemm.cc): params fields left out keep
+ * slip_quant_params_init's defaults for the format; format 7 is an unquantized F32 weight. */
+export interface NativeQweight {
+  format: number;
+  granularity?: number;
+  groupSize?: number;
+  blockRows?: number;
+  blockCols?: number;
+  codes: NativeTensor;
+  scales?: NativeTensor | null;
+  global?: NativeTensor | null;
+}
+
+/** slip_linear_params: actQuant 0 = none, 1 = the weight format's dynamic activation scheme. */
+export interface NativeLinearParams {
+  actQuant?: number;
+  actGlobalScale?: number;
+}
+
+/** A slip_linear_plan_t owned by a JS object; freed by free() or the garbage collector. */
+export interface NativeLinearPlan {
+  run(x: NativeTensor, bias: NativeTensor | null, y: NativeTensor): Promise<void>;
+  runSync(x: NativeTensor, bias: NativeTensor | null, y: NativeTensor): void;
+  free(): void;
+  readonly freed: boolean;
+}
+
 export interface NativeBinding {
   // info
   abiVersion(): number;
@@ -31,6 +71,23 @@ export interface NativeBinding {
   dataAddress(array: ArrayBufferView): bigint;
 
   // quant
+  elementEncode(format: number, values: Float32Array, rounding?: number, seed?: number | bigint): Uint8Array;
+  elementDecode(format: number, codes: Uint8Array): Float32Array;
+  packNibbles(codes: Uint8Array): Uint8Array;
+  unpackNibbles(packed: Uint8Array): Uint8Array;
+  packIntCT(values: Int8Array, rows: number, cols: number, bits: number): Int32Array;
+  unpackIntCT(packed: Int32Array, rows: number, cols: number, bits: number): Int8Array;
+  quantShapes(params: NativeQuantParams, shape: number[]): { codes: number[]; scales: number[]; global: number[] | null };
+  quantize(x: NativeTensor, params: NativeQuantParams, codes: NativeTensor, scales: NativeTensor, global?: NativeTensor | null): Promise<void>;
+  quantizeSync(x: NativeTensor, params: NativeQuantParams, codes: NativeTensor, scales: NativeTensor, global?: NativeTensor | null): void;
+  dequantize(codes: NativeTensor, scales: NativeTensor, global: NativeTensor | null, params: NativeQuantParams, out: NativeTensor): Promise<void>;
+  dequantizeSync(codes: NativeTensor, scales: NativeTensor, global: NativeTensor | null, params: NativeQuantParams, out: NativeTensor): void;
+  /** In place. */
+  hadamard(x: NativeTensor, block: number): void;
 
   // linear
+  gemmF32(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null, y: NativeTensor): void;
+  linearPlanCreate(w: NativeQweight, params?: NativeLinearParams): NativeLinearPlan;
+  /** slip_bench_peak: kind 0 = FP32 FMA, 1 = INT8 VNNI; resolves with ops per second. */
+  benchPeak(kind: number, seconds: number): Promise<number>;
 }

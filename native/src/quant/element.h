@@ -86,6 +86,7 @@ inline float decode_e8m0(uint8_t code) {
 inline uint8_t encode_e8m0_floor(float x) {
     if (std::isnan(x)) return 0xFF;
     if (!(x > 0.0f)) return 0;
+    if (std::isinf(x)) return 254;  // frexp(inf) leaves the exponent unspecified: saturate
     int ex;
     std::frexp(x, &ex);
     int e = ex - 1;

@@ -1,0 +1,157 @@
+/**
+ * The tensors compressed-tensors saves for one quantized Linear, per scheme (research note
+ * vllm.md §1.2–1.3): names, dtypes and shapes, and the codec call that fills them.
+ *
+ *   scheme     CT format              tensors of module P (weight [N, K])
+ *   int8       int-quantized          P.weight I8 [N,K], P.weight_scale [N,1]
+ *   fp8        float-quantized        P.weight F8_E4M3 [N,K], P.weight_scale [N,1]   (FP8_DYNAMIC)
+ *   w4a16      pack-quantized         P.weight_packed I32 [N,K/8], P.weight_scale [N,K/128], P.weight_shape I64 [2]
+ *   nvfp4a16   nvfp4-pack-quantized   P.weight_packed U8 [N,K/2], P.weight_scale F8_E4M3 [N,K/16], P.weight_global_scale F32 [1]
+ *   nvfp4      nvfp4-pack-quantized   as nvfp4a16, plus P.input_global_scale F32 [1] (needs the activation range)
+ *   mxfp4      mxfp4-pack-quantized   P.weight_packed U8 [N,K/2], P.weight_scale U8 (E8M0) [N,K/32]
+ *
+ * Scales are stored as F32. compressed-tensors stores INT8/FP8/INT4 scales in the model's dtype
+ * (BF16 for a BF16 model) and vLLM upcasts them to FP32 on load; keeping F32 keeps the exact
+ * scale the codes were computed with, so code × scale decodes to what we measured.
+ */
+import { SlipstreamError } from '../errors/index.js';
+import { quantize, type QuantFormat, type QuantOptions } from '../quant/index.js';
+import { Tensor, type DType } from '../tensor/index.js';
+
+export const SCHEMES = ['int8', 'fp8', 'w4a16', 'nvfp4', 'nvfp4a16', 'mxfp4'] as const;
+export type Scheme = (typeof SCHEMES)[number];
+
+interface SchemeSpec {
+  format: QuantFormat;
+  options: QuantOptions;
+  /** CT's compression format string (config.json `format`). */
+  ctFormat: string;
+  /** Columns per scale group the weight's K must divide (1: any K). */
+  kMultiple: number;
+  /** Names of the codes and scales tensors. */
+  codes: string;
+  scales: string;
+  global?: string;
+  withShape?: boolean;
+  needsInputRange?: boolean;
+}
+
+export const SCHEME_SPECS: Record<Scheme, SchemeSpec> = {
+  int8: { format: 'INT8', options: { granularity: 'row', fullIntRange: true }, ctFormat: 'int-quantized', kMultiple: 1, codes: 'weight', scales: 'weight_scale' },
+  fp8: { format: 'FP8_E4M3', options: { granularity: 'row' }, ctFormat: 'float-quantized', kMultiple: 1, codes: 'weight', scales: 'weight_scale' },
+  w4a16: {
+    format: 'INT4',
+    options: { groupSize: 128, fullIntRange: true },
+    ctFormat: 'pack-quantized',
+    kMultiple: 128,
+    codes: 'weight_packed',
+    scales: 'weight_scale',
+    withShape: true,
+  },
+  nvfp4a16: {
+    format: 'NVFP4',
+    options: {},
+    ctFormat: 'nvfp4-pack-quantized',
+    kMultiple: 16,
+    codes: 'weight_packed',
+    scales: 'weight_scale',
+    global: 'weight_global_scale',
+  },
+  nvfp4: {
+    format: 'NVFP4',
+    options: {},
+    ctFormat: 'nvfp4-pack-quantized',
+    kMultiple: 16,
+    codes: 'weight_packed',
+    scales: 'weight_scale',
+    global: 'weight_global_scale',
+    needsInputRange: true,
+  },
+  mxfp4: { format: 'MXFP4', options: {}, ctFormat: 'mxfp4-pack-quantized', kMultiple: 32, codes: 'weight_packed', scales: 'weight_scale' },
+};
+
+const CODES_DTYPE: Record<Scheme, DType> = { int8: 'I8', fp8: 'F8_E4M3', w4a16: 'I32', nvfp4: 'U8', nvfp4a16: 'U8', mxfp4: 'U8' };
+const SCALES_DTYPE: Record<Scheme, DType> = { int8: 'F32', fp8: 'F32', w4a16: 'F32', nvfp4: 'F8_E4M3', nvfp4a16: 'F8_E4M3', mxfp4: 'U8' };
+
+export interface OutputSpec {
+  name: string;
+  dtype: DType;
+  shape: number[];
+}
+
+/** Checks that the weight `name` [N, K] can take the scheme; a sentence naming it if not. */
+export function checkWeight(scheme: Scheme, name: string, dtype: DType, shape: readonly number[]): void {
+  if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16')
+    throw new SlipstreamError('SLIP_E_DTYPE_MISMATCH', `expected an F32, F16 or BF16 weight for ${name}, got ${dtype} (is the file already quantized?)`);
+  const k = shape[1];
+  const m = SCHEME_SPECS[scheme].kMultiple;
+  if (k % m !== 0)
+    throw new SlipstreamError(
+      'SLIP_E_SHAPE_MISMATCH',
+      `expected the input width of ${name} (shape [${shape.join(', ')}]) to be a multiple of ${m} for ${scheme}, got ${k}; leave it out with --ignore`,
+    );
+  if (scheme !== 'int8' && scheme !== 'fp8' && k % 2 !== 0)
+    throw new SlipstreamError('SLIP_E_SHAPE_MISMATCH', `expected an even input width for ${name} (two 4-bit codes per byte), got ${k}`);
+}
+
+/** Names, dtypes and shapes of what the module `prefix` (weight [N, K]) becomes. */
+export function outputSpecs(scheme: Scheme, prefix: string, shape: readonly number[]): OutputSpec[] {
+  const s = SCHEME_SPECS[scheme];
+  const [n, k] = shape;
+  const codesShape: Record<Scheme, number[]> = {
+    int8: [n, k],
+    fp8: [n, k],
+    w4a16: [n, Math.ceil((k * 4) / 32)],
+    nvfp4: [n, k / 2],
+    nvfp4a16: [n, k / 2],
+    mxfp4: [n, k / 2],
+  };
+  const scalesShape: Record<Scheme, number[]> = {
+    int8: [n, 1],
+    fp8: [n, 1],
+    w4a16: [n, k / 128],
+    nvfp4: [n, k / 16],
+    nvfp4a16: [n, k / 16],
+    mxfp4: [n, k / 32],
+  };
+  const out: OutputSpec[] = [
+    { name: `${prefix}.${s.codes}`, dtype: CODES_DTYPE[scheme], shape: codesShape[scheme] },
+    { name: `${prefix}.${s.scales}`, dtype: SCALES_DTYPE[scheme], shape: scalesShape[scheme] },
+  ];
+  if (s.global) out.push({ name: `${prefix}.${s.global}`, dtype: 'F32', shape: [1] });
+  if (s.needsInputRange) out.push({ name: `${prefix}.input_global_scale`, dtype: 'F32', shape: [1] });
+  if (s.withShape) out.push({ name: `${prefix}.weight_shape`, dtype: 'I64', shape: [2] });
+  return out;
+}
+
+export interface ModuleOptions {
+  allowNonFinite?: boolean;
+  /** nvfp4: the calibrated max |activation| of this module's input. */
+  inputAmax?: number;
+}
+
+/** Quantizes one weight; returns the tensors of outputSpecs(), in the same order. */
+export async function quantizeModule(scheme: Scheme, prefix: string, weight: Tensor, options: ModuleOptions = {}): Promise<Tensor[]> {
+  const s = SCHEME_SPECS[scheme];
+  const x = weight.dtype === 'F32' ? weight : new Tensor('F32', weight.shape, weight.toFloat32());
+  let q;
+  try {
+    q = await quantize(x, s.format, { ...s.options, allowNonFinite: options.allowNonFinite ?? false });
+  } catch (err) {
+    if (err instanceof SlipstreamError) throw new SlipstreamError(err.code, `${prefix}.weight: ${err.message}`, { cause: err });
+    throw err;
+  }
+  const out: Tensor[] = [q.codes, q.scales];
+  if (s.global) out.push(q.global!);
+  if (s.needsInputRange) {
+    const amax = options.inputAmax;
+    if (amax === undefined || !(amax > 0) || !Number.isFinite(amax))
+      throw new SlipstreamError(
+        'SLIP_E_INVALID_ARGUMENT',
+        `expected a positive finite activation range for ${prefix} (input_global_scale = 448*6/amax), got ${String(amax)}`,
+      );
+    out.push(Tensor.fromArray('F32', [1], [Math.fround(2688 / Math.fround(amax))]));
+  }
+  if (s.withShape) out.push(Tensor.fromArray('I64', [2], [BigInt(weight.shape[0]), BigInt(weight.shape[1])]));
+  return out;
+}
