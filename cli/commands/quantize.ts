@@ -1,0 +1,111 @@
+import { readFile } from 'node:fs/promises';
+
+import { SCHEMES, checkWeight, outputSpecs, quantizeModule, type OutputSpec, type Scheme } from '../../core/src/checkpoint/index.js';
+import { SlipstreamError } from '../../core/src/errors/index.js';
+import { createProgress } from '../../core/src/progress/index.js';
+import { SafetensorsReader, SafetensorsWriter } from '../../core/src/safetensors/index.js';
+import { defineCommand } from '../command.js';
+
+/** Module names or `re:` regexes, as compressed-tensors' `ignore` list reads them. */
+function ignoreMatcher(list: string | undefined): (module: string) => boolean {
+  const entries = (list ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const tests = entries.map((e) => {
+    if (!e.startsWith('re:')) return (m: string) => m === e;
+    let re: RegExp;
+    try {
+      re = new RegExp(e.slice(3));
+    } catch (err) {
+      throw new SlipstreamError('SLIP_E_USAGE', `expected a valid regular expression in --ignore, got ${JSON.stringify(e)}: ${(err as Error).message}`);
+    }
+    return (m: string) => re.test(m);
+  });
+  return (m) => tests.some((t) => t(m));
+}
+
+async function readInputRanges(path: string | undefined): Promise<Record<string, number> | undefined> {
+  if (path === undefined) return undefined;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new SlipstreamError('SLIP_E_IO', `cannot read --input-amax file ${path}: ${(err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new SlipstreamError('SLIP_E_SCHEMA', `${path}: not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new SlipstreamError('SLIP_E_SCHEMA', `${path}: expected an object mapping module names to activation amax, got ${Array.isArray(value) ? 'an array' : typeof value}`);
+  for (const [k, v] of Object.entries(value))
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v))
+      throw new SlipstreamError('SLIP_E_SCHEMA', `${path}: ${k}: expected a positive finite number, got ${JSON.stringify(v)}`);
+  return value as Record<string, number>;
+}
+
+export const quantizeCommand = defineCommand({
+  name: 'quantize',
+  summary: 'Quantizes every 2-D `P.weight` of a safetensors file into the tensors compressed-tensors saves for that format; copies the rest.',
+  positionals: ['<in.safetensors>'],
+  options: {
+    format: { type: 'string', choices: SCHEMES, required: true, description: 'the compressed-tensors scheme' },
+    out: { type: 'string', required: true, description: 'output .safetensors (written to a temp name, then renamed)' },
+    ignore: { type: 'string', description: 'comma-separated module names or re:<regex> to leave unquantized (e.g. lm_head)' },
+    'input-amax': { type: 'string', description: 'nvfp4: JSON file {"<module>": max |activation|} for input_global_scale' },
+    'allow-nonfinite': { type: 'boolean', description: 'quantize weights holding NaN/Inf (left out of the scales) instead of refusing them' },
+    quiet: { type: 'boolean', description: 'no progress output' },
+  },
+  async run(args, io) {
+    const scheme = args.options.format as Scheme;
+    const ignored = ignoreMatcher(args.options.ignore);
+    const ranges = await readInputRanges(args.options['input-amax']);
+    const reader = await SafetensorsReader.open(args.positionals[0]);
+    try {
+      // Plan the whole output from the header first: the writer needs every name, dtype and
+      // shape upfront so it can stream tensors without holding the file in memory.
+      const plan: { source: string; module?: string; outputs: OutputSpec[] }[] = [];
+      for (const info of reader.infos()) {
+        const module = info.name.endsWith('.weight') ? info.name.slice(0, -'.weight'.length) : undefined;
+        if (module !== undefined && info.shape.length === 2 && !ignored(module)) {
+          checkWeight(scheme, info.name, info.dtype, info.shape);
+          if (scheme === 'nvfp4' && ranges?.[module] === undefined)
+            throw new SlipstreamError(
+              'SLIP_E_INVALID_ARGUMENT',
+              `nvfp4 (W4A4) stores ${module}.input_global_scale, which needs the activation range of ${module}: pass --input-amax ranges.json with an entry for it, or use --format nvfp4a16 (weight-only)`,
+            );
+          plan.push({ source: info.name, module, outputs: outputSpecs(scheme, module, info.shape) });
+        } else {
+          plan.push({ source: info.name, outputs: [{ name: info.name, dtype: info.dtype, shape: [...info.shape] }] });
+        }
+      }
+      const quantized = plan.filter((p) => p.module !== undefined).length;
+      const writer = await SafetensorsWriter.create(args.options.out!, plan.flatMap((p) => p.outputs), { metadata: reader.metadata });
+      const progress = createProgress({ total: plan.length, label: `quantize ${scheme}`, stream: io.err, enabled: !args.options.quiet });
+      try {
+        for (const p of plan) {
+          if (p.module === undefined) {
+            for await (const chunk of reader.chunks(p.source)) await writer.write(p.source, chunk);
+          } else {
+            const tensors = await quantizeModule(scheme, p.module, await reader.tensor(p.source), {
+              allowNonFinite: args.options['allow-nonfinite'],
+              inputAmax: ranges?.[p.module],
+            });
+            for (let i = 0; i < tensors.length; i += 1) await writer.writeTensor(p.outputs[i].name, tensors[i]);
+          }
+          progress.tick();
+        }
+        await writer.finish();
+      } catch (err) {
+        await writer.abort();
+        throw err;
+      } finally {
+        progress.finish();
+      }
+      io.out.write(`${args.options.out}: ${quantized} weights quantized to ${scheme}, ${plan.length - quantized} tensors copied\n`);
+      return 0;
+    } finally {
+      await reader.close();
+    }
+  },
+});
