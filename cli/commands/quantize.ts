@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises';
-
-import { SCHEMES, checkWeight, outputSpecs, quantizeModule, type OutputSpec, type Scheme } from '../../core/src/checkpoint/index.js';
+import { SCHEMES, activationRangesSchema, checkWeight, outputSpecs, quantizeModule, type OutputSpec, type Scheme } from '../../core/src/checkpoint/index.js';
 import { SlipstreamError } from '../../core/src/errors/index.js';
 import { createProgress } from '../../core/src/progress/index.js';
+import { parseJsonFile } from '../../core/src/schema/index.js';
 import { SafetensorsReader, SafetensorsWriter } from '../../core/src/safetensors/index.js';
 import { defineCommand } from '../command.js';
 
@@ -23,25 +22,7 @@ function ignoreMatcher(list: string | undefined): (module: string) => boolean {
 }
 
 async function readInputRanges(path: string | undefined): Promise<Record<string, number> | undefined> {
-  if (path === undefined) return undefined;
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new SlipstreamError('SLIP_E_IO', `cannot read --input-amax file ${path}: ${(err as Error).message}`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new SlipstreamError('SLIP_E_SCHEMA', `${path}: not valid JSON: ${(err as Error).message}`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new SlipstreamError('SLIP_E_SCHEMA', `${path}: expected an object mapping module names to activation amax, got ${Array.isArray(value) ? 'an array' : typeof value}`);
-  for (const [k, v] of Object.entries(value))
-    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v))
-      throw new SlipstreamError('SLIP_E_SCHEMA', `${path}: ${k}: expected a positive finite number, got ${JSON.stringify(v)}`);
-  return value as Record<string, number>;
+  return path === undefined ? undefined : parseJsonFile(path, activationRangesSchema);
 }
 
 export const quantizeCommand = defineCommand({

@@ -204,3 +204,14 @@ def test_width_not_a_multiple_of_the_group_names_the_tensor(tmp_path):
     res = run_cli("quantize", path, "--format", "w4a16", "--out", tmp_path / "o.safetensors")
     assert res.returncode == 1
     assert "proj.weight" in res.stderr and "multiple of 128" in res.stderr
+
+
+def test_bad_activation_ranges_file_names_the_field(model_file, tmp_path):
+    ranges = tmp_path / "ranges.json"
+    ranges.write_text(json.dumps({MODULE: -2}))
+    res = run_cli("quantize", model_file, "--format", "nvfp4", "--out", tmp_path / "o.safetensors", "--input-amax", ranges)
+    assert res.returncode == 1
+    assert "ranges.json" in res.stderr and MODULE in res.stderr and "SLIP_E_SCHEMA" in res.stderr
+    ranges.write_text("{not json")
+    res = run_cli("quantize", model_file, "--format", "nvfp4", "--out", tmp_path / "o.safetensors", "--input-amax", ranges)
+    assert "invalid JSON at line 1" in res.stderr
