@@ -35,4 +35,5 @@ export {
   type QuantOptions,
   type Quantized,
 } from './quant/index.js';
+export { LinearPlan, gemmF32, measurePeak, type LinearOptions, type QuantizedWeight, type WeightFormat } from './linear/index.js';
 export { SCHEMES, activationRangesSchema, outputSpecs, quantizeModule, type Scheme } from './checkpoint/index.js';

@@ -1,7 +1,9 @@
 // Linears: gemmF32(x, w, bias, y) and linearPlanCreate(qweight, params) -> LinearPlan, whose
-// run(x, bias, y) works off the event loop (runSync on it). The plan's native memory is freed by
+// run(x, bias, y) works off the event loop (runSync on it); benchPeak(kind, seconds) -> Promise
+// of the measured vector peak in ops/s. The plan's native memory is freed by
 // free() or, failing that, by the garbage collector's finalizer.
 #include <atomic>
+#include <memory>
 
 #include "common.h"
 
@@ -128,6 +130,17 @@ Napi::Value GemmF32(const Napi::CallbackInfo &info) {
     return env.Undefined();
 }
 
+// benchPeak(kind, seconds): slip_bench_peak off the event loop (it runs for `seconds`).
+Napi::Value BenchPeak(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    const int32_t kind = static_cast<int32_t>(ToInt64(info[0], "kind"));
+    const double seconds = ToNumber(info[1], "seconds");
+    auto result = std::make_shared<double>(0.0);
+    return RunAsync(
+        env, [=]() { return slip_bench_peak(kind, seconds, result.get()); },
+        [result](Napi::Env e) { return Napi::Number::New(e, *result); }, {});
+}
+
 }  // namespace
 
 void RegisterGemm(Napi::Env env, Napi::Object exports) {
@@ -136,6 +149,7 @@ void RegisterGemm(Napi::Env env, Napi::Object exports) {
     exports.Set("LinearPlan", ctor);
     exports.Set("gemmF32", Napi::Function::New(env, GemmF32, "gemmF32"));
     exports.Set("linearPlanCreate", Napi::Function::New(env, LinearPlanCreate, "linearPlanCreate"));
+    exports.Set("benchPeak", Napi::Function::New(env, BenchPeak, "benchPeak"));
 }
 
 }  // namespace slipnode

@@ -205,6 +205,27 @@ int main() {
     }
     slip_set_isa(static_cast<slip_isa>(caps.isa_detected));
 
+    // slip_gemm_f32 at M = 1 dots raw rows (no packing): odd K exercises the vector tails, odd N
+    // the last group of fewer than 4 rows.
+    for (int64_t k : {1, 7, 100, 129})
+        for (int64_t n : {1, 5, 37})
+            for (int isa = 0; isa <= caps.isa_detected; ++isa) {
+                CHECK(slip_set_isa(static_cast<slip_isa>(isa)) == SLIP_STATUS_OK);
+                std::vector<float> x(k), bias(n), y(n, NAN);
+                for (auto &v : x) v = uni();
+                for (auto &v : bias) v = uni();
+                Weight f = make_weight(SLIP_FORMAT_F32, n, k);
+                int64_t xs[2] = {1, k}, ys[2] = {1, n}, bs[1] = {n};
+                slip_tensor X, Y, B;
+                slip_tensor_init(&X, x.data(), SLIP_DTYPE_F32, 2, xs);
+                slip_tensor_init(&Y, y.data(), SLIP_DTYPE_F32, 2, ys);
+                slip_tensor_init(&B, bias.data(), SLIP_DTYPE_F32, 1, bs);
+                CHECK(slip_gemm_f32(&X, &f.q.codes, &B, &Y) == SLIP_STATUS_OK);
+                const std::string what = "gemv isa " + std::to_string(isa) + " k,n " + std::to_string(k) + "," + std::to_string(n);
+                CHECK_MSG(close(y, std::vector<double>(x.begin(), x.end()), f.dec, bias, 1, k, n, what.c_str()), "%s", what.c_str());
+            }
+    slip_set_isa(static_cast<slip_isa>(caps.isa_detected));
+
     // Error paths: a sentence naming the argument, never a crash.
     {
         Weight w = make_weight(SLIP_FORMAT_INT4, 8, 256);
@@ -239,6 +260,21 @@ int main() {
         Weight q8 = make_weight(SLIP_FORMAT_INT8, 8, 100);
         q8.q.params.granularity = SLIP_GRANULARITY_GROUP;
         CHECK(slip_linear_plan_create(&q8.q, &p, &plan) != SLIP_STATUS_OK);
+    }
+    // slip_bench_peak: a positive rate where the ISA allows, UNSUPPORTED where not; bad arguments
+    // are refused with a sentence.
+    {
+        double ops = -1.0;
+        const slip_status st = slip_bench_peak(0, 0.02, &ops);
+        CHECK(st == (caps.isa_detected >= SLIP_ISA_AVX512 ? SLIP_STATUS_OK : SLIP_STATUS_UNSUPPORTED));
+        CHECK(st != SLIP_STATUS_OK || ops > 0.0);
+        CHECK(slip_set_isa(SLIP_ISA_AVX2) == SLIP_STATUS_OK || caps.isa_detected < SLIP_ISA_AVX2);
+        CHECK(slip_bench_peak(1, 0.02, &ops) == SLIP_STATUS_UNSUPPORTED);
+        slip_set_isa(static_cast<slip_isa>(caps.isa_detected));
+        CHECK(slip_bench_peak(2, 0.02, &ops) == SLIP_STATUS_INVALID_ARGUMENT);
+        CHECK(std::strstr(slip_last_error(), "for kind") != nullptr);
+        CHECK(slip_bench_peak(0, 0.0, &ops) == SLIP_STATUS_INVALID_ARGUMENT);
+        CHECK(slip_bench_peak(0, 1.0, nullptr) == SLIP_STATUS_INVALID_ARGUMENT);
     }
     return slip_test::report("test-gemm");
 }

@@ -1,5 +1,5 @@
 /** What this build and this machine can do, in words a user can act on. */
-import { fromNative } from '../errors/index.js';
+import { callNative } from './call.js';
 import { native } from './loader.js';
 
 export const ISA_LEVELS = ['portable', 'avx2', 'avx512', 'avx512vnni'] as const;
@@ -35,19 +35,9 @@ export function capabilities(): Capabilities {
 
 /** Dispatch kernels at a lower instruction-set level (tests compare levels). */
 export function setIsa(level: IsaLevel): void {
-  const site = new Error();
-  try {
-    native().setIsa(ISA_LEVELS.indexOf(level));
-  } catch (err) {
-    throw fromNative(err, site);
-  }
+  callNative(() => native().setIsa(ISA_LEVELS.indexOf(level)));
 }
 
 export function setNumThreads(n: number): void {
-  const site = new Error();
-  try {
-    native().setNumThreads(n);
-  } catch (err) {
-    throw fromNative(err, site);
-  }
+  callNative(() => native().setNumThreads(n));
 }

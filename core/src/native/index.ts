@@ -2,3 +2,4 @@ export { ABI_VERSION, candidatePaths, loadBinding, native, packageRoot } from '.
 export { ISA_LEVELS, capabilities, setIsa, setNumThreads } from './capabilities.js';
 export type { Capabilities, IsaLevel } from './capabilities.js';
 export type { NativeBinding, NativeCapabilities, NativeTensor } from './binding.js';
+export { callNative, callNativeAsync } from './call.js';

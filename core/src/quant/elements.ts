@@ -4,7 +4,7 @@
  */
 import { invalidArgument } from '../errors/index.js';
 import { native } from '../native/index.js';
-import { callNative } from './call.js';
+import { callNative } from '../native/call.js';
 import { ELEMENT_FORMATS, parseElementFormat, roundingId, type ElementFormat } from './options.js';
 
 export interface EncodeOptions {

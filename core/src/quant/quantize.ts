@@ -7,7 +7,7 @@ import { invalidArgument } from '../errors/index.js';
 import type { NativeQuantParams } from '../native/binding.js';
 import { native } from '../native/index.js';
 import { Tensor, type DType } from '../tensor/index.js';
-import { callNative, callNativeAsync } from './call.js';
+import { callNative, callNativeAsync } from '../native/call.js';
 import { parseFormat, toNativeParams, type QuantFormat, type QuantOptions } from './options.js';
 
 export interface Quantized {

@@ -83,4 +83,28 @@ void gemv_f32_avx2(int64_t kc, const float *x, const float *b, float *y, int nr)
     std::memcpy(y, t, sizeof(float) * nr);
 }
 
+// Raw-row GEMV: 4 rows x 2 vectors of 8 k per step of 16 k; the k tail is scalar.
+void dot_rows_f32_avx2(int64_t k, const float *x, const float *w, int64_t ldw, int rows, float *y) {
+    __m256 s[4][2];
+    for (auto &r : s) r[0] = r[1] = _mm256_setzero_ps();
+    const float *wr[4];
+    for (int r = 0; r < 4; ++r) wr[r] = w + (r < rows ? r : 0) * ldw;
+    int64_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+        const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+            s[r][0] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(wr[r] + i), s[r][0]);
+            s[r][1] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(wr[r] + i + 8), s[r][1]);
+        }
+    }
+    for (int r = 0; r < rows; ++r) {
+        alignas(32) float t[8];
+        _mm256_store_ps(t, _mm256_add_ps(s[r][0], s[r][1]));
+        float sum = ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+        for (int64_t j = i; j < k; ++j) sum += x[j] * wr[r][j];
+        y[r] = sum;
+    }
+}
+
 }  // namespace slip::gemm

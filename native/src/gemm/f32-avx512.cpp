@@ -82,4 +82,35 @@ void gemv_f32_avx512(int64_t kc, const float *x, const float *b, float *y, int n
     _mm512_mask_storeu_ps(y + 16, hi_mask(nr), hi);
 }
 
+// Raw-row GEMV: 4 rows x 2 vectors of 16 k = 8 accumulators per step of 32 k; each x vector is
+// loaded once for the 4 rows. The k tail is masked.
+void dot_rows_f32_avx512(int64_t k, const float *x, const float *w, int64_t ldw, int rows, float *y) {
+    __m512 s[4][2];
+    for (auto &r : s) r[0] = r[1] = _mm512_setzero_ps();
+    const float *wr[4];
+    for (int r = 0; r < 4; ++r) wr[r] = w + (r < rows ? r : 0) * ldw;  // unused rows re-read row 0
+    int64_t i = 0;
+    for (; i + 32 <= k; i += 32) {
+        const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+            s[r][0] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(wr[r] + i), s[r][0]);
+            s[r][1] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(wr[r] + i + 16), s[r][1]);
+        }
+    }
+    for (; i < k; i += 16) {
+        const __mmask16 m = k - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (k - i)) - 1);
+        const __m512 x0 = _mm512_maskz_loadu_ps(m, x + i);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) s[r][0] = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(m, wr[r] + i), s[r][0]);
+    }
+    for (int r = 0; r < rows; ++r) {  // through memory: GCC 12 warns on _mm512_reduce_add_ps
+        alignas(64) float t[16];
+        _mm512_store_ps(t, _mm512_add_ps(s[r][0], s[r][1]));
+        float sum = 0.0f;
+        for (int j = 0; j < 16; ++j) sum += t[j];
+        y[r] = sum;
+    }
+}
+
 }  // namespace slip::gemm

@@ -58,6 +58,24 @@ void gemv_f32_portable(int64_t kc, const float *x, const float *b, float *y, int
     std::memcpy(y, t, sizeof(float) * nr);
 }
 
+void dot_rows_f32_portable(int64_t k, const float *x, const float *w, int64_t ldw, int rows, float *y) {
+    for (int r = 0; r < rows; ++r) {
+        float t[8] = {};  // 8 partial sums: the compiler vectorizes, the order is fixed
+        int64_t i = 0;
+        for (; i + 8 <= k; i += 8)
+            for (int j = 0; j < 8; ++j) t[j] += x[i + j] * w[r * ldw + i + j];
+        for (; i < k; ++i) t[i % 8] += x[i] * w[r * ldw + i];
+        y[r] = ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+    }
+}
+
+DotRowsF32 pick_dot_rows_f32() {
+    const slip_isa isa = isa_active();
+    if (isa >= SLIP_ISA_AVX512) return dot_rows_f32_avx512;
+    if (isa >= SLIP_ISA_AVX2) return dot_rows_f32_avx2;
+    return dot_rows_f32_portable;
+}
+
 KernelF32 pick_kernel_f32() {
     const slip_isa isa = isa_active();
     if (isa >= SLIP_ISA_AVX512) return kernel_f32_avx512;
@@ -226,6 +244,20 @@ struct RawF32Source : BSource {
 
 void gemm_f32_raw(const float *x, int64_t m, const float *w, int64_t n, int64_t k,
                   const float *bias, float *y) {
+    if (m == 1 && n > 0 && k > 0) {
+        // GEMV: packing would read and write W once more than the product reads it; dot the
+        // rows in place instead, 4 rows per call (x is reused from L1 across them).
+        const DotRowsF32 dot = pick_dot_rows_f32();
+        parallel_for(ceil_div(n, 4), 16, [&](int64_t q0, int64_t q1) {
+            for (int64_t q = q0; q < q1; ++q) {
+                const int rows = static_cast<int>(std::min<int64_t>(4, n - q * 4));
+                dot(k, x, w + q * 4 * k, k, rows, y + q * 4);
+            }
+            const int64_t c0 = q0 * 4, c1 = std::min(q1 * 4, n);
+            apply_epilogue(y, n, 1, c0, c1 - c0, nullptr, nullptr, bias);
+        });
+        return;
+    }
     RawF32Source src(w, n, k);
     Epilogue ep;
     ep.bias = bias;

@@ -52,6 +52,9 @@ using KernelI8 = void (*)(int64_t kc4, const uint8_t *a, const int8_t *b, int32_
                           int64_t ldc, int mr, int nr, bool accumulate);
 // GEMV on one B panel: y[0..nr) = sum_k x[k] * b[k][0..nr) over k in [0, kc) (overwrites).
 using GemvF32 = void (*)(int64_t kc, const float *x, const float *b, float *y, int nr);
+// GEMV on a raw row-major weight: y[r] = sum_k x[k] * w[r * ldw + k] for r < rows <= 4
+// (overwrites). slip_gemm_f32 at M = 1 streams W once this way, with no packing.
+using DotRowsF32 = void (*)(int64_t k, const float *x, const float *w, int64_t ldw, int rows, float *y);
 
 void kernel_f32_portable(int64_t, const float *, const float *, float *, int64_t, int, int, bool);
 void kernel_f32_avx2(int64_t, const float *, const float *, float *, int64_t, int, int, bool);
@@ -59,6 +62,9 @@ void kernel_f32_avx512(int64_t, const float *, const float *, float *, int64_t, 
 void gemv_f32_portable(int64_t, const float *, const float *, float *, int);
 void gemv_f32_avx2(int64_t, const float *, const float *, float *, int);
 void gemv_f32_avx512(int64_t, const float *, const float *, float *, int);
+void dot_rows_f32_portable(int64_t, const float *, const float *, int64_t, int, float *);
+void dot_rows_f32_avx2(int64_t, const float *, const float *, int64_t, int, float *);
+void dot_rows_f32_avx512(int64_t, const float *, const float *, int64_t, int, float *);
 void kernel_i8_portable(int64_t, const uint8_t *, const int8_t *, int32_t *, int64_t, int, int,
                         bool);
 void kernel_i8_avx512vnni(int64_t, const uint8_t *, const int8_t *, int32_t *, int64_t, int,
@@ -66,6 +72,7 @@ void kernel_i8_avx512vnni(int64_t, const uint8_t *, const int8_t *, int32_t *, i
 
 KernelF32 pick_kernel_f32();
 GemvF32 pick_gemv_f32();
+DotRowsF32 pick_dot_rows_f32();
 KernelI8 pick_kernel_i8();
 
 // ---- packing

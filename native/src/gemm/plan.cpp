@@ -33,15 +33,17 @@ void run_plan(const slip::gemm::Plan &pl, const slip_tensor *x, const slip_tenso
     switch (pl.path) {
         case Path::F32: return run_f32(xd, m, *pl.b, ep, yd);
         case Path::I8: return run_i8(xd, m, pl.i8, bd, yd);
+        // The quantized copies of X are written in full: Aligned skips std::vector's zero fill.
         case Path::FP8: {
-            std::vector<float> xq(static_cast<size_t>(m * k)), xs(static_cast<size_t>(m));
+            Aligned<float> xq(m * k);
+            std::vector<float> xs(static_cast<size_t>(m));
             quantize_fp8_rows(xd, m, k, pl.e5m2, xq.data(), xs.data());
             ep.row_scale = xs.data();
             ep.col_scale = pl.col_scale.data();
             return run_f32(xq.data(), m, *pl.b, ep, yd);
         }
         case Path::NVFP4_A4: {
-            std::vector<float> xq(static_cast<size_t>(m * k));
+            Aligned<float> xq(m * k);
             quantize_nvfp4_rows(xd, m, k, pl.act_global, xq.data());
             return run_f32(xq.data(), m, *pl.b, ep, yd);
         }

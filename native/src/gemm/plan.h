@@ -20,6 +20,10 @@ struct NibbleSource : BSource {
     void decode(int64_t n0, int64_t nc, int64_t k0, int64_t kc, float *dst) const override;
 };
 
+// The AVX-512 decode of the same block (nibble-avx512.cpp), bit-identical; NibbleSource::decode
+// dispatches to it.
+void decode_nibbles_avx512(const NibbleSource &s, int64_t n0, int64_t nc, int64_t k0, int64_t kc, float *dst);
+
 // Packed FP32 panels (F32 weights, and INT8/FP8 weights decoded at plan time).
 struct PackedSource : BSource {
     Aligned<float> panels;
@@ -43,6 +47,8 @@ std::unique_ptr<Plan> build_plan(const slip_qweight *w, const slip_linear_params
 
 void quantize_fp8_rows(const float *x, int64_t m, int64_t k, bool e5m2, float *out, float *scale);
 void quantize_nvfp4_rows(const float *x, int64_t m, int64_t k, float global, float *out);
+// One row of it with AVX-512 (act-avx512.cpp), bit-identical; k a multiple of 16.
+void quantize_nvfp4_row_avx512(const float *row, int64_t k, float g, float *out);
 
 }  // namespace slip::gemm
 

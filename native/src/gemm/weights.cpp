@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../base/cpu.h"
 #include "../base/error.h"
 #include "../base/tensor.h"
 #include "../quant/element.h"
@@ -13,6 +14,10 @@
 namespace slip::gemm {
 
 void NibbleSource::decode(int64_t n0, int64_t nc, int64_t k0, int64_t kc, float *dst) const {
+    // The vector decoder takes 16 k of one group at a time: groups that are multiples of 16
+    // (NVFP4 16, MXFP4 32, INT4 usually 32..128; K blocks then start and end on group bounds).
+    if (isa_active() >= SLIP_ISA_AVX512 && group % 16 == 0 && kc % 16 == 0 && k0 % 16 == 0)
+        return decode_nibbles_avx512(*this, n0, nc, k0, kc, dst);
     // Segments start even (k0 is a multiple of KC, groups are even), so bytes split cleanly.
     const int64_t row_bytes = k / 2, groups = k / group;
     for (int64_t p = 0; p < ceil_div(nc, NR); ++p) {

@@ -1,0 +1,60 @@
+/**
+ * Linear options, validated with zod. Numbers mirror slipstream.h (slip_act_quant,
+ * slip_quant_format); defaults are not repeated here: an option left out keeps
+ * slip_linear_params_init's default (activations stay FP32).
+ */
+import { z } from 'zod';
+
+import { SlipstreamError } from '../errors/index.js';
+import type { NativeLinearParams } from '../native/binding.js';
+import { QUANT_FORMATS } from '../quant/index.js';
+
+/** Weight formats a plan takes: the quantized ones, plus 'F32' (the unquantized baseline). */
+export const WEIGHT_FORMATS = { ...QUANT_FORMATS, F32: 7 } as const;
+export type WeightFormat = keyof typeof WEIGHT_FORMATS;
+
+/**
+ * Weight elements per item of the codes container along K: codes are [N, K / per-item].
+ * INT4 packs eight 4-bit values into an int32 word (compressed-tensors), the FP4 formats two per byte.
+ */
+export const CODES_PER_ITEM: Readonly<Record<WeightFormat, number>> = {
+  INT8: 1, INT4: 8, FP8_E4M3: 1, FP8_E5M2: 1, NVFP4: 2, NVFP4_TJ2: 2, MXFP4: 2, F32: 1,
+};
+
+const ACT_QUANT = { none: 0, dynamic: 1 } as const;
+
+export const linearOptionsSchema = z.strictObject({
+  /**
+   * What happens to the activations: 'none' keeps them FP32 (W4A16, W8A16, NVFP4A16);
+   * 'dynamic' quantizes them per call with the weight format's own scheme (INT8: per-token
+   * W8A8; FP8: per-token FP8; NVFP4: W4A4). Other formats have no activation scheme.
+   */
+  activations: z.enum(['none', 'dynamic']).optional(),
+  /** NVFP4 W4A4 only: a static activation global scale; left out, 448*6/amax(x) per call. */
+  actGlobalScale: z.number().positive().finite().optional(),
+});
+export type LinearOptions = z.input<typeof linearOptionsSchema>;
+
+const formatSchema = z.enum(Object.keys(WEIGHT_FORMATS) as [WeightFormat, ...WeightFormat[]]);
+
+function schemaError(name: string, error: z.ZodError): SlipstreamError {
+  const issue = error.issues[0]!;
+  const path = [name, ...issue.path.map(String)].join('.');
+  return new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `invalid ${path}: ${issue.message}`);
+}
+
+export function parseWeightFormat(format: unknown, name: string): WeightFormat {
+  const r = formatSchema.safeParse(format);
+  if (!r.success) throw schemaError(name, r.error);
+  return r.data;
+}
+
+export function toNativeLinearParams(options: unknown): NativeLinearParams {
+  const r = linearOptionsSchema.safeParse(options ?? {});
+  if (!r.success) throw schemaError('options', r.error);
+  const p: NativeLinearParams = {};
+  if (r.data.activations !== undefined) p.actQuant = ACT_QUANT[r.data.activations];
+  if (r.data.actGlobalScale !== undefined) p.actGlobalScale = r.data.actGlobalScale;
+  return p;
+}
+
