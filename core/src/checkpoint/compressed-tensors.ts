@@ -36,6 +36,16 @@ interface SchemeSpec {
   needsInputRange?: boolean;
 }
 
+const NVFP4_WEIGHTS: SchemeSpec = {
+  format: 'NVFP4',
+  options: {},
+  ctFormat: 'nvfp4-pack-quantized',
+  kMultiple: 16,
+  codes: 'weight_packed',
+  scales: 'weight_scale',
+  global: 'weight_global_scale',
+};
+
 export const SCHEME_SPECS: Record<Scheme, SchemeSpec> = {
   int8: { format: 'INT8', options: { granularity: 'row', fullIntRange: true }, ctFormat: 'int-quantized', kMultiple: 1, codes: 'weight', scales: 'weight_scale' },
   fp8: { format: 'FP8_E4M3', options: { granularity: 'row' }, ctFormat: 'float-quantized', kMultiple: 1, codes: 'weight', scales: 'weight_scale' },
@@ -48,25 +58,8 @@ export const SCHEME_SPECS: Record<Scheme, SchemeSpec> = {
     scales: 'weight_scale',
     withShape: true,
   },
-  nvfp4a16: {
-    format: 'NVFP4',
-    options: {},
-    ctFormat: 'nvfp4-pack-quantized',
-    kMultiple: 16,
-    codes: 'weight_packed',
-    scales: 'weight_scale',
-    global: 'weight_global_scale',
-  },
-  nvfp4: {
-    format: 'NVFP4',
-    options: {},
-    ctFormat: 'nvfp4-pack-quantized',
-    kMultiple: 16,
-    codes: 'weight_packed',
-    scales: 'weight_scale',
-    global: 'weight_global_scale',
-    needsInputRange: true,
-  },
+  nvfp4a16: NVFP4_WEIGHTS,
+  nvfp4: { ...NVFP4_WEIGHTS, needsInputRange: true },
   mxfp4: { format: 'MXFP4', options: {}, ctFormat: 'mxfp4-pack-quantized', kMultiple: 32, codes: 'weight_packed', scales: 'weight_scale' },
 };
 
