@@ -367,6 +367,65 @@ SLIP_API slip_status slip_linear(const slip_tensor *x, const slip_qweight *w,
  * or AVX-512 VNNI (kind 1). Blocks the calling thread and the pool for the whole time. */
 SLIP_API slip_status slip_bench_peak(int32_t kind, double seconds, double *ops_per_second);
 
+
+/* ---------------------------------------------------------------- attention
+ *
+ * O = softmax(scale · Q Kᵀ + mask) V per (batch, head), float32 in and out.
+ *
+ * Layouts (slip_attn_params.layout):
+ *   HND  q [B, Hq, Nq, D], k and v [B, Hk, Nk, D], out [B, Hq, Nq, D]
+ *   NHD  q [B, Nq, Hq, D], k and v [B, Nk, Hk, D], out [B, Nq, Hq, D]
+ *   varlen (cu_seqlens given): q [total_q, Hq, D], k and v [total_k, Hk, D], out like q;
+ *        sequence b spans rows cu_seqlens[b] .. cu_seqlens[b+1] (I32 [B+1], starts at 0).
+ * D (head dim) is 1..256; v shares it. GQA/MQA: Hq a multiple of Hk; query head h reads kv head
+ * h / (Hq/Hk).
+ * Causal: query i attends key j iff j <= i + (Nk - Nq) (aligned to the bottom right, as
+ * FlashAttention 2.1+; the usual j <= i when Nq == Nk). A query row that can attend nothing gets
+ * output 0 and LSE -inf.
+ * Mask (optional): U8 (1 = attend, 0 = blocked) or F32 (added to the scaled scores; -inf blocks),
+ * shape [Bm, Hm, Nq, Nk] with Bm in {1, B} and Hm in {1, Hq} (broadcast); not with varlen.
+ * LSE (optional): F32 [B, Hq, Nq] (varlen: [Hq, total_q]), natural log of the softmax
+ * denominator of the scaled, masked scores.
+ * Every method honours masks and causality or refuses them with SLIP_STATUS_UNSUPPORTED: never
+ * ignores them.
+ */
+typedef enum slip_attn_layout { SLIP_ATTN_HND = 0, SLIP_ATTN_NHD = 1 } slip_attn_layout;
+
+typedef struct slip_attn_params {
+    int32_t layout;    /* slip_attn_layout; ignored with varlen */
+    int32_t causal;    /* 0 or 1 */
+    float scale;       /* 0: 1/sqrt(D) */
+    int32_t reserved[5];
+} slip_attn_params;
+
+SLIP_API slip_status slip_attn_params_init(slip_attn_params *p);
+
+/* The FP32 baseline: tiled, online softmax, FP32 accumulation. mask, cu_seqlens_q/_k and lse
+ * may be NULL (cu_seqlens both or neither). */
+SLIP_API slip_status slip_attn_dense(const slip_tensor *q, const slip_tensor *k,
+                                     const slip_tensor *v, const slip_tensor *mask,
+                                     const slip_tensor *cu_seqlens_q,
+                                     const slip_tensor *cu_seqlens_k,
+                                     const slip_attn_params *p, slip_tensor *out,
+                                     slip_tensor *lse);
+
+/* Block-sparse attention: the dense numerics on the (query block, key block) pairs that
+ * block_mask keeps; the work of dropped pairs is skipped, not masked. block_mask: U8
+ * [B, Hq, ceil(Nq/block_q), ceil(Nk/block_k)] (1 = compute). Causality is applied per token
+ * inside the kept blocks (never at block granularity: no future token leaks through a diagonal
+ * block), and an optional token mask as in slip_attn_dense. Not with varlen. *density receives
+ * the fraction of (query block, key block) pairs computed among those causality allows (NULL to
+ * skip): the achieved sparsity is 1 - density. */
+SLIP_API slip_status slip_attn_block_sparse(const slip_tensor *q, const slip_tensor *k,
+                                            const slip_tensor *v, const slip_tensor *mask,
+                                            const slip_tensor *block_mask, int64_t block_q,
+                                            int64_t block_k, const slip_attn_params *p,
+                                            slip_tensor *out, slip_tensor *lse, double *density);
+
+/* --- attention: SageAttention2 / 2++ low-bit forward and SageBwd backward (section owner: sage) */
+
+/* --- attention: SpargeAttention2 mask prediction and SLA2 (section owner: sparse) */
+
 #ifdef __cplusplus
 }
 #endif

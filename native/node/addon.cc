@@ -7,6 +7,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     slipnode::RegisterInfo(env, exports);
     slipnode::RegisterQuant(env, exports);
     slipnode::RegisterGemm(env, exports);
+    slipnode::RegisterAttention(env, exports);
     return exports;
 }
 

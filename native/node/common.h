@@ -39,5 +39,7 @@ Napi::Value RunAsync(Napi::Env env, std::function<slip_status()> work,
 void RegisterInfo(Napi::Env env, Napi::Object exports);
 void RegisterQuant(Napi::Env env, Napi::Object exports);
 void RegisterGemm(Napi::Env env, Napi::Object exports);
+// native/node/attention.cc calls one Register function per attention method file.
+void RegisterAttention(Napi::Env env, Napi::Object exports);
 
 }  // namespace slipnode

@@ -1,0 +1,7 @@
+#include "common.h"
+
+namespace slipnode {
+
+void RegisterAttentionDense(Napi::Env, Napi::Object) {}
+
+}  // namespace slipnode

@@ -1,0 +1,7 @@
+#include "common.h"
+
+namespace slipnode {
+
+void RegisterAttentionSparse(Napi::Env, Napi::Object) {}
+
+}  // namespace slipnode
