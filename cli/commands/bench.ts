@@ -6,6 +6,10 @@ import { defineCommand } from '../command.js';
 
 /** Each suite writes its table under bench/; suites load lazily so `slipstream` starts fast. */
 const SUITES: Record<string, { table: string; run: (out: string) => Promise<void> }> = {
+  attention: {
+    table: 'attention-accuracy.md',
+    run: async (out) => (await import('../../bench/attention.js')).runAttentionBench({ out }),
+  },
   linear: {
     table: 'linear.md',
     run: async (out) => (await import('../../bench/linear.js')).runLinearBench({ out }),

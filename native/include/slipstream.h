@@ -415,7 +415,9 @@ SLIP_API slip_status slip_attn_dense(const slip_tensor *q, const slip_tensor *k,
  * inside the kept blocks (never at block granularity: no future token leaks through a diagonal
  * block), and an optional token mask as in slip_attn_dense. Not with varlen. *density receives
  * the fraction of (query block, key block) pairs computed among those causality allows (NULL to
- * skip): the achieved sparsity is 1 - density. */
+ * skip): the achieved sparsity is 1 - density; 0 when causality allows no pair. A key block
+ * counts as allowed for a query block when its first key is visible to the block's last row.
+ * Query rows with no kept, attendable key get output 0 and LSE -inf, as in slip_attn_dense. */
 SLIP_API slip_status slip_attn_block_sparse(const slip_tensor *q, const slip_tensor *k,
                                             const slip_tensor *v, const slip_tensor *mask,
                                             const slip_tensor *block_mask, int64_t block_q,
@@ -424,7 +426,205 @@ SLIP_API slip_status slip_attn_block_sparse(const slip_tensor *q, const slip_ten
 
 /* --- attention: SageAttention2 / 2++ low-bit forward and SageBwd backward (section owner: sage) */
 
+/* SageAttention2 (arXiv 2411.10958) and 2++ (2505.21136) on the CPU, emulating the GPU kernels'
+ * numerics exactly rather than running them fast: the reference the CUDA kernels are tested
+ * against. Forward, per (batch, head, Q tile of block_q rows), over K/V tiles of block_k keys:
+ *   1. K <- K - mean_tokens(K) per (batch, kv head) when smooth_k (exact: a shift common to all
+ *      keys moves every score of a row by the same amount; the LSE gets scale*(q . kmean) back).
+ *      smooth_q subtracts each Q tile's mean qm and adds dS = qm . K'^T in FP32 to the scores.
+ *   2. Q, K to INT8, symmetric: scale = amax/127 over a row group (granularity below), code =
+ *      x/scale rounded half away from zero (SageAttention's quantizers add 0.5*sign and
+ *      truncate). S = int32(Qc . Kc) * scale_q * scale_k * scale, in FP32.
+ *   3. Mask and causality applied to S, then online softmax in FP32: P~ = 448 * exp(S - m_run),
+ *      so P~ is in [0, 448] (the static 448 scale of E4M3's maximum); P~ is encoded to FP8 E4M3
+ *      (nearest-even, saturating). The row sum l adds the unquantized FP32 P~ (CUDA-core sum).
+ *   4. V per (batch, kv head, channel) to FP8 E4M3 with scale amax_c/448 (SAGE2) or
+ *      amax_c/2.25 (SAGE2PP). V is never cast to FP16, so |V| > 65504 cannot overflow.
+ *   5. P~ . V~ per K tile in an emulated inner accumulator, one MMA k-step = 32 keys: the step's
+ *      products are summed exactly and added to the partial, which is then rounded
+ *        SAGE2:   to FP22 (1 sign, 8 exponent, 13 mantissa bits) by truncation toward zero,
+ *                 the FP8 MMA accumulator of Ada/Hopper (SA2's "FP22"; SageAttention's
+ *                 docstring: "only 22 valid bits in the FP32 accumulator");
+ *        SAGE2PP: to FP16 (round to nearest even, subnormals kept); 448 * 2.25 * 64 keys =
+ *                 64512 < 65504, so block_k must be <= 64 and no partial can overflow.
+ *      Each tile's partial is flushed into an FP32 accumulator (two-level accumulation).
+ *   6. out = acc * scale_v[c] / l; lse = m + log(l/448) (+ the smooth-K correction).
+ * Inputs must be finite (SLIP_STATUS_NON_FINITE names the tensor); D may be 1..256 (the
+ * emulated MMA pads D with zeros, which is exact). Not with varlen.
+ *
+ * Granularity of the Q and K INT8 scales, with Q tiles of block_q rows split into warp tiles of
+ * warp_q rows, K tiles of block_k rows; row indices count from the tile's first row:
+ *   BLOCK   one Q scale per Q tile; one K scale per K tile (SA1's Triton kernels)
+ *   WARP    one Q scale per warp tile; one K scale per K tile
+ *   THREAD  in each warp tile, Q rows with equal (row mod 8) share a scale (8 per warp tile);
+ *           in each K tile, K rows with (row mod 8) in {2t, 2t+1} share scale t (4 per tile):
+ *           the rows one thread's m16n8k32 fragment holds (SA2's per-thread quantization)
+ */
+typedef enum slip_sage_variant {
+    SLIP_SAGE_VARIANT_SAGE2 = 0,   /* FP8 PV, FP22 inner accumulator, FP32 outer ("fp32+fp32") */
+    SLIP_SAGE_VARIANT_SAGE2PP = 1  /* FP8 PV, FP16 inner accumulator, FP32 outer ("fp32+fp16") */
+} slip_sage_variant;
+
+typedef enum slip_sage_granularity {
+    SLIP_SAGE_GRANULARITY_BLOCK = 0,
+    SLIP_SAGE_GRANULARITY_WARP = 1,
+    SLIP_SAGE_GRANULARITY_THREAD = 2
+} slip_sage_granularity;
+
+typedef struct slip_sage_params {
+    int32_t variant;      /* slip_sage_variant */
+    int32_t granularity;  /* slip_sage_granularity of the Q and K scales (forward) */
+    int32_t smooth_k;     /* 0 or 1 */
+    int32_t smooth_q;     /* 0 or 1 (forward only: see the backward) */
+    int32_t block_q;      /* Q tile rows, a multiple of warp_q, <= 1024 */
+    int32_t block_k;      /* K/V tile rows, a multiple of 32, <= 1024 (SAGE2PP: <= 64) */
+    int32_t warp_q;       /* warp tile rows, a multiple of 8 */
+    int32_t quantize;     /* 1; 0 runs the same tiling in plain FP32 (no INT8/FP8, no inner
+                             rounding): the exact baseline the quantization error is measured by */
+    int32_t reserved[4];
+} slip_sage_params;
+
+/* SAGE2, THREAD, smooth_k 1, smooth_q 0, block_q 128, block_k 64, warp_q 32, quantize 1: the
+ * sm89 kernel's CTA_Q/CTA_K/WARP_Q. */
+SLIP_API slip_status slip_sage_params_init(slip_sage_params *sp);
+
+/* q, k, v, mask, p, out, lse as slip_attn_dense without varlen (mask and lse may be NULL). */
+SLIP_API slip_status slip_attn_sage(const slip_tensor *q, const slip_tensor *k,
+                                    const slip_tensor *v, const slip_tensor *mask,
+                                    const slip_attn_params *p, const slip_sage_params *sp,
+                                    slip_tensor *out, slip_tensor *lse);
+
+/* SageBwd (arXiv 2603.02170): gradients of attention given the forward's out and lse (the true,
+ * smooth-K-corrected LSE that slip_attn_sage returns). Four of its five matmuls are INT8:
+ * S = Q K'^T recomputed, dV = P^T dO, dQ = dS K', dK = dS^T Q; dP = dO V^T stays FP32 (the paper
+ * keeps it FP16: its error feeds dS = P (dP - D), D = rowsum(dO * out), directly). Operands are
+ * quantized per block (amax/127, half away from zero): Q per Q tile, K' per K tile, dO per Q
+ * tile, P and dS per (Q tile, K tile), whatever sp->granularity says, because a scale must be
+ * constant along the contraction to factor out of an INT32 product (dK contracts over Q rows).
+ * K' = K - mean(K) when smooth_k: dQ and dK are unchanged by the shift, since every row of dS
+ * sums to zero (softmax is shift invariant per row), so dS K' = dS K and the gradient through the
+ * mean is zero. smooth_q is not used (dS^T qm does not vanish). variant is ignored (no PV here).
+ * dq like q; dk, dv like k and v (GQA: summed over the query heads of a group). Rows with lse
+ * -inf (nothing attended) contribute nothing. quantize 0: the same computation in FP32. */
+SLIP_API slip_status slip_attn_sage_backward(const slip_tensor *q, const slip_tensor *k,
+                                             const slip_tensor *v, const slip_tensor *out,
+                                             const slip_tensor *d_out, const slip_tensor *lse,
+                                             const slip_tensor *mask, const slip_attn_params *p,
+                                             const slip_sage_params *sp, slip_tensor *dq,
+                                             slip_tensor *dk, slip_tensor *dv);
+
 /* --- attention: SpargeAttention2 mask prediction and SLA2 (section owner: sparse) */
+
+/* Training-free block-mask prediction (SpargeAttn / SpargeAttention2, arXiv 2602.13515).
+ * Per (batch, query head): Q is cut into block_q-token blocks and K into block_k-token blocks
+ * (the last block of each may be short). Each block is mean-pooled (K after smooth-K, i.e. minus
+ * its per-head mean over the sequence); the pooled scores P̂ = softmax(scale · q̄ k̄ᵀ) are taken
+ * per query-block row over the key blocks causality allows. A pair is kept when
+ *   - Top-k keeps it: the max(1, floor(topk · n_allowed)) highest P̂ of the row (topk > 0), or
+ *   - Top-p keeps it: the shortest prefix of the row sorted by P̂ descending whose mass >= topp
+ *     (topp > 0); with both rules on, a pair is kept if either keeps it (the hybrid rule), or
+ *   - the self-similarity guard forces it: a block whose tokens' mean pairwise cosine is <=
+ *     sim_threshold has an untrustworthy mean; such a key block is kept for every query block
+ *     (and left out of the pooled softmax), such a query block keeps its whole row, or
+ *   - attention_sink is set and it is key block 0.
+ * Pairs causality forbids are never kept (0 in the mask). The token mask of slip_attn_sparse is
+ * applied inside the kept blocks only; prediction does not read it. Not with varlen. */
+typedef struct slip_sparse_params {
+    int64_t block_q;        /* query tokens per block: 128 */
+    int64_t block_k;        /* key tokens per block: 64 */
+    float topk;             /* fraction of allowed key blocks per row, in [0, 1]; 0 = rule off: 0.5 */
+    float topp;             /* cumulative pooled mass, in [0, 1]; 0 = rule off: 0 */
+    float sim_threshold;    /* mean cosine a block needs to be trusted, in [-1, 1]: -0.1 */
+    int32_t attention_sink; /* 0 or 1: always keep key block 0: 0 */
+    int32_t smooth_k;       /* 0 or 1: subtract K's per-head mean before pooling: 1 */
+    int32_t reserved[4];
+} slip_sparse_params;
+
+SLIP_API slip_status slip_sparse_params_init(slip_sparse_params *p);
+
+/* block_mask_out: U8 [B, Hq, ceil(Nq/block_q), ceil(Nk/block_k)], 1 = keep. q, k as in
+ * slip_attn_dense (HND or NHD; GQA). topk and topp may not both be 0. *sparsity_out (NULL to
+ * skip) receives 1 - kept / allowed over the causally allowed pairs (0 when none is allowed). */
+SLIP_API slip_status slip_attn_sparse_predict(const slip_tensor *q, const slip_tensor *k,
+                                              const slip_attn_params *attn,
+                                              const slip_sparse_params *sparse,
+                                              slip_tensor *block_mask_out, double *sparsity_out);
+
+/* Prediction, then slip_attn_block_sparse on the predicted mask. mask, lse, block_mask_out and
+ * sparsity_out may be NULL; block_mask_out, when given, receives the mask used. */
+SLIP_API slip_status slip_attn_sparse(const slip_tensor *q, const slip_tensor *k,
+                                      const slip_tensor *v, const slip_tensor *mask,
+                                      const slip_attn_params *attn,
+                                      const slip_sparse_params *sparse, slip_tensor *out,
+                                      slip_tensor *lse, slip_tensor *block_mask_out,
+                                      double *sparsity_out);
+
+/* SLA2 sparse-linear attention (arXiv 2602.12675), forward and backward, FP32 in and out.
+ * A router classifies each (query block, key block) pair from pooled, projected blocks:
+ *   R = softmax(scale · (q̄ Wqᵀ)(k̄ Wkᵀ)ᵀ) per query-block row (k̄ after smooth-K; Wq, Wk are
+ *   [D, D], NULL = identity, the training-free router); per row the max(1, floor(critical·nKb))
+ *   highest are CRITICAL (2), the floor(negligible·nKb) lowest of the rest NEGLIGIBLE (0), the
+ *   others MARGINAL (1). The route map is U8 [B, Hq, nQb, nKb].
+ * Per query token i of block I and head h:
+ *   Oˢ_i = softmax over the keys of I's critical blocks of scale · q_i·k_j, times V (exact)
+ *   Oˡ_i = φ(q_i)ᵀ H_I / (φ(q_i)·z_I), H_I = Σ φ(k_j) v_jᵀ, z_I = Σ φ(k_j) over I's marginal
+ *          blocks (Oˡ_i = 0 where the denominator is not positive, e.g. no marginal block)
+ *   O_i   = α_h Oˢ_i + (1 − α_h) (Oˡ_i Wpᵀ + bp)
+ * φ is applied per token over the D features (the same map for q and k). Negligible blocks are
+ * skipped. alpha: F32 [Hq]; proj_w (Wp): F32 [D, D] (out, in); proj_b: F32 [D] or NULL (zero).
+ * Not causal and without a token mask (refused with SLIP_STATUS_UNSUPPORTED); no varlen.
+ * The router is a hard Top-k: it has no gradient, and slip_sla_backward gives none for Wq, Wk. */
+typedef enum slip_sla_feature_map {
+    SLIP_SLA_FEATURE_SOFTMAX = 0, /* softmax over the D features (SLA's default) */
+    SLIP_SLA_FEATURE_ELU = 1,     /* elu(x) + 1 */
+    SLIP_SLA_FEATURE_RELU = 2     /* relu(x) */
+} slip_sla_feature_map;
+
+typedef enum slip_sla_route {
+    SLIP_SLA_NEGLIGIBLE = 0,
+    SLIP_SLA_MARGINAL = 1,
+    SLIP_SLA_CRITICAL = 2
+} slip_sla_route;
+
+typedef struct slip_sla_params {
+    int64_t block_q;     /* 128 */
+    int64_t block_k;     /* 64 */
+    float critical;      /* fraction of key blocks per row routed to the softmax branch: 0.05 */
+    float negligible;    /* fraction of key blocks per row skipped, in [0, 1 - critical]: 0 */
+    int32_t feature_map; /* slip_sla_feature_map: SOFTMAX */
+    int32_t smooth_k;    /* 0 or 1, for the router: 1 */
+    int32_t reserved[4];
+} slip_sla_params;
+
+SLIP_API slip_status slip_sla_params_init(slip_sla_params *p);
+
+/* route_out: U8 [B, Hq, nQb, nKb] of slip_sla_route values. router_wq, router_wk: F32 [D, D] or
+ * NULL (identity). *sparsity_out (NULL to skip): fraction of pairs not CRITICAL. */
+SLIP_API slip_status slip_sla_route_predict(const slip_tensor *q, const slip_tensor *k,
+                                            const slip_tensor *router_wq,
+                                            const slip_tensor *router_wk,
+                                            const slip_attn_params *attn,
+                                            const slip_sla_params *sla, slip_tensor *route_out,
+                                            double *sparsity_out);
+
+/* out like q. route: from slip_sla_route_predict (or any map of slip_sla_route values). */
+SLIP_API slip_status slip_sla_forward(const slip_tensor *q, const slip_tensor *k,
+                                      const slip_tensor *v, const slip_tensor *route,
+                                      const slip_tensor *alpha, const slip_tensor *proj_w,
+                                      const slip_tensor *proj_b, const slip_attn_params *attn,
+                                      const slip_sla_params *sla, slip_tensor *out);
+
+/* Gradients of sum(dout ⊙ O) for the same inputs and route (recomputed: nothing is saved by the
+ * forward). dq, dk, dv like q, k, v; dalpha F32 [Hq]; dproj_w F32 [D, D]; dproj_b F32 [D] or
+ * NULL. All are overwritten. The route is held fixed (no gradient to the router). */
+SLIP_API slip_status slip_sla_backward(const slip_tensor *q, const slip_tensor *k,
+                                       const slip_tensor *v, const slip_tensor *route,
+                                       const slip_tensor *alpha, const slip_tensor *proj_w,
+                                       const slip_tensor *proj_b, const slip_tensor *dout,
+                                       const slip_attn_params *attn, const slip_sla_params *sla,
+                                       slip_tensor *dq, slip_tensor *dk, slip_tensor *dv,
+                                       slip_tensor *dalpha, slip_tensor *dproj_w,
+                                       slip_tensor *dproj_b);
 
 #ifdef __cplusplus
 }

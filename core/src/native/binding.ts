@@ -90,4 +90,91 @@ export interface NativeBinding {
   linearPlanCreate(w: NativeQweight, params?: NativeLinearParams): NativeLinearPlan;
   /** slip_bench_peak: kind 0 = FP32 FMA, 1 = INT8 VNNI; resolves with ops per second. */
   benchPeak(kind: number, seconds: number): Promise<number>;
+
+  // attention-dense (native/node/attention-dense.cc): out and lse are caller-allocated; omitted
+  // options keep slip_attn_params_init's defaults. Block-sparse calls return the density.
+  attnDense(q: NativeTensor, k: NativeTensor, v: NativeTensor, out: NativeTensor, options?: NativeAttnOptions): Promise<void>;
+  attnDenseSync(q: NativeTensor, k: NativeTensor, v: NativeTensor, out: NativeTensor, options?: NativeAttnOptions): void;
+  attnBlockSparse(q: NativeTensor, k: NativeTensor, v: NativeTensor, out: NativeTensor, blockMask: NativeTensor,
+    blockQ: number, blockK: number, options?: NativeAttnOptions): Promise<number>;
+  attnBlockSparseSync(q: NativeTensor, k: NativeTensor, v: NativeTensor, out: NativeTensor, blockMask: NativeTensor,
+    blockQ: number, blockK: number, options?: NativeAttnOptions): number;
+
+  // attention-sparse (native/node/attention-sparse.cc, attention-sla.cc): params fields left out
+  // keep slip_sparse_params_init's / slip_sla_params_init's defaults, which *Defaults() return.
+  sparseDefaults(): Required<NativeSparseParams>;
+  attnSparsePredict(q: NativeTensor, k: NativeTensor, blockMask: NativeTensor, options: NativeAttnOptions, sparse: NativeSparseParams): number;
+  attnSparse(q: NativeTensor, k: NativeTensor, v: NativeTensor, out: NativeTensor, blockMask: NativeTensor | null,
+    options: NativeAttnOptions, sparse: NativeSparseParams): Promise<number>;
+  attnSparseSync(q: NativeTensor, k: NativeTensor, v: NativeTensor, out: NativeTensor, blockMask: NativeTensor | null,
+    options: NativeAttnOptions, sparse: NativeSparseParams): number;
+  slaDefaults(): Required<NativeSlaParams>;
+  slaRoute(q: NativeTensor, k: NativeTensor, routerWq: NativeTensor | null, routerWk: NativeTensor | null, route: NativeTensor,
+    options: NativeAttnOptions, sla: NativeSlaParams): number;
+  slaForward(q: NativeTensor, k: NativeTensor, v: NativeTensor, route: NativeTensor, alpha: NativeTensor, projW: NativeTensor,
+    projB: NativeTensor | null, out: NativeTensor, options: NativeAttnOptions, sla: NativeSlaParams): Promise<void>;
+  slaForwardSync(q: NativeTensor, k: NativeTensor, v: NativeTensor, route: NativeTensor, alpha: NativeTensor, projW: NativeTensor,
+    projB: NativeTensor | null, out: NativeTensor, options: NativeAttnOptions, sla: NativeSlaParams): void;
+  slaBackward(q: NativeTensor, k: NativeTensor, v: NativeTensor, route: NativeTensor, alpha: NativeTensor, projW: NativeTensor,
+    projB: NativeTensor | null, dout: NativeTensor, dq: NativeTensor, dk: NativeTensor, dv: NativeTensor, dalpha: NativeTensor,
+    dprojW: NativeTensor, dprojB: NativeTensor | null, options: NativeAttnOptions, sla: NativeSlaParams): Promise<void>;
+  slaBackwardSync(q: NativeTensor, k: NativeTensor, v: NativeTensor, route: NativeTensor, alpha: NativeTensor, projW: NativeTensor,
+    projB: NativeTensor | null, dout: NativeTensor, dq: NativeTensor, dk: NativeTensor, dv: NativeTensor, dalpha: NativeTensor,
+    dprojW: NativeTensor, dprojB: NativeTensor | null, options: NativeAttnOptions, sla: NativeSlaParams): void;
+
+  // attention-sage (native/node/attention-sage.cc): options are slip_attn_params, the mask and
+  // (forward) lse, plus slip_sage_params fields; omitted fields keep slip_sage_params_init's
+  // defaults. variant: 0 SAGE2, 1 SAGE2PP; granularity: 0 block, 1 warp, 2 thread.
+  attnSage(q: NativeTensor, k: NativeTensor, v: NativeTensor, out: NativeTensor,
+    options?: NativeAttnOptions & NativeSageParams): Promise<void>;
+  attnSageSync(q: NativeTensor, k: NativeTensor, v: NativeTensor, out: NativeTensor,
+    options?: NativeAttnOptions & NativeSageParams): void;
+  attnSageBackward(q: NativeTensor, k: NativeTensor, v: NativeTensor, out: NativeTensor, dOut: NativeTensor, lse: NativeTensor,
+    dq: NativeTensor, dk: NativeTensor, dv: NativeTensor, options?: NativeAttnOptions & NativeSageParams): Promise<void>;
+  attnSageBackwardSync(q: NativeTensor, k: NativeTensor, v: NativeTensor, out: NativeTensor, dOut: NativeTensor, lse: NativeTensor,
+    dq: NativeTensor, dk: NativeTensor, dv: NativeTensor, options?: NativeAttnOptions & NativeSageParams): void;
+}
+
+/** slip_sage_params (attention-sage). */
+export interface NativeSageParams {
+  variant?: number;
+  granularity?: number;
+  smoothK?: boolean;
+  smoothQ?: boolean;
+  blockQ?: number;
+  blockK?: number;
+  warpQ?: number;
+  quantize?: boolean;
+}
+
+/** slip_sparse_params (attention-sparse). */
+export interface NativeSparseParams {
+  blockQ?: number;
+  blockK?: number;
+  topk?: number;
+  topp?: number;
+  simThreshold?: number;
+  attentionSink?: boolean;
+  smoothK?: boolean;
+}
+
+/** slip_sla_params (attention-sparse); featureMap: 0 softmax, 1 elu+1, 2 relu. */
+export interface NativeSlaParams {
+  blockQ?: number;
+  blockK?: number;
+  critical?: number;
+  negligible?: number;
+  featureMap?: number;
+  smoothK?: boolean;
+}
+
+/** slip_attn_params plus the optional tensors of an attention call (attention-dense). */
+export interface NativeAttnOptions {
+  layout?: number;
+  causal?: boolean;
+  scale?: number;
+  mask?: NativeTensor | null;
+  cuSeqlensQ?: NativeTensor | null;
+  cuSeqlensK?: NativeTensor | null;
+  lse?: NativeTensor | null;
 }
