@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
 import { packageRoot } from '../../core/src/native/index.js';
@@ -9,6 +10,19 @@ const SUITES: Record<string, { table: string; run: (out: string) => Promise<void
   attention: {
     table: 'attention-accuracy.md',
     run: async (out) => (await import('../../bench/attention.js')).runAttentionBench({ out }),
+  },
+  'attention-speed': {
+    table: 'attention-speed.md',
+    // Side by side with PyTorch's CPU SDPA, in one Python process: the project's venv has torch.
+    run: async (out) => {
+      const root = packageRoot();
+      const step = (cmd: string, args: string[]) => {
+        const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+        if (r.status !== 0) throw new SlipstreamError('SLIP_E_IO', `${[cmd, ...args].join(' ')} failed with exit code ${String(r.status)}`);
+      };
+      step(process.execPath, [path.join(root, 'scripts', 'python-env.js')]);
+      step(path.join(root, '.venv', 'bin', 'python'), [path.join(root, 'bench', 'attention_speed.py'), '--out', out]);
+    },
   },
   linear: {
     table: 'linear.md',
