@@ -22,30 +22,17 @@ struct AttnCall {
 };
 
 std::shared_ptr<AttnCall> ToCall(const Napi::CallbackInfo &info, size_t options_at) {
-    Napi::Env env = info.Env();
     auto c = std::make_shared<AttnCall>();
     c->q = ToTensor(info[0], "q");
     c->k = ToTensor(info[1], "k");
     c->v = ToTensor(info[2], "v");
     c->out = ToTensor(info[3], "out");
-    const slip_status st = slip_attn_params_init(&c->params);
-    if (st != SLIP_STATUS_OK) throw StatusError(env, st, slip_last_error());
-    const Napi::Value ov = info[options_at];
-    if (ov.IsUndefined() || ov.IsNull()) return c;
-    if (!ov.IsObject()) throw ArgumentError(env, "expected an options object for options");
-    Napi::Object o = ov.As<Napi::Object>();
-    auto get = [&](const char *key) { return o.Has(key) ? o.Get(key) : env.Undefined(); };
-    auto has = [&](const char *key) { return !get(key).IsUndefined() && !get(key).IsNull(); };
-    if (has("layout")) c->params.layout = static_cast<int32_t>(ToInt64(get("layout"), "options.layout"));
-    if (has("causal")) {
-        if (!get("causal").IsBoolean()) throw ArgumentError(env, "expected a boolean for options.causal");
-        c->params.causal = get("causal").As<Napi::Boolean>().Value() ? 1 : 0;
-    }
-    if (has("scale")) c->params.scale = static_cast<float>(ToNumber(get("scale"), "options.scale"));
-    c->mask = ToOptionalTensor(get("mask"), "mask", &c->has_mask);
-    c->cu_q = ToOptionalTensor(get("cuSeqlensQ"), "cuSeqlensQ", &c->has_cu_q);
-    c->cu_k = ToOptionalTensor(get("cuSeqlensK"), "cuSeqlensK", &c->has_cu_k);
-    c->lse = ToOptionalTensor(get("lse"), "lse", &c->has_lse);
+    const Options o(info[options_at], "options");
+    c->params = ToAttnParams(o);
+    c->mask = o.tensor("mask", &c->has_mask);
+    c->cu_q = o.tensor("cuSeqlensQ", &c->has_cu_q);
+    c->cu_k = o.tensor("cuSeqlensK", &c->has_cu_k);
+    c->lse = o.tensor("lse", &c->has_lse);
     return c;
 }
 
@@ -69,15 +56,9 @@ std::shared_ptr<AttnCall> ToBlockSparseCall(const Napi::CallbackInfo &info) {
     return c;
 }
 
-std::vector<Napi::Value> Keep(const Napi::CallbackInfo &info) {
-    std::vector<Napi::Value> keep;
-    for (size_t i = 0; i < info.Length(); ++i) keep.push_back(info[i]);
-    return keep;
-}
-
 Napi::Value AttnDense(const Napi::CallbackInfo &info) {
     auto c = ToCall(info, 4);
-    return RunAsync(info.Env(), [c] { return RunDense(*c); }, nullptr, Keep(info));
+    return RunAsync(info.Env(), [c] { return RunDense(*c); }, nullptr, Arguments(info));
 }
 
 Napi::Value AttnDenseSync(const Napi::CallbackInfo &info) {
@@ -90,7 +71,7 @@ Napi::Value AttnBlockSparse(const Napi::CallbackInfo &info) {
     auto c = ToBlockSparseCall(info);
     return RunAsync(
         info.Env(), [c] { return RunBlockSparse(*c); },
-        [c](Napi::Env e) { return Napi::Number::New(e, c->density); }, Keep(info));
+        [c](Napi::Env e) { return Napi::Number::New(e, c->density); }, Arguments(info));
 }
 
 Napi::Value AttnBlockSparseSync(const Napi::CallbackInfo &info) {

@@ -22,36 +22,21 @@ struct SageCall {
     slip_sage_params sage;
 };
 
-bool ToFlag(Napi::Env env, const Napi::Value &v, const char *name) {
-    if (!v.IsBoolean()) throw ArgumentError(env, std::string("expected a boolean for ") + name);
-    return v.As<Napi::Boolean>().Value();
-}
-
-void ReadOptions(Napi::Env env, const Napi::Value &ov, SageCall &c) {
-    slip_status st = slip_attn_params_init(&c.params);
-    if (st == SLIP_STATUS_OK) st = slip_sage_params_init(&c.sage);
-    if (st != SLIP_STATUS_OK) throw StatusError(env, st, slip_last_error());
-    if (ov.IsUndefined() || ov.IsNull()) return;
-    if (!ov.IsObject()) throw ArgumentError(env, "expected an options object for options");
-    Napi::Object o = ov.As<Napi::Object>();
-    auto get = [&](const char *key) { return o.Has(key) ? o.Get(key) : env.Undefined(); };
-    auto has = [&](const char *key) { return !get(key).IsUndefined() && !get(key).IsNull(); };
-    auto i32 = [&](const char *key, const char *name) {
-        return static_cast<int32_t>(ToInt64(get(key), name));
-    };
-    if (has("layout")) c.params.layout = i32("layout", "options.layout");
-    if (has("causal")) c.params.causal = ToFlag(env, get("causal"), "options.causal") ? 1 : 0;
-    if (has("scale")) c.params.scale = static_cast<float>(ToNumber(get("scale"), "options.scale"));
-    if (has("variant")) c.sage.variant = i32("variant", "options.variant");
-    if (has("granularity")) c.sage.granularity = i32("granularity", "options.granularity");
-    if (has("smoothK")) c.sage.smooth_k = ToFlag(env, get("smoothK"), "options.smoothK") ? 1 : 0;
-    if (has("smoothQ")) c.sage.smooth_q = ToFlag(env, get("smoothQ"), "options.smoothQ") ? 1 : 0;
-    if (has("quantize")) c.sage.quantize = ToFlag(env, get("quantize"), "options.quantize") ? 1 : 0;
-    if (has("blockQ")) c.sage.block_q = i32("blockQ", "options.blockQ");
-    if (has("blockK")) c.sage.block_k = i32("blockK", "options.blockK");
-    if (has("warpQ")) c.sage.warp_q = i32("warpQ", "options.warpQ");
-    c.mask = ToOptionalTensor(get("mask"), "mask", &c.has_mask);
-    c.lse = ToOptionalTensor(get("lse"), "lse", &c.has_lse);
+void ReadOptions(const Napi::Value &ov, SageCall &c) {
+    const Options o(ov, "options");
+    c.params = ToAttnParams(o);
+    if (slip_sage_params_init(&c.sage) != SLIP_STATUS_OK)
+        throw StatusError(ov.Env(), SLIP_STATUS_INTERNAL, slip_last_error());
+    if (o.has("variant")) c.sage.variant = o.i32("variant");
+    if (o.has("granularity")) c.sage.granularity = o.i32("granularity");
+    if (o.has("smoothK")) c.sage.smooth_k = o.flag("smoothK") ? 1 : 0;
+    if (o.has("smoothQ")) c.sage.smooth_q = o.flag("smoothQ") ? 1 : 0;
+    if (o.has("quantize")) c.sage.quantize = o.flag("quantize") ? 1 : 0;
+    if (o.has("blockQ")) c.sage.block_q = o.i64("blockQ");
+    if (o.has("blockK")) c.sage.block_k = o.i64("blockK");
+    if (o.has("warpQ")) c.sage.warp_q = o.i64("warpQ");
+    c.mask = o.tensor("mask", &c.has_mask);
+    c.lse = o.tensor("lse", &c.has_lse);
 }
 
 std::shared_ptr<SageCall> ForwardCall(const Napi::CallbackInfo &info) {
@@ -60,7 +45,7 @@ std::shared_ptr<SageCall> ForwardCall(const Napi::CallbackInfo &info) {
     c->k = ToTensor(info[1], "k");
     c->v = ToTensor(info[2], "v");
     c->out = ToTensor(info[3], "out");
-    ReadOptions(info.Env(), info[4], *c);
+    ReadOptions(info[4], *c);
     return c;
 }
 
@@ -76,7 +61,7 @@ std::shared_ptr<SageCall> BackwardCall(const Napi::CallbackInfo &info) {
     c->dk = ToTensor(info[7], "dk");
     c->dv = ToTensor(info[8], "dv");
     slip_tensor lse = c->lse;  // the forward's lse is a positional argument here
-    ReadOptions(info.Env(), info[9], *c);
+    ReadOptions(info[9], *c);
     c->lse = lse;
     return c;
 }
@@ -92,15 +77,9 @@ slip_status RunBackward(SageCall &c) {
                                    &c.dk, &c.dv);
 }
 
-std::vector<Napi::Value> Keep(const Napi::CallbackInfo &info) {
-    std::vector<Napi::Value> keep;
-    for (size_t i = 0; i < info.Length(); ++i) keep.push_back(info[i]);
-    return keep;
-}
-
 Napi::Value AttnSage(const Napi::CallbackInfo &info) {
     auto c = ForwardCall(info);
-    return RunAsync(info.Env(), [c] { return RunForward(*c); }, nullptr, Keep(info));
+    return RunAsync(info.Env(), [c] { return RunForward(*c); }, nullptr, Arguments(info));
 }
 
 Napi::Value AttnSageSync(const Napi::CallbackInfo &info) {
@@ -111,7 +90,7 @@ Napi::Value AttnSageSync(const Napi::CallbackInfo &info) {
 
 Napi::Value AttnSageBackward(const Napi::CallbackInfo &info) {
     auto c = BackwardCall(info);
-    return RunAsync(info.Env(), [c] { return RunBackward(*c); }, nullptr, Keep(info));
+    return RunAsync(info.Env(), [c] { return RunBackward(*c); }, nullptr, Arguments(info));
 }
 
 Napi::Value AttnSageBackwardSync(const Napi::CallbackInfo &info) {

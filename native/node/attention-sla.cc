@@ -16,49 +16,21 @@
 namespace slipnode {
 namespace {
 
-slip_attn_params ToParams(const Napi::Value &v) {
-    Napi::Env env = v.Env();
-    slip_attn_params p;
-    const slip_status st = slip_attn_params_init(&p);
-    if (st != SLIP_STATUS_OK) throw StatusError(env, st, slip_last_error());
-    if (v.IsUndefined() || v.IsNull()) return p;
-    if (!v.IsObject()) throw ArgumentError(env, "expected an options object for options");
-    Napi::Object o = v.As<Napi::Object>();
-    auto has = [&](const char *k) { return o.Has(k) && !o.Get(k).IsUndefined() && !o.Get(k).IsNull(); };
-    if (has("layout")) p.layout = static_cast<int32_t>(ToInt64(o.Get("layout"), "options.layout"));
-    if (has("causal")) {  // passed on so the native call refuses it with its own sentence
-        if (!o.Get("causal").IsBoolean()) throw ArgumentError(env, "expected a boolean for options.causal");
-        p.causal = o.Get("causal").As<Napi::Boolean>().Value() ? 1 : 0;
-    }
-    if (has("scale")) p.scale = static_cast<float>(ToNumber(o.Get("scale"), "options.scale"));
-    return p;
-}
+// { layout?, causal?, scale? }: causal is passed on so the native call refuses it in its words.
+slip_attn_params ToParams(const Napi::Value &v) { return ToAttnParams(Options(v, "options")); }
 
 slip_sla_params ToSlaParams(const Napi::Value &v) {
-    Napi::Env env = v.Env();
+    const Options o(v, "sla");
     slip_sla_params p;
     const slip_status st = slip_sla_params_init(&p);
-    if (st != SLIP_STATUS_OK) throw StatusError(env, st, slip_last_error());
-    if (v.IsUndefined() || v.IsNull()) return p;
-    if (!v.IsObject()) throw ArgumentError(env, "expected an sla params object for sla");
-    Napi::Object o = v.As<Napi::Object>();
-    auto has = [&](const char *k) { return o.Has(k) && !o.Get(k).IsUndefined(); };
-    if (has("blockQ")) p.block_q = ToInt64(o.Get("blockQ"), "sla.blockQ");
-    if (has("blockK")) p.block_k = ToInt64(o.Get("blockK"), "sla.blockK");
-    if (has("critical")) p.critical = static_cast<float>(ToNumber(o.Get("critical"), "sla.critical"));
-    if (has("negligible")) p.negligible = static_cast<float>(ToNumber(o.Get("negligible"), "sla.negligible"));
-    if (has("featureMap")) p.feature_map = static_cast<int32_t>(ToInt64(o.Get("featureMap"), "sla.featureMap"));
-    if (has("smoothK")) {
-        if (!o.Get("smoothK").IsBoolean()) throw ArgumentError(env, "expected a boolean for sla.smoothK");
-        p.smooth_k = o.Get("smoothK").As<Napi::Boolean>().Value() ? 1 : 0;
-    }
+    if (st != SLIP_STATUS_OK) throw StatusError(v.Env(), st, slip_last_error());
+    if (o.has("blockQ")) p.block_q = o.i64("blockQ");
+    if (o.has("blockK")) p.block_k = o.i64("blockK");
+    if (o.has("critical")) p.critical = o.f32("critical");
+    if (o.has("negligible")) p.negligible = o.f32("negligible");
+    if (o.has("featureMap")) p.feature_map = o.i32("featureMap");
+    if (o.has("smoothK")) p.smooth_k = o.flag("smoothK") ? 1 : 0;
     return p;
-}
-
-std::vector<Napi::Value> Keep(const Napi::CallbackInfo &info) {
-    std::vector<Napi::Value> keep;
-    for (size_t i = 0; i < info.Length(); ++i) keep.push_back(info[i]);
-    return keep;
 }
 
 Napi::Value SlaDefaults(const Napi::CallbackInfo &info) {
@@ -137,7 +109,7 @@ slip_status RunBackward(SlaCall &c) {
 
 Napi::Value SlaForward(const Napi::CallbackInfo &info) {
     auto c = ToSlaCall(info, false);
-    return RunAsync(info.Env(), [c] { return RunForward(*c); }, nullptr, Keep(info));
+    return RunAsync(info.Env(), [c] { return RunForward(*c); }, nullptr, Arguments(info));
 }
 
 Napi::Value SlaForwardSync(const Napi::CallbackInfo &info) {
@@ -148,7 +120,7 @@ Napi::Value SlaForwardSync(const Napi::CallbackInfo &info) {
 
 Napi::Value SlaBackward(const Napi::CallbackInfo &info) {
     auto c = ToSlaCall(info, true);
-    return RunAsync(info.Env(), [c] { return RunBackward(*c); }, nullptr, Keep(info));
+    return RunAsync(info.Env(), [c] { return RunBackward(*c); }, nullptr, Arguments(info));
 }
 
 Napi::Value SlaBackwardSync(const Napi::CallbackInfo &info) {

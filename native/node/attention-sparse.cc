@@ -23,57 +23,27 @@ struct AttnParams {
 
 // { layout?, causal?, scale?, mask?, lse? }; undefined or null keeps every default.
 AttnParams ToAttnParams(const Napi::Value &v) {
-    Napi::Env env = v.Env();
+    const Options o(v, "options");
     AttnParams a;
-    const slip_status st = slip_attn_params_init(&a.params);
-    if (st != SLIP_STATUS_OK) throw StatusError(env, st, slip_last_error());
-    a.mask = ToOptionalTensor(env.Undefined(), "options.mask", &a.has_mask);
-    a.lse = a.mask;
-    if (v.IsUndefined() || v.IsNull()) return a;
-    if (!v.IsObject()) throw ArgumentError(env, "expected an options object for options");
-    Napi::Object o = v.As<Napi::Object>();
-    auto get = [&](const char *key) { return o.Has(key) ? o.Get(key) : env.Undefined(); };
-    auto has = [&](const char *key) { return !get(key).IsUndefined() && !get(key).IsNull(); };
-    if (has("layout")) a.params.layout = static_cast<int32_t>(ToInt64(get("layout"), "options.layout"));
-    if (has("causal")) {
-        if (!get("causal").IsBoolean()) throw ArgumentError(env, "expected a boolean for options.causal");
-        a.params.causal = get("causal").As<Napi::Boolean>().Value() ? 1 : 0;
-    }
-    if (has("scale")) a.params.scale = static_cast<float>(ToNumber(get("scale"), "options.scale"));
-    a.mask = ToOptionalTensor(get("mask"), "options.mask", &a.has_mask);
-    a.lse = ToOptionalTensor(get("lse"), "options.lse", &a.has_lse);
+    a.params = slipnode::ToAttnParams(o);
+    a.mask = o.tensor("mask", &a.has_mask);
+    a.lse = o.tensor("lse", &a.has_lse);
     return a;
-}
-
-int32_t ToFlag(const Napi::Value &v, const char *name) {
-    if (!v.IsBoolean()) throw ArgumentError(v.Env(), std::string("expected a boolean for ") + name);
-    return v.As<Napi::Boolean>().Value() ? 1 : 0;
-}
-
-std::vector<Napi::Value> KeepArgs(const Napi::CallbackInfo &info) {
-    std::vector<Napi::Value> keep;
-    for (size_t i = 0; i < info.Length(); ++i) keep.push_back(info[i]);
-    return keep;
 }
 
 
 slip_sparse_params ToSparseParams(const Napi::Value &v) {
-    Napi::Env env = v.Env();
+    const Options o(v, "sparse");
     slip_sparse_params p;
     const slip_status st = slip_sparse_params_init(&p);
-    if (st != SLIP_STATUS_OK) throw StatusError(env, st, slip_last_error());
-    if (v.IsUndefined() || v.IsNull()) return p;
-    if (!v.IsObject()) throw ArgumentError(env, "expected a sparse params object for sparse");
-    Napi::Object o = v.As<Napi::Object>();
-    auto has = [&](const char *k) { return o.Has(k) && !o.Get(k).IsUndefined(); };
-    if (has("blockQ")) p.block_q = ToInt64(o.Get("blockQ"), "sparse.blockQ");
-    if (has("blockK")) p.block_k = ToInt64(o.Get("blockK"), "sparse.blockK");
-    if (has("topk")) p.topk = static_cast<float>(ToNumber(o.Get("topk"), "sparse.topk"));
-    if (has("topp")) p.topp = static_cast<float>(ToNumber(o.Get("topp"), "sparse.topp"));
-    if (has("simThreshold"))
-        p.sim_threshold = static_cast<float>(ToNumber(o.Get("simThreshold"), "sparse.simThreshold"));
-    if (has("attentionSink")) p.attention_sink = ToFlag(o.Get("attentionSink"), "sparse.attentionSink");
-    if (has("smoothK")) p.smooth_k = ToFlag(o.Get("smoothK"), "sparse.smoothK");
+    if (st != SLIP_STATUS_OK) throw StatusError(v.Env(), st, slip_last_error());
+    if (o.has("blockQ")) p.block_q = o.i64("blockQ");
+    if (o.has("blockK")) p.block_k = o.i64("blockK");
+    if (o.has("topk")) p.topk = o.f32("topk");
+    if (o.has("topp")) p.topp = o.f32("topp");
+    if (o.has("simThreshold")) p.sim_threshold = o.f32("simThreshold");
+    if (o.has("attentionSink")) p.attention_sink = o.flag("attentionSink") ? 1 : 0;
+    if (o.has("smoothK")) p.smooth_k = o.flag("smoothK") ? 1 : 0;
     return p;
 }
 
@@ -133,7 +103,7 @@ Napi::Value AttnSparse(const Napi::CallbackInfo &info) {
     auto c = ToSparseCall(info);
     return RunAsync(
         info.Env(), [c] { return RunSparse(*c); },
-        [c](Napi::Env env) { return Napi::Number::New(env, c->sparsity); }, KeepArgs(info));
+        [c](Napi::Env env) { return Napi::Number::New(env, c->sparsity); }, Arguments(info));
 }
 
 Napi::Value AttnSparseSync(const Napi::CallbackInfo &info) {

@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include <cstdint>
+
 namespace slipnode {
 
 namespace {
@@ -105,6 +107,63 @@ slip_tensor ToOptionalTensor(const Napi::Value &value, const char *name, bool *p
     *present = !(value.IsNull() || value.IsUndefined());
     if (!*present) return slip_tensor{};
     return ToTensor(value, name);
+}
+
+Options::Options(const Napi::Value &value, const char *name)
+    : env_(value.Env()), empty_(value.IsUndefined() || value.IsNull()), name_(name) {
+    if (empty_) return;
+    if (!value.IsObject()) throw ArgumentError(env_, std::string("expected an object for ") + name);
+    object_ = value.As<Napi::Object>();
+}
+
+std::string Options::where(const char *key) const { return name_ + "." + key; }
+
+Napi::Value Options::get(const char *key) const {
+    return empty_ || !object_.Has(key) ? env_.Undefined() : object_.Get(key);
+}
+
+bool Options::has(const char *key) const {
+    const Napi::Value v = get(key);
+    return !v.IsUndefined() && !v.IsNull();
+}
+
+int64_t Options::i64(const char *key) const { return ToInt64(get(key), where(key).c_str()); }
+
+int32_t Options::i32(const char *key) const {
+    const int64_t v = i64(key);
+    if (v < INT32_MIN || v > INT32_MAX)
+        throw ArgumentError(env_, "expected a 32-bit integer for " + where(key));
+    return static_cast<int32_t>(v);
+}
+
+float Options::f32(const char *key) const {
+    return static_cast<float>(ToNumber(get(key), where(key).c_str()));
+}
+
+bool Options::flag(const char *key) const {
+    const Napi::Value v = get(key);
+    if (!v.IsBoolean()) throw ArgumentError(env_, "expected a boolean for " + where(key));
+    return v.As<Napi::Boolean>().Value();
+}
+
+slip_tensor Options::tensor(const char *key, bool *present) const {
+    return ToOptionalTensor(get(key), where(key).c_str(), present);
+}
+
+std::vector<Napi::Value> Arguments(const Napi::CallbackInfo &info) {
+    std::vector<Napi::Value> all;
+    for (size_t i = 0; i < info.Length(); ++i) all.push_back(info[i]);
+    return all;
+}
+
+slip_attn_params ToAttnParams(const Options &o) {
+    slip_attn_params p;
+    const slip_status st = slip_attn_params_init(&p);
+    if (st != SLIP_STATUS_OK) throw StatusError(o.get("layout").Env(), st, slip_last_error());
+    if (o.has("layout")) p.layout = o.i32("layout");
+    if (o.has("causal")) p.causal = o.flag("causal") ? 1 : 0;
+    if (o.has("scale")) p.scale = o.f32("scale");
+    return p;
 }
 
 namespace {

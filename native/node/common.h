@@ -29,11 +29,39 @@ Napi::Error StatusError(Napi::Env env, slip_status status, const std::string &me
 // Throws (as a pending JS exception) when status is not OK; returns false then.
 bool Check(Napi::Env env, slip_status status);
 
+// Every argument of a call: what RunAsync keeps alive for an async call on the call's tensors.
+std::vector<Napi::Value> Arguments(const Napi::CallbackInfo &info);
+
 // Runs `work` on the libuv pool and resolves with `done()`'s value (undefined when empty).
 // `keep` holds JS objects (tensor buffers) alive until the work finishes.
 Napi::Value RunAsync(Napi::Env env, std::function<slip_status()> work,
                      std::function<Napi::Value(Napi::Env)> done,
                      const std::vector<Napi::Value> &keep);
+
+// An options object: keys may be absent, undefined or null, which all mean "left out" (the native
+// *_params_init default stays). Messages name the key as "<name>.<key>".
+class Options {
+  public:
+    // Throws unless value is an object, undefined or null.
+    Options(const Napi::Value &value, const char *name);
+    bool has(const char *key) const;
+    Napi::Value get(const char *key) const;
+    int32_t i32(const char *key) const;
+    int64_t i64(const char *key) const;
+    float f32(const char *key) const;
+    bool flag(const char *key) const;
+    slip_tensor tensor(const char *key, bool *present) const;
+
+  private:
+    std::string where(const char *key) const;
+    Napi::Env env_;
+    Napi::Object object_;
+    bool empty_;
+    std::string name_;
+};
+
+// slip_attn_params over slip_attn_params_init: the options' layout, causal and scale.
+slip_attn_params ToAttnParams(const Options &options);
 
 // Each area adds its functions to the exports object.
 void RegisterInfo(Napi::Env env, Napi::Object exports);

@@ -186,12 +186,6 @@ slip_status RunDequantize(QuantCall &q) {
     return slip_dequantize(&q.a, &q.b, q.has_global ? &q.c : nullptr, &q.p, &q.d);
 }
 
-std::vector<Napi::Value> Keep(const Napi::CallbackInfo &info) {
-    std::vector<Napi::Value> keep;
-    for (size_t i = 0; i < info.Length(); ++i) keep.push_back(info[i]);
-    return keep;
-}
-
 Napi::Value QuantizeSync(const Napi::CallbackInfo &info) {
     QuantCall q = QuantizeArgs(info);
     Check(info.Env(), RunQuantize(q));
@@ -200,7 +194,7 @@ Napi::Value QuantizeSync(const Napi::CallbackInfo &info) {
 
 Napi::Value Quantize(const Napi::CallbackInfo &info) {
     auto q = std::make_shared<QuantCall>(QuantizeArgs(info));
-    return RunAsync(info.Env(), [q] { return RunQuantize(*q); }, nullptr, Keep(info));
+    return RunAsync(info.Env(), [q] { return RunQuantize(*q); }, nullptr, Arguments(info));
 }
 
 Napi::Value DequantizeSync(const Napi::CallbackInfo &info) {
@@ -211,7 +205,7 @@ Napi::Value DequantizeSync(const Napi::CallbackInfo &info) {
 
 Napi::Value Dequantize(const Napi::CallbackInfo &info) {
     auto q = std::make_shared<QuantCall>(DequantizeArgs(info));
-    return RunAsync(info.Env(), [q] { return RunDequantize(*q); }, nullptr, Keep(info));
+    return RunAsync(info.Env(), [q] { return RunDequantize(*q); }, nullptr, Arguments(info));
 }
 
 // hadamard(x, block): in place.
