@@ -4,8 +4,8 @@ torch.nn.functional.scaled_dot_product_attention on the same shapes and thread c
     SLIPSTREAM_LIB=build/Release/libslipstream.so .venv/bin/python bench/attention_speed.py [--quick]
 
 Writes bench/attention-speed.md (machine, date, command). Never asserts. Each row times ours and
-torch's alternately (warm-up first) so load drifts on a shared machine hit both alike; the table
-gives medians. GFLOP/s = 4·B·H·Nq·Nk·D / time (halved for causal). Block-sparse rows keep a
+torch's alternately (warm-up first) so load drifts on a shared machine hit both alike, each call
+after a short idle pause (PAUSE_S); the table gives medians. GFLOP/s = 4·B·H·Nq·Nk·D / time (halved for causal). Block-sparse rows keep a
 random 20% of 64x64 blocks per query block (sparsity 0.8) and compare with our dense.
 """
 
@@ -29,12 +29,18 @@ sys.path.insert(0, str(ROOT / "adapters" / "torch"))
 from slipstream_torch import attention, capabilities  # noqa: E402
 
 
+# Idle time before each timed call. torch's OpenMP workers spin for a while after each
+# parallel region; on a 2-CPU machine, a call started right after torch shares the cores with
+# those spinning threads (measured: 10-25% slower at N = 1024), so each call starts from idle.
+PAUSE_S = 0.05
+
+
 def median_pair(f, g, reps):
     f(), g()  # warm-up: page faults, pool start, torch's first-call dispatch
     a, b = [], []
     for _ in range(reps):
-        t = time.perf_counter(); f(); a.append(time.perf_counter() - t)
-        t = time.perf_counter(); g(); b.append(time.perf_counter() - t)
+        time.sleep(PAUSE_S); t = time.perf_counter(); f(); a.append(time.perf_counter() - t)
+        time.sleep(PAUSE_S); t = time.perf_counter(); g(); b.append(time.perf_counter() - t)
     return statistics.median(a), statistics.median(b)
 
 
@@ -63,7 +69,7 @@ def main() -> None:
             g = torch.Generator().manual_seed(0)
             q, k, v = (torch.randn(B, H, N, D, generator=g) for _ in range(3))
             qn, kn, vn = q.numpy(), k.numpy(), v.numpy()
-            reps = 3 if N >= 16384 else 7
+            reps = 5 if N >= 16384 else 7
             for causal in (False, True):
                 ours, theirs = median_pair(lambda: attention.dense(qn, kn, vn, causal=causal),
                                            lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal), reps)
@@ -90,7 +96,7 @@ def main() -> None:
         f"Machine: {cpu_name()}, {os.cpu_count()} CPUs, ISA level {capabilities()['isa_active']}, "
         f"{threads} threads for both (torch.set_num_threads); torch {torch.__version__}; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end.",
-        "B = 1, H = 8, FP32, HND; times are medians (ms) of alternating runs. 'speedup' is torch / ours",
+        f"B = 1, H = 8, FP32, HND; times are medians (ms) of alternating runs, each after {PAUSE_S * 1e3:.0f} ms idle. 'speedup' is torch / ours",
         "(dense rows) or our dense / our block-sparse (block-sparse rows); GFLOP/s is ours.",
         "",
         "| method | D | N | causal | ours ms | torch ms | speedup | GFLOP/s |",

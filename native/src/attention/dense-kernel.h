@@ -4,11 +4,13 @@
 //
 // Per query tile (FlashAttention-2's loop order, Dao 2023, arXiv 2307.08691, Alg. 1): Q is
 // copied once, pre-multiplied by scale·log2(e) so scores are in log2 units and exp2 is the only
-// transcendental; for each key segment S = Q Kᵀ comes from a register-blocked microkernel (MR
-// query rows x up to NVMAX vectors of keys, Q broadcast, packed Kᵀ panel rows loaded), then the
-// online softmax (Milakov & Gimelshein 2018, arXiv 1805.02867) rescales the running max m, sum l
-// and the output accumulator O, and O += P V from a second microkernel (MR rows x up to 4
-// vectors of D, P broadcast, V rows loaded). All accumulation is FP32.
+// transcendental; for each group of adjacent key segments (up to kGroupK keys) S = Q Kᵀ comes
+// from a register-blocked microkernel (MR query rows x up to NVMAX vectors of keys, Q broadcast,
+// packed Kᵀ panel rows loaded), then the online softmax (Milakov & Gimelshein 2018, arXiv
+// 1805.02867) rescales the running max m, sum l (kept per vector lane) and the output
+// accumulator O, and O += P V from a second microkernel (MR rows x up to 4 vectors of D, P
+// broadcast, V rows loaded). Under causality, row blocks skip the keys none of their rows
+// attend (an exact no-op). All accumulation is FP32.
 #pragma once
 
 #include <algorithm>
@@ -22,9 +24,9 @@ namespace slip::attn {
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr double kLn2 = 0.6931471805599453;
-// Row stride of the score tile: a chunk plus one vector, so a segment that starts mid-chunk
+// Row stride of the score tile: a group plus one vector, so a segment that starts mid-chunk
 // still fits its rounded-up vectors.
-constexpr int64_t kScoreStride = kChunkK + 16;
+constexpr int64_t kScoreStride = kGroupK + 16;
 
 template <class V>
 struct TileKernel {
@@ -52,9 +54,15 @@ struct TileKernel {
     static void pv(const float *p, int64_t len, const float *v0, int64_t vstride, float *o,
                    int64_t ostride, const float *alpha) {
         reg acc[R][NV];
+        bool rescale = false;
+        for (int r = 0; r < R; ++r) rescale |= alpha[r] != 1.0f;
+        // alpha = 1 (running max unchanged, the usual case) is exact: the multiply is skipped.
         for (int r = 0; r < R; ++r) {
             const reg a = V::set1(alpha[r]);
-            for (int c = 0; c < NV; ++c) acc[r][c] = V::mul(V::loadu(o + r * ostride + c * W), a);
+            for (int c = 0; c < NV; ++c) {
+                const reg x = V::loadu(o + r * ostride + c * W);
+                acc[r][c] = rescale ? V::mul(x, a) : x;
+            }
         }
         for (int64_t j = 0; j < len; ++j) {
             reg vv[NV];
@@ -83,19 +91,14 @@ struct TileKernel {
         }
     }
 
+    // O[:, c0 : c0 + n·W] += P V[:, same] for one row block, n <= 4 vectors of D.
     template <int R>
-    static void pv_cols(int64_t vdim, const float *p, int64_t len, const float *v0,
-                        int64_t vstride, float *o, int64_t ostride, const float *alpha) {
-        const int nv = static_cast<int>(vdim / W);
-        for (int c = 0; c < nv; c += 4) {
-            const int n = std::min(nv - c, 4);
-            const float *v = v0 + c * W;
-            float *oc = o + c * W;
-            if (n == 1) pv<R, 1>(p, len, v, vstride, oc, ostride, alpha);
-            else if (n == 2) pv<R, 2>(p, len, v, vstride, oc, ostride, alpha);
-            else if (n == 3) pv<R, 3>(p, len, v, vstride, oc, ostride, alpha);
-            else pv<R, 4>(p, len, v, vstride, oc, ostride, alpha);
-        }
+    static void pv_cols(int n, const float *p, int64_t len, const float *v, int64_t vstride,
+                        float *o, int64_t ostride, const float *alpha) {
+        if (n == 1) pv<R, 1>(p, len, v, vstride, o, ostride, alpha);
+        else if (n == 2) pv<R, 2>(p, len, v, vstride, o, ostride, alpha);
+        else if (n == 3) pv<R, 3>(p, len, v, vstride, o, ostride, alpha);
+        else pv<R, 4>(p, len, v, vstride, o, ostride, alpha);
     }
 
     // Row blocks of MR (then the remainder) over the tile's rows.
@@ -121,13 +124,14 @@ struct TileKernel {
         float *qs = scratch;                    // [kTileQ][D]
         float *S = qs + kTileQ * D;             // [kTileQ][kScoreStride]
         float *O = S + kTileQ * kScoreStride;   // [kTileQ][vdim]
-        float *m = O + kTileQ * vdim, *l = m + kTileQ, *alpha = l + kTileQ;
+        // l is kept per lane (reduced once at the end): no horizontal add per row and segment.
+        float *m = O + kTileQ * vdim, *alpha = m + kTileQ, *l = alpha + kTileQ;  // l: [kTileQ][W]
         const float qscale = pr.scale * kLog2e;
         for (int64_t r = 0; r < rows; ++r) {
             const float *src = pr.q_row(t.s, t.h, t.i0 + r);
             for (int64_t d = 0; d < D; ++d) qs[r * D + d] = src[d] * qscale;
             m[r] = -std::numeric_limits<float>::infinity();
-            l[r] = 0.0f;
+            V::storeu(l + r * W, V::zero());
         }
         std::memset(O, 0, sizeof(float) * rows * vdim);
         const float *kpan = pk.k_panels(pr, t.s, hk);
@@ -137,12 +141,40 @@ struct TileKernel {
         const int64_t off = t.s.causal_offset();
         const float ninf = -std::numeric_limits<float>::infinity();
 
-        for (int64_t g = 0; g < t.nseg; ++g) {
-            const int64_t j0 = t.seg[g].j0, len = t.seg[g].j1 - j0;
+        for (int64_t g = 0; g < t.nseg;) {
+            // A group: segments [g, ge) that are adjacent in keys and span at most kGroupK keys.
+            // It depends only on the segment list, so equal lists (dense and all-kept
+            // block-sparse) give the same bits.
+            int64_t ge = g + 1;
+            while (ge < t.nseg && t.seg[ge].j0 == t.seg[ge - 1].j1 && t.seg[ge].j1 - t.seg[g].j0 <= kGroupK) ++ge;
+            const int64_t j0 = t.seg[g].j0, len = t.seg[ge - 1].j1 - j0;
             const int nv = static_cast<int>((len + W - 1) / W);
-            const float *kp = kpan + (j0 / kChunkK) * D * kChunkK + j0 % kChunkK;
-            by_rows(rows, [&](auto R, int64_t r) { qk_cols<decltype(R)::value>(nv, qs + r * D, D, kp, S + r * kScoreStride); });
-            for (int64_t r = 0; r < rows; ++r) {
+            const int64_t gfirst = g;
+            g = ge;
+            // Causal: rows before r0 attend no key of this group; for them the update would be
+            // an exact no-op (alpha 1, p 0), so they are skipped.
+            const int64_t r0 = pr.causal ? std::clamp<int64_t>(j0 - off - t.i0, 0, rows) : 0;
+            if (r0 == rows) continue;
+            // Segments in key order: a segment's rounded-up last vector is overwritten by the
+            // next one's scores, and the group's tail past len is set to -inf below. Causal:
+            // scores past what a row block's last row attends are not computed; the masking
+            // below sets them to -inf for every row of the block.
+            for (int64_t k = gfirst; k < ge; ++k) {
+                const int64_t sj0 = t.seg[k].j0, slen = t.seg[k].j1 - sj0;
+                const int snv = static_cast<int>((slen + W - 1) / W);
+                const float *kp = kpan + (sj0 / kChunkK) * D * kChunkK + sj0 % kChunkK;
+                by_rows(rows - r0, [&](auto R, int64_t r) {
+                    r += r0;
+                    int nvb = snv;
+                    if (pr.causal) {  // only the vectors the block's last row may attend
+                        const int64_t reach = t.i0 + r + decltype(R)::value + off - sj0;
+                        if (reach <= 0) return;
+                        nvb = static_cast<int>(std::min<int64_t>(snv, (reach + W - 1) / W));
+                    }
+                    qk_cols<decltype(R)::value>(nvb, qs + r * D, D, kp, S + r * kScoreStride + (sj0 - j0));
+                });
+            }
+            for (int64_t r = r0; r < rows; ++r) {
                 float *srow = S + r * kScoreStride;
                 const int64_t i = t.i0 + r;
                 // Keys past the segment, and (causal) past i + offset, get -inf: exp2 -> 0.
@@ -163,7 +195,7 @@ struct TileKernel {
                     for (int c = 0; c < nv; ++c) V::storeu(srow + c * W, V::zero());
                     continue;
                 }
-                alpha[r] = std::exp2(m[r] - mnew);  // m = -inf -> 0
+                alpha[r] = mnew == m[r] ? 1.0f : std::exp2(m[r] - mnew);  // m = -inf -> 0
                 const reg mv = V::set1(mnew);
                 reg sum = V::zero();
                 for (int c = 0; c < nv; ++c) {
@@ -171,15 +203,26 @@ struct TileKernel {
                     V::storeu(srow + c * W, p);
                     sum = V::add(sum, p);
                 }
-                l[r] = l[r] * alpha[r] + V::hsum(sum);
+                V::storeu(l + r * W, V::fma(V::loadu(l + r * W), V::set1(alpha[r]), sum));
                 m[r] = mnew;
             }
+            // Column blocks of 4 vectors outside the row blocks: the group's V columns stay in
+            // L1/L2 across the tile's rows.
             const float *v0 = vbase + j0 * vstride;
-            by_rows(rows, [&](auto R, int64_t r) {
-                pv_cols<decltype(R)::value>(vdim, S + r * kScoreStride, len, v0, vstride, O + r * vdim, vdim, alpha + r);
-            });
+            for (int64_t c0 = 0; c0 < vdim; c0 += 4 * W) {
+                const int n = static_cast<int>(std::min<int64_t>(vdim - c0, 4 * W) / W);
+                by_rows(rows - r0, [&](auto R, int64_t r) {
+                    r += r0;
+                    // Causal: keys past the block's last row have p = 0 for the whole block,
+                    // an exact no-op; they are skipped.
+                    const int64_t plen = pr.causal ? std::clamp<int64_t>(t.i0 + r + decltype(R)::value + off - j0, 0, len) : len;
+                    pv_cols<decltype(R)::value>(n, S + r * kScoreStride, plen, v0 + c0, vstride,
+                                                O + r * vdim + c0, vdim, alpha + r);
+                });
+            }
         }
 
+        for (int64_t r = 0; r < rows; ++r) l[r] = V::hsum(V::loadu(l + r * W));  // in place: r*W >= r
         for (int64_t r = 0; r < rows; ++r) {
             float *dst = pr.out_row(t.s, t.h, t.i0 + r);
             // A row that attended nothing (l == 0) gets 0 and LSE -inf (slipstream.h).

@@ -2,6 +2,7 @@
 // tiles in parallel over (head x sequence x query tile), dispatching the tile kernel on
 // slip::isa_active().
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "base/cpu.h"
@@ -14,7 +15,7 @@ int64_t active_width() { return isa_active() >= SLIP_ISA_AVX512 ? 16 : 8; }
 
 int64_t tile_scratch_floats(int64_t dim) {
     const int64_t vdim = (dim + 15) / 16 * 16;
-    return kTileQ * dim + kTileQ * (kChunkK + 16) + kTileQ * vdim + 3 * kTileQ + 16;
+    return kTileQ * dim + kTileQ * (kGroupK + 16) + kTileQ * vdim + 2 * kTileQ + 16 * kTileQ + 16;
 }
 
 void run_tile(const Tile &t) {
@@ -72,19 +73,35 @@ void add_segments(int64_t j0, int64_t j1, std::vector<Segment> &segs) {
 void run_dense(const Problem &pr) {
     std::vector<float> kbuf, vbuf;
     const Packed pk = pack(pr, kbuf, vbuf);
-    // Work items (sequence, first query row); tasks are item x head, head-major so that each
-    // contiguous chunk of tasks holds whole heads and causal tiles of every length.
+    // Query tile height: kTileQ (K and V stream from memory once per 256 rows at long N),
+    // halved while that leaves fewer than 32 tiles per thread, so short sequences still balance.
+    // Tile height never changes results: rows are independent, and keys past a row's causal
+    // end are exact no-ops (dense-kernel.h).
+    int64_t th = kTileQ;
+    const auto tiles = [&](int64_t h) {
+        int64_t n = 0;
+        for (int64_t b = 0; b < pr.batch; ++b) n += (pr.seq(b).nq + h - 1) / h;
+        return n * pr.heads_q;
+    };
+    while (th > 64 && tiles(th) < 32 * num_threads()) th /= 2;
+    // Work items (sequence, first query row), the last tiles of each sequence first: under
+    // causality they are the longest, and running them first evens out the finish.
     std::vector<std::pair<int64_t, int64_t>> items;
     for (int64_t b = 0; b < pr.batch; ++b)
-        for (int64_t i = 0; i < pr.seq(b).nq; i += kTileQ) items.push_back({b, i});
-    const int64_t n = static_cast<int64_t>(items.size());
-    parallel_for(n * pr.heads_q, 1, [&](int64_t begin, int64_t end) {
+        if (const int64_t nq = pr.seq(b).nq; nq > 0)
+            for (int64_t i = (nq - 1) / th * th; i >= 0; i -= th) items.push_back({b, i});
+    const int64_t n = static_cast<int64_t>(items.size()), total = n * pr.heads_q;
+    // One task at a time from a shared counter (the pool hands out a few coarse chunks per
+    // thread; on a shared machine a stalled thread then leaves a long tail).
+    std::atomic<int64_t> next{0};
+    parallel_for(num_threads(), 1, [&](int64_t, int64_t) {
         std::vector<Segment> segs;
-        for (int64_t task = begin; task < end; ++task) {
+        for (int64_t task; (task = next.fetch_add(1)) < total;) {
+            // Head-major: the threads work on one head's K and V at a time (cache reuse).
             const int64_t h = task / n;
             const auto [b, i0] = items[static_cast<size_t>(task % n)];
             Tile t{&pr, &pk, pr.seq(b), h, i0, 0, nullptr, 0};
-            t.i1 = std::min(t.s.nq, i0 + kTileQ);
+            t.i1 = std::min(t.s.nq, i0 + th);
             int64_t kend = t.s.nk;
             if (pr.causal) kend = std::clamp<int64_t>(t.i1 - 1 + t.s.causal_offset() + 1, 0, kend);
             segs.clear();

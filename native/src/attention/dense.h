@@ -10,12 +10,17 @@
 
 namespace slip::attn {
 
-// Query rows per tile and keys per packed K panel. 64 x 64 keeps, at D = 256, the K panel
-// (64 KiB), the V rows (64 KiB), the Q tile and the output accumulator in a 2 MiB L2, and at
-// D <= 96 the K panel in a 48 KiB L1: the FlashAttention tiling (Dao et al., arXiv 2205.14135,
-// Alg. 1) sized for a CPU cache instead of GPU shared memory.
-constexpr int64_t kTileQ = 64;
+// Query rows per tile (at most; run_dense halves it for short sequences) and keys per packed K
+// panel: the FlashAttention tiling (Dao et al., arXiv 2205.14135, Alg. 1) sized for a CPU
+// cache. A panel (64 keys x D) stays in L1 while every row block of the tile reads it; a tall
+// tile makes K and V stream from memory once per 256 query rows (at N = 16K, D = 128 they are
+// 8 MiB each per head). At D = 256 the tile's Q, scores and O take ~0.8 MiB of a 2 MiB L2.
+constexpr int64_t kTileQ = 256;
 constexpr int64_t kChunkK = 64;
+// Keys per softmax step: up to kGroupK keys of adjacent segments share one running-max update
+// and one pass of O += P V, which divides the per-step work of a 64-key step (row max
+// reduction, alpha, O load/scale/store) by kGroupK / kChunkK.
+constexpr int64_t kGroupK = 4 * kChunkK;
 
 // Caller's block mask for block-sparse attention: U8 [B, Hq, nqb, nkb].
 struct BlockMask {
@@ -39,7 +44,8 @@ struct Packed {
     }
 };
 
-// One query tile: rows [i0, i1) (i1 - i0 <= kTileQ) of head h in sequence s, over segments.
+// One query tile: rows [i0, i1) (i1 - i0 <= kTileQ) of head h in sequence s, over segments
+// (in key order; adjacent ones are grouped up to kGroupK keys per softmax step).
 struct Tile {
     const Problem *pr;
     const Packed *pk;
