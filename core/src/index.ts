@@ -37,3 +37,4 @@ export {
 } from './quant/index.js';
 export { LinearPlan, gemmF32, measurePeak, type LinearOptions, type QuantizedWeight, type WeightFormat } from './linear/index.js';
 export { SCHEMES, activationRangesSchema, outputSpecs, quantizeModule, type Scheme } from './checkpoint/index.js';
+export { GaussianNoise, WanModel, flowSigmas, sampleEuler, type SampleOptions, type WanConfig } from './runtime/index.js';

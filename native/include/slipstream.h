@@ -626,6 +626,78 @@ SLIP_API slip_status slip_sla_backward(const slip_tensor *q, const slip_tensor *
                                        slip_tensor *dalpha, slip_tensor *dproj_w,
                                        slip_tensor *dproj_b);
 
+/* ---------------------------------------------------------------- runtime: Wan2.1 DiT (section owner: runtime)
+ *
+ * A Wan2.1 text-to-video diffusion transformer held in FP32 and run with the library's own
+ * kernels: every linear is an FP32 slip_linear_plan (planned once at create), attention is
+ * slip_attn_dense in the NHD layout, norms, RoPE and modulation are threaded loops.
+ *
+ * Weights are passed by their Wan2.1 / diffusers state-dict names (the names ComfyUI loads):
+ *   patch_embedding.weight [dim, in, pt, ph, pw], .bias [dim]       Conv3d, stride = kernel
+ *   text_embedding.{0,2}.{weight,bias}   [dim, text_dim], [dim, dim]   Linear, GELU(tanh), Linear
+ *   time_embedding.{0,2}.{weight,bias}   [dim, freq_dim], [dim, dim]   Linear, SiLU, Linear
+ *   time_projection.1.{weight,bias}      [6 dim, dim]                  SiLU, Linear
+ *   blocks.<i>.{self_attn,cross_attn}.{q,k,v,o}.{weight,bias} [dim, dim], [dim]
+ *   blocks.<i>.{self_attn,cross_attn}.norm_{q,k}.weight [dim]         RMSNorm over dim
+ *   blocks.<i>.norm3.{weight,bias} [dim]                               cross-attention LayerNorm
+ *   blocks.<i>.ffn.0.{weight,bias} [ffn_dim, dim]; blocks.<i>.ffn.2.{weight,bias} [dim, ffn_dim]
+ *   blocks.<i>.modulation [1, 6, dim]
+ *   head.head.{weight,bias} [out * pt * ph * pw, dim]; head.modulation [1, 2, dim]
+ * Each may be F32, F16 or BF16 (widened to FP32 at create; the caller may free its buffers
+ * afterwards). A missing, repeated or unexpected name, or a wrong shape or dtype, is refused with
+ * a sentence naming the tensor.
+ *
+ * Forward (t is sigma * 1000, ComfyUI's flow multiplier):
+ *   tokens = patch_embed(x); e = time_embedding(sinusoidal_freq_dim(t)); e0 = time_projection(e)
+ *   ctx = text_embedding(context); per block, with (s0, c0, g0, s1, c1, g1) = modulation + e0:
+ *     x += g0 * self_attn(LN(x) (1 + c0) + s0)        q, k RMSNorm'd, 3-D RoPE (slipstream's rope)
+ *     x += cross_attn(norm3(x), ctx)
+ *     x += g1 * ffn(LN(x) (1 + c1) + s1)
+ *   out = unpatchify(head(LN(x) (1 + c) + s)), (s, c) = head.modulation + e
+ * LN is LayerNorm without affine; all LayerNorms and RMSNorms use config.eps. RoPE: head dim d
+ * split (d - 4(d/6), 2(d/6), 2(d/6)) over (frame, row, col), theta 10000, adjacent pairs.
+ */
+typedef struct slip_wan_config {
+    int64_t dim;           /* model width; a multiple of heads */
+    int64_t ffn_dim;
+    int64_t heads;         /* head dim = dim / heads: even, <= 256 (Wan: 128) */
+    int64_t layers;        /* number of blocks */
+    int64_t in_channels;   /* latent channels in */
+    int64_t out_channels;  /* latent channels out */
+    int64_t text_dim;      /* width of the context embeddings (Wan: 4096) */
+    int64_t freq_dim;      /* width of the sinusoidal time embedding, even (Wan: 256) */
+    int64_t patch[3];      /* (pt, ph, pw) */
+    float eps;             /* LayerNorm and RMSNorm epsilon (Wan: 1e-6) */
+    int32_t reserved[5];   /* 0 */
+} slip_wan_config;
+
+typedef struct slip_wan_model_s *slip_wan_model_t;
+
+/* names[i] names tensors[i], i < count. *out receives the model (free with slip_wan_model_free). */
+SLIP_API slip_status slip_wan_model_create(const char *const *names, const slip_tensor *tensors,
+                                           int64_t count, const slip_wan_config *config,
+                                           slip_wan_model_t *out);
+
+/* x: F32 [B, in, F, H, W] with F, H, W multiples of the patch; t: F32 [B]; context: F32
+ * [B, Lc, text_dim] (Lc >= 1); out: F32 [B, out, F, H, W]. Inputs must be finite. A model may
+ * run forwards from several threads at once (each call has its own scratch). */
+SLIP_API slip_status slip_wan_forward(slip_wan_model_t model, const slip_tensor *x,
+                                      const slip_tensor *t, const slip_tensor *context,
+                                      slip_tensor *out);
+
+/* slip_wan_forward that also writes the residual stream: hidden F32 [layers + 1, B, L, dim],
+ * L = (F/pt)(H/ph)(W/pw) tokens in row-major grid order; hidden[0] is the patch embedding,
+ * hidden[i] the output of block i - 1. For checking against a reference and for calibrating
+ * caches that look at block inputs and outputs. */
+SLIP_API slip_status slip_wan_forward_trace(slip_wan_model_t model, const slip_tensor *x,
+                                            const slip_tensor *t, const slip_tensor *context,
+                                            slip_tensor *out, slip_tensor *hidden);
+
+/* Copies the model's configuration into *out. */
+SLIP_API slip_status slip_wan_model_config(slip_wan_model_t model, slip_wan_config *out);
+
+SLIP_API void slip_wan_model_free(slip_wan_model_t model);
+
 #ifdef __cplusplus
 }
 #endif

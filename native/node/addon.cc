@@ -8,6 +8,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     slipnode::RegisterQuant(env, exports);
     slipnode::RegisterGemm(env, exports);
     slipnode::RegisterAttention(env, exports);
+    slipnode::RegisterRuntime(env, exports);
     return exports;
 }
 

@@ -69,5 +69,6 @@ void RegisterQuant(Napi::Env env, Napi::Object exports);
 void RegisterGemm(Napi::Env env, Napi::Object exports);
 // native/node/attention.cc calls one Register function per attention method file.
 void RegisterAttention(Napi::Env env, Napi::Object exports);
+void RegisterRuntime(Napi::Env env, Napi::Object exports);
 
 }  // namespace slipnode

@@ -122,6 +122,10 @@ export interface NativeBinding {
     projB: NativeTensor | null, dout: NativeTensor, dq: NativeTensor, dk: NativeTensor, dv: NativeTensor, dalpha: NativeTensor,
     dprojW: NativeTensor, dprojB: NativeTensor | null, options: NativeAttnOptions, sla: NativeSlaParams): void;
 
+  // runtime (native/node/runtime.cc): a Wan2.1 DiT from named weights (F32/F16/BF16), FP32 forward.
+  wanModelCreate(names: string[], tensors: NativeTensor[], config: NativeWanConfig): Promise<NativeWanModel>;
+  wanModelCreateSync(names: string[], tensors: NativeTensor[], config: NativeWanConfig): NativeWanModel;
+
   // attention-sage (native/node/attention-sage.cc): options are slip_attn_params, the mask and
   // (forward) lse, plus slip_sage_params fields; omitted fields keep slip_sage_params_init's
   // defaults. variant: 0 SAGE2, 1 SAGE2PP; granularity: 0 block, 1 warp, 2 thread.
@@ -177,4 +181,29 @@ export interface NativeAttnOptions {
   cuSeqlensQ?: NativeTensor | null;
   cuSeqlensK?: NativeTensor | null;
   lse?: NativeTensor | null;
+}
+
+// runtime
+
+/** slip_wan_config (runtime): every field required. */
+export interface NativeWanConfig {
+  dim: number;
+  ffnDim: number;
+  heads: number;
+  layers: number;
+  inChannels: number;
+  outChannels: number;
+  textDim: number;
+  freqDim: number;
+  patch: [number, number, number];
+  eps: number;
+}
+
+/** A slip_wan_model_t owned by a JS object; freed by free() or the garbage collector. out and
+ * hidden ([layers + 1, B, L, dim], optional) are caller-allocated. */
+export interface NativeWanModel {
+  forward(x: NativeTensor, t: NativeTensor, context: NativeTensor, out: NativeTensor, hidden?: NativeTensor | null): Promise<void>;
+  forwardSync(x: NativeTensor, t: NativeTensor, context: NativeTensor, out: NativeTensor, hidden?: NativeTensor | null): void;
+  free(): void;
+  readonly freed: boolean;
 }

@@ -1,0 +1,209 @@
+/**
+ * WanModel: a Wan2.1 text-to-video DiT (state-dict names as Wan2.1 / ComfyUI) run by
+ * libslipstream's FP32 runtime (slip_wan_model_create / slip_wan_forward): linears through FP32
+ * linear plans, attention through slip_attn_dense. Weights load from a folder of safetensors
+ * shards with a `*.safetensors.index.json`, or a single `.safetensors` file; F16/BF16 weights are
+ * widened to FP32 natively.
+ */
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { SlipstreamError, invalidArgument } from '../errors/index.js';
+import type { NativeWanConfig, NativeWanModel } from '../native/binding.js';
+import { callNative, callNativeAsync } from '../native/call.js';
+import { native } from '../native/index.js';
+import { SafetensorsReader } from '../safetensors/index.js';
+import { Tensor, shapeToString } from '../tensor/index.js';
+
+/** The architecture numbers of a Wan2.1 DiT (slip_wan_config). */
+export interface WanConfig {
+  dim: number;
+  ffnDim: number;
+  heads: number;
+  layers: number;
+  inChannels: number;
+  outChannels: number;
+  textDim: number;
+  freqDim: number;
+  patch: [number, number, number];
+  eps: number;
+}
+
+/** Wan2.1's head dim: ComfyUI infers heads = dim / 128, and so do we. */
+export const WAN_HEAD_DIM = 128;
+/** Wan2.1's LayerNorm / RMSNorm epsilon; not stored in the weights. */
+export const WAN_EPS = 1e-6;
+
+export interface WanLoadOptions {
+  /** Fields that override what is inferred from the weights' shapes. */
+  config?: Partial<WanConfig>;
+}
+
+/** The outputs of forwardTrace: the velocity and the residual stream [layers + 1, B, L, dim]. */
+export interface WanTrace {
+  out: Tensor<'F32'>;
+  hidden: Tensor<'F32'>;
+}
+
+function shapeOf(shapes: Map<string, readonly number[]>, name: string): readonly number[] {
+  const s = shapes.get(name);
+  if (s === undefined) throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `expected a weight named ${JSON.stringify(name)} to infer the Wan config, got none`);
+  return s;
+}
+
+/**
+ * The config as ComfyUI's Wan detection infers it: dim from head.modulation, heads = dim / 128,
+ * ffn_dim from blocks.0.ffn.0, channels and patch from patch_embedding, out channels from the
+ * head's rows / patch volume, layers by counting blocks; eps is Wan's 1e-6.
+ */
+export function inferWanConfig(shapes: Map<string, readonly number[]>): WanConfig {
+  const dim = shapeOf(shapes, 'head.modulation')[2]!;
+  const pe = shapeOf(shapes, 'patch_embedding.weight');
+  const patch: [number, number, number] = [pe[2]!, pe[3]!, pe[4]!];
+  let layers = 0;
+  while (shapes.has(`blocks.${layers}.modulation`)) layers++;
+  return {
+    dim,
+    ffnDim: shapeOf(shapes, 'blocks.0.ffn.0.weight')[0]!,
+    heads: Math.max(1, Math.floor(dim / WAN_HEAD_DIM)),
+    layers,
+    inChannels: pe[1]!,
+    outChannels: shapeOf(shapes, 'head.head.weight')[0]! / (patch[0] * patch[1] * patch[2]),
+    textDim: shapeOf(shapes, 'text_embedding.0.weight')[1]!,
+    freqDim: shapeOf(shapes, 'time_embedding.0.weight')[1]!,
+    patch,
+    eps: WAN_EPS,
+  };
+}
+
+/** tensor name -> shard file: from the index json when the folder has one, else one file. */
+async function weightFiles(path: string): Promise<Map<string, string>> {
+  const info = await stat(path);
+  if (info.isFile()) {
+    const r = await SafetensorsReader.open(path);
+    try {
+      return new Map(r.names().map((n) => [n, path]));
+    } finally {
+      await r.close();
+    }
+  }
+  const entries = await readdir(path);
+  const index = entries.find((e) => e.endsWith('.safetensors.index.json'));
+  if (index !== undefined) {
+    const json = JSON.parse(await readFile(join(path, index), 'utf8')) as { weight_map?: Record<string, string> };
+    if (typeof json.weight_map !== 'object' || json.weight_map === null) {
+      throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `expected a "weight_map" object in ${join(path, index)}, got ${String(json.weight_map)}`);
+    }
+    return new Map(Object.entries(json.weight_map).map(([n, f]) => [n, join(path, f)]));
+  }
+  const single = entries.filter((e) => e.endsWith('.safetensors'));
+  if (single.length !== 1) {
+    throw new SlipstreamError(
+      'SLIP_E_INVALID_ARGUMENT',
+      `expected a *.safetensors.index.json or exactly one .safetensors file in ${path}, got ${single.length} .safetensors files and no index`,
+    );
+  }
+  return weightFiles(join(path, single[0]!));
+}
+
+/** Reads every tensor of a (sharded) checkpoint, one shard open at a time. */
+export async function readWanWeights(path: string): Promise<Map<string, Tensor>> {
+  const files = await weightFiles(path);
+  const byFile = new Map<string, string[]>();
+  for (const [name, file] of files) byFile.set(file, [...(byFile.get(file) ?? []), name]);
+  const out = new Map<string, Tensor>();
+  for (const [file, names] of byFile) {
+    const r = await SafetensorsReader.open(file);
+    try {
+      for (const n of names) out.set(n, await r.tensor(n));
+    } finally {
+      await r.close();
+    }
+  }
+  return out;
+}
+
+function requireF32(value: unknown, name: string): Tensor<'F32'> {
+  if (!(value instanceof Tensor)) throw invalidArgument(name, 'a Tensor', value);
+  if (value.dtype !== 'F32') {
+    throw new SlipstreamError('SLIP_E_DTYPE_MISMATCH', `expected an F32 tensor for ${name}, got ${value.dtype} ${shapeToString(value.shape)}`);
+  }
+  return value as Tensor<'F32'>;
+}
+
+export class WanModel {
+  readonly config: Readonly<WanConfig>;
+  readonly #model: NativeWanModel;
+
+  private constructor(model: NativeWanModel, config: WanConfig) {
+    this.#model = model;
+    this.config = Object.freeze({ ...config, patch: [...config.patch] as [number, number, number] });
+  }
+
+  /** From a folder (shards + index json, or one file) or a .safetensors path. */
+  static async load(path: string, options: WanLoadOptions = {}): Promise<WanModel> {
+    return WanModel.fromTensors(await readWanWeights(path), options);
+  }
+
+  /** From named tensors (F32, F16 or BF16); the config is inferred from their shapes unless given. */
+  static async fromTensors(weights: Map<string, Tensor>, options: WanLoadOptions = {}): Promise<WanModel> {
+    const shapes = new Map([...weights].map(([n, t]) => [n, t.shape] as const));
+    const config: WanConfig = { ...inferWanConfig(shapes), ...options.config };
+    const names = [...weights.keys()];
+    const tensors = names.map((n) => weights.get(n)!.toNative());
+    const model = await callNativeAsync(() => native().wanModelCreate(names, tensors, config satisfies NativeWanConfig));
+    return new WanModel(model, config);
+  }
+
+  get freed(): boolean {
+    return this.#model.freed;
+  }
+
+  #prepare(x: unknown, t: unknown, context: unknown, trace: boolean) {
+    if (this.#model.freed) {
+      throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', 'expected a live WanModel, got one already freed (free() was called)');
+    }
+    const xs = requireF32(x, 'x');
+    requireF32(t, 't');
+    requireF32(context, 'context');
+    const c = this.config;
+    if (xs.rank !== 5 || xs.shape[1] !== c.inChannels) {
+      throw new SlipstreamError('SLIP_E_SHAPE_MISMATCH', `expected shape [B, ${c.inChannels}, F, H, W] for x, got ${shapeToString(xs.shape)}`);
+    }
+    const [b, , f, h, w] = xs.shape as [number, number, number, number, number];
+    const out = Tensor.zeros('F32', [b, c.outChannels, f, h, w]);
+    const tokens = Math.floor(f / c.patch[0]) * Math.floor(h / c.patch[1]) * Math.floor(w / c.patch[2]);
+    const hidden = trace ? Tensor.zeros('F32', [c.layers + 1, b, tokens, c.dim]) : null;
+    const args = [xs.toNative(), (t as Tensor).toNative(), (context as Tensor).toNative(), out.toNative(), hidden?.toNative() ?? null] as const;
+    return { args, out, hidden };
+  }
+
+  /**
+   * The velocity for latents x [B, in, F, H, W], timesteps t [B] (sigma * 1000) and context
+   * [B, Lc, textDim], all F32; resolves with F32 [B, out, F, H, W]. Runs on the libuv pool.
+   */
+  async forward(x: Tensor, t: Tensor, context: Tensor): Promise<Tensor<'F32'>> {
+    const { args, out } = this.#prepare(x, t, context, false);
+    await callNativeAsync(() => this.#model.forward(...args));
+    return out;
+  }
+
+  /** As forward(), on the calling thread. */
+  forwardSync(x: Tensor, t: Tensor, context: Tensor): Tensor<'F32'> {
+    const { args, out } = this.#prepare(x, t, context, false);
+    callNative(() => this.#model.forwardSync(...args));
+    return out;
+  }
+
+  /** forward() plus the residual stream: hidden[0] after the patch embedding, hidden[i] after block i - 1. */
+  async forwardTrace(x: Tensor, t: Tensor, context: Tensor): Promise<WanTrace> {
+    const { args, out, hidden } = this.#prepare(x, t, context, true);
+    await callNativeAsync(() => this.#model.forward(...args));
+    return { out, hidden: hidden! };
+  }
+
+  /** Releases the native model now (else the garbage collector does). Idempotent; not while a forward is in flight. */
+  free(): void {
+    if (!this.#model.freed) callNative(() => this.#model.free());
+  }
+}

@@ -1,0 +1,181 @@
+// The Wan2.1 runtime: wanModelCreate(names, tensors, config) / wanModelCreateSync(...) -> WanModel,
+// whose forward(x, t, context, out, hidden?) works off the event loop (forwardSync inline).
+// The model's native memory is freed by free() or, failing that, by the garbage collector.
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "common.h"
+
+namespace slipnode {
+
+namespace {
+
+Napi::FunctionReference *g_wan_ctor = nullptr;
+
+class WanModel : public Napi::ObjectWrap<WanModel> {
+  public:
+    static Napi::Function Define(Napi::Env env) {
+        return DefineClass(env, "WanModel",
+                           {InstanceMethod("forward", &WanModel::Forward),
+                            InstanceMethod("forwardSync", &WanModel::ForwardSync),
+                            InstanceMethod("free", &WanModel::Free),
+                            InstanceAccessor("freed", &WanModel::Freed, nullptr)});
+    }
+
+    explicit WanModel(const Napi::CallbackInfo &info) : Napi::ObjectWrap<WanModel>(info) {
+        if (info.Length() != 1 || !info[0].IsExternal())
+            throw ArgumentError(info.Env(), "WanModel is made by wanModelCreate(), not new");
+        model_ = info[0].As<Napi::External<slip_wan_model_s>>().Data();
+    }
+    ~WanModel() override { slip_wan_model_free(model_); }
+
+  private:
+    slip_wan_model_t Live(Napi::Env env) {
+        if (!model_) throw ArgumentError(env, "expected a live model, got one already freed");
+        return model_;
+    }
+
+    struct Args {
+        slip_tensor x, t, context, out, hidden;
+        bool has_hidden = false;
+    };
+    static Args ToArgs(const Napi::CallbackInfo &info) {
+        Args a;
+        a.x = ToTensor(info[0], "x");
+        a.t = ToTensor(info[1], "t");
+        a.context = ToTensor(info[2], "context");
+        a.out = ToTensor(info[3], "out");
+        a.hidden = ToOptionalTensor(info[4], "hidden", &a.has_hidden);
+        return a;
+    }
+    static slip_status Call(slip_wan_model_t m, Args &a) {
+        return a.has_hidden ? slip_wan_forward_trace(m, &a.x, &a.t, &a.context, &a.out, &a.hidden)
+                            : slip_wan_forward(m, &a.x, &a.t, &a.context, &a.out);
+    }
+
+    Napi::Value Forward(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        slip_wan_model_t m = Live(env);
+        Args a = ToArgs(info);
+        ++running_;
+        std::atomic<int> *running = &running_;
+        std::vector<Napi::Value> keep = Arguments(info);
+        keep.push_back(info.This());  // keeps this model alive while the forward runs
+        return RunAsync(
+            env,
+            [=]() mutable {
+                const slip_status st = Call(m, a);
+                --*running;
+                return st;
+            },
+            {}, keep);
+    }
+
+    Napi::Value ForwardSync(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        Args a = ToArgs(info);
+        Check(env, Call(Live(env), a));
+        return env.Undefined();
+    }
+
+    Napi::Value Free(const Napi::CallbackInfo &info) {
+        if (running_.load() > 0)
+            throw ArgumentError(info.Env(), "expected no forward() in flight when freeing the model");
+        slip_wan_model_free(model_);
+        model_ = nullptr;
+        return info.Env().Undefined();
+    }
+
+    Napi::Value Freed(const Napi::CallbackInfo &info) { return Napi::Boolean::New(info.Env(), !model_); }
+
+    slip_wan_model_t model_ = nullptr;
+    std::atomic<int> running_{0};
+};
+
+// { dim, ffnDim, heads, layers, inChannels, outChannels, textDim, freqDim, patch: [3], eps }
+slip_wan_config ToWanConfig(Napi::Env env, const Napi::Value &v) {
+    if (!v.IsObject()) throw ArgumentError(env, "expected an object for config");
+    Options o(v, "config");
+    slip_wan_config c{};
+    c.dim = o.i64("dim");
+    c.ffn_dim = o.i64("ffnDim");
+    c.heads = o.i64("heads");
+    c.layers = o.i64("layers");
+    c.in_channels = o.i64("inChannels");
+    c.out_channels = o.i64("outChannels");
+    c.text_dim = o.i64("textDim");
+    c.freq_dim = o.i64("freqDim");
+    c.eps = o.f32("eps");
+    Napi::Value p = o.get("patch");
+    if (!p.IsArray() || p.As<Napi::Array>().Length() != 3)
+        throw ArgumentError(env, "expected an array of 3 integers for config.patch");
+    for (uint32_t i = 0; i < 3; ++i) c.patch[i] = ToInt64(p.As<Napi::Array>().Get(i), "config.patch");
+    return c;
+}
+
+// The copied arguments of a create call: names own their strings; tensors point into JS buffers
+// that the caller keeps alive until the call finishes.
+struct CreateArgs {
+    std::vector<std::string> names;
+    std::vector<const char *> name_ptrs;
+    std::vector<slip_tensor> tensors;
+    slip_wan_config config{};
+    slip_wan_model_t model = nullptr;
+};
+
+std::shared_ptr<CreateArgs> ToCreateArgs(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray() || !info[1].IsArray())
+        throw ArgumentError(env, "expected arrays of names and tensors for wanModelCreate(names, tensors, config)");
+    Napi::Array names = info[0].As<Napi::Array>(), tensors = info[1].As<Napi::Array>();
+    if (names.Length() != tensors.Length())
+        throw ArgumentError(env, "expected as many names as tensors, got " + std::to_string(names.Length()) +
+                                     " names and " + std::to_string(tensors.Length()) + " tensors");
+    auto a = std::make_shared<CreateArgs>();
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+        Napi::Value n = names.Get(i);
+        if (!n.IsString()) throw ArgumentError(env, "expected a string for names[" + std::to_string(i) + "]");
+        a->names.push_back(n.As<Napi::String>().Utf8Value());
+        a->tensors.push_back(ToTensor(tensors.Get(i), a->names.back().c_str()));
+    }
+    for (const std::string &n : a->names) a->name_ptrs.push_back(n.c_str());
+    a->config = ToWanConfig(env, info[2]);
+    return a;
+}
+
+Napi::Value Wrap(Napi::Env env, slip_wan_model_t model) {
+    return g_wan_ctor->New({Napi::External<slip_wan_model_s>::New(env, model)});
+}
+
+Napi::Value WanModelCreate(const Napi::CallbackInfo &info) {
+    std::shared_ptr<CreateArgs> a = ToCreateArgs(info);
+    return RunAsync(
+        info.Env(),
+        [a]() {
+            return slip_wan_model_create(a->name_ptrs.data(), a->tensors.data(),
+                                         static_cast<int64_t>(a->tensors.size()), &a->config, &a->model);
+        },
+        [a](Napi::Env env) { return Wrap(env, a->model); }, Arguments(info));
+}
+
+Napi::Value WanModelCreateSync(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::shared_ptr<CreateArgs> a = ToCreateArgs(info);
+    if (!Check(env, slip_wan_model_create(a->name_ptrs.data(), a->tensors.data(),
+                                          static_cast<int64_t>(a->tensors.size()), &a->config, &a->model)))
+        return env.Undefined();
+    return Wrap(env, a->model);
+}
+
+}  // namespace
+
+void RegisterRuntime(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = WanModel::Define(env);
+    g_wan_ctor = new Napi::FunctionReference(Napi::Persistent(ctor));  // lives with the process
+    exports.Set("WanModel", ctor);
+    exports.Set("wanModelCreate", Napi::Function::New(env, WanModelCreate, "wanModelCreate"));
+    exports.Set("wanModelCreateSync", Napi::Function::New(env, WanModelCreateSync, "wanModelCreateSync"));
+}
+
+}  // namespace slipnode

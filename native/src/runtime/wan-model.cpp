@@ -1,0 +1,212 @@
+// slip_wan_model_t from named weights: the table of expected names and shapes, widening of
+// F16/BF16 to FP32, and one FP32 linear plan per Linear.
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "../base/error.h"
+#include "../base/tensor.h"
+#include "wan.h"
+
+namespace slip::runtime {
+
+Linear &Linear::operator=(Linear &&o) noexcept {
+    if (this != &o) {
+        slip_linear_plan_free(plan);
+        plan = o.plan;
+        o.plan = nullptr;
+        bias = std::move(o.bias);
+        n = o.n;
+        k = o.k;
+    }
+    return *this;
+}
+
+Linear::~Linear() { slip_linear_plan_free(plan); }
+
+void Linear::run(const float *x, int64_t m, float *y) const {
+    slip_tensor xt, bt, yt;
+    const int64_t xs[2] = {m, k}, ys[2] = {m, n}, bs[1] = {n};
+    slip_tensor_init(&xt, const_cast<float *>(x), SLIP_DTYPE_F32, 2, xs);
+    slip_tensor_init(&yt, y, SLIP_DTYPE_F32, 2, ys);
+    slip_tensor_init(&bt, const_cast<float *>(bias.data()), SLIP_DTYPE_F32, 1, bs);
+    const slip_status st = slip_linear_plan_run(plan, &xt, bias.empty() ? nullptr : &bt, &yt);
+    if (st != SLIP_STATUS_OK) fail(st, slip_last_error());
+}
+
+namespace {
+
+float widen_f16(uint16_t h) {
+    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else {  // subnormal: normalise
+            int e = -1;
+            do {
+                man <<= 1;
+                ++e;
+            } while (!(man & 0x400u));
+            bits = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | (man & 0x3ffu) << 13;
+        }
+    } else {
+        bits = sign | (exp + 112) << 23 | man << 13;
+    }
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+float widen_bf16(uint16_t h) {
+    const uint32_t bits = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+// The named weights, looked up and checked one by one; every name must be taken exactly once.
+class Weights {
+  public:
+    Weights(const char *const *names, const slip_tensor *tensors, int64_t count) {
+        require_not_null(names, "names");
+        require_not_null(tensors, "tensors");
+        for (int64_t i = 0; i < count; ++i) {
+            if (!names[i]) fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a name for tensors[%lld], got NULL", static_cast<long long>(i)));
+            if (!by_name_.emplace(names[i], &tensors[i]).second)
+                fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected each weight once, got \"%s\" twice", names[i]));
+        }
+    }
+
+    // The tensor `name` as FP32, checked against `shape`.
+    std::vector<float> take(const std::string &name, std::initializer_list<int64_t> shape) {
+        auto it = by_name_.find(name);
+        if (it == by_name_.end())
+            fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a weight named \"%s\", got none", name.c_str()));
+        const slip_tensor &t = *it->second;
+        taken_.emplace(name);
+        const std::string what = format("weight \"%s\"", name.c_str());
+        if (t.dtype != SLIP_DTYPE_F32 && t.dtype != SLIP_DTYPE_F16 && t.dtype != SLIP_DTYPE_BF16)
+            fail(SLIP_STATUS_DTYPE_MISMATCH, format("expected dtype F32, F16 or BF16 for %s, got %s", what.c_str(),
+                                                    slip_dtype_name(static_cast<slip_dtype>(t.dtype))));
+        require_cpu_dense(&t, what.c_str(), static_cast<slip_dtype>(t.dtype));
+        require_shape(t, what.c_str(), static_cast<int32_t>(shape.size()), shape.begin());
+        const int64_t n = numel(t);
+        std::vector<float> out(static_cast<size_t>(n));
+        if (t.dtype == SLIP_DTYPE_F32) {
+            if (n) std::memcpy(out.data(), t.data, static_cast<size_t>(n) * 4);
+        } else {
+            const uint16_t *h = static_cast<const uint16_t *>(t.data);
+            const bool f16 = t.dtype == SLIP_DTYPE_F16;
+            for (int64_t i = 0; i < n; ++i) out[i] = f16 ? widen_f16(h[i]) : widen_bf16(h[i]);
+        }
+        return out;
+    }
+
+    // weight [n, k] (given as `shape`, flattened to [n, rest]) and bias [n] -> an FP32 plan.
+    Linear linear(const std::string &prefix, std::initializer_list<int64_t> shape) {
+        std::vector<float> w = take(prefix + ".weight", shape);
+        Linear l;
+        l.n = *shape.begin();
+        l.k = l.n ? static_cast<int64_t>(w.size()) / l.n : 0;
+        l.bias = take(prefix + ".bias", {l.n});
+        slip_qweight q{};
+        slip_quant_params_init(&q.params, SLIP_FORMAT_F32);
+        const int64_t ws[2] = {l.n, l.k};
+        slip_tensor_init(&q.codes, w.data(), SLIP_DTYPE_F32, 2, ws);
+        slip_linear_params p;
+        slip_linear_params_init(&p);
+        const slip_status st = slip_linear_plan_create(&q, &p, &l.plan);
+        if (st != SLIP_STATUS_OK) fail(st, format("%s.weight: %s", prefix.c_str(), slip_last_error()));
+        return l;
+    }
+
+    void require_all_taken() const {
+        for (const auto &kv : by_name_)
+            if (!taken_.count(kv.first))
+                fail(SLIP_STATUS_INVALID_ARGUMENT,
+                     format("expected only the Wan2.1 weights of this configuration, got an unexpected \"%s\"", kv.first.c_str()));
+    }
+
+  private:
+    std::map<std::string, const slip_tensor *> by_name_;
+    std::set<std::string> taken_;
+};
+
+void check_config(const slip_wan_config &c) {
+    auto positive = [](int64_t v, const char *name) {
+        if (v <= 0) fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a positive %s, got %lld", name, static_cast<long long>(v)));
+    };
+    positive(c.dim, "config.dim");
+    positive(c.ffn_dim, "config.ffn_dim");
+    positive(c.heads, "config.heads");
+    positive(c.layers, "config.layers");
+    positive(c.in_channels, "config.in_channels");
+    positive(c.out_channels, "config.out_channels");
+    positive(c.text_dim, "config.text_dim");
+    positive(c.freq_dim, "config.freq_dim");
+    for (int i = 0; i < 3; ++i) positive(c.patch[i], "config.patch");
+    if (c.dim % c.heads != 0)
+        fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected config.dim (%lld) to be a multiple of config.heads, got %lld",
+                                                  static_cast<long long>(c.dim), static_cast<long long>(c.heads)));
+    const int64_t hd = c.dim / c.heads;
+    if (hd % 2 != 0 || hd > 256)
+        fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected an even head dim <= 256 (config.dim / config.heads), got %lld",
+                                                  static_cast<long long>(hd)));
+    if (c.freq_dim % 2 != 0)
+        fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected an even config.freq_dim, got %lld", static_cast<long long>(c.freq_dim)));
+    if (!(c.eps > 0.0f) || !std::isfinite(c.eps))
+        fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a positive finite config.eps, got %g", static_cast<double>(c.eps)));
+}
+
+Attention attention(Weights &w, const std::string &p, int64_t dim) {
+    Attention a;
+    a.q = w.linear(p + ".q", {dim, dim});
+    a.k = w.linear(p + ".k", {dim, dim});
+    a.v = w.linear(p + ".v", {dim, dim});
+    a.o = w.linear(p + ".o", {dim, dim});
+    a.norm_q = w.take(p + ".norm_q.weight", {dim});
+    a.norm_k = w.take(p + ".norm_k.weight", {dim});
+    return a;
+}
+
+}  // namespace
+
+Model *create_model(const char *const *names, const slip_tensor *tensors, int64_t count,
+                    const slip_wan_config &cfg) {
+    check_config(cfg);
+    if (count < 0) fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a non-negative count, got %lld", static_cast<long long>(count)));
+    Weights w(names, tensors, count);
+    auto m = std::make_unique<Model>();
+    m->cfg = cfg;
+    m->head_dim = cfg.dim / cfg.heads;
+    const int64_t d = cfg.dim, pt = cfg.patch[0], ph = cfg.patch[1], pw = cfg.patch[2];
+    m->patch = w.linear("patch_embedding", {d, cfg.in_channels, pt, ph, pw});
+    m->text0 = w.linear("text_embedding.0", {d, cfg.text_dim});
+    m->text2 = w.linear("text_embedding.2", {d, d});
+    m->time0 = w.linear("time_embedding.0", {d, cfg.freq_dim});
+    m->time2 = w.linear("time_embedding.2", {d, d});
+    m->time_proj = w.linear("time_projection.1", {6 * d, d});
+    m->blocks.resize(static_cast<size_t>(cfg.layers));
+    for (int64_t i = 0; i < cfg.layers; ++i) {
+        const std::string p = "blocks." + std::to_string(i);
+        Block &b = m->blocks[static_cast<size_t>(i)];
+        b.self_attn = attention(w, p + ".self_attn", d);
+        b.cross_attn = attention(w, p + ".cross_attn", d);
+        b.norm3_w = w.take(p + ".norm3.weight", {d});
+        b.norm3_b = w.take(p + ".norm3.bias", {d});
+        b.ffn0 = w.linear(p + ".ffn.0", {cfg.ffn_dim, d});
+        b.ffn2 = w.linear(p + ".ffn.2", {d, cfg.ffn_dim});
+        b.modulation = w.take(p + ".modulation", {1, 6, d});
+    }
+    m->head = w.linear("head.head", {cfg.out_channels * pt * ph * pw, d});
+    m->head_modulation = w.take("head.modulation", {1, 2, d});
+    w.require_all_taken();
+    return m.release();
+}
+
+}  // namespace slip::runtime
