@@ -24,6 +24,10 @@ const SUITES: Record<string, { table: string; run: (out: string) => Promise<void
       step(path.join(root, '.venv', 'bin', 'python'), [path.join(root, 'bench', 'attention_speed.py'), '--out', out]);
     },
   },
+  diffusion: {
+    table: 'diffusion.md',
+    run: async (out) => (await import('../../bench/diffusion.js')).runDiffusionBench({ out }),
+  },
   linear: {
     table: 'linear.md',
     run: async (out) => (await import('../../bench/linear.js')).runLinearBench({ out }),
