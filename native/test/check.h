@@ -3,6 +3,9 @@
 #pragma once
 
 #include <cstdio>
+#include <cstring>
+
+#include "slipstream.h"
 
 namespace slip_test {
 
@@ -40,4 +43,21 @@ inline int report(const char *name) {
             std::fprintf(stderr, __VA_ARGS__);                                       \
             std::fputc('\n', stderr);                                                \
         }                                                                            \
+    } while (0)
+
+// The native call succeeds; on failure the message carries slip_last_error().
+#define CHECK_OK(call)                                                                   \
+    do {                                                                                 \
+        const slip_status st_ = (call);                                                  \
+        CHECK_MSG(st_ == SLIP_STATUS_OK, "%s: %s", #call, slip_last_error());            \
+    } while (0)
+
+// The call fails with `status` and a last-error sentence containing `text`.
+#define CHECK_FAILS(call, status, text)                                                  \
+    do {                                                                                 \
+        const slip_status s_ = (call);                                                   \
+        CHECK_MSG(s_ == (status) && std::strstr(slip_last_error(), (text)) != nullptr,   \
+                  "%s: got %s \"%s\", expected %s containing \"%s\"", #call,            \
+                  slip_status_string(s_), slip_last_error(), slip_status_string(status), \
+                  (text));                                                               \
     } while (0)

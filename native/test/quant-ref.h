@@ -12,19 +12,6 @@
 #include "check.h"
 #include "slipstream.h"
 
-#define CHECK_OK(call) \
-    CHECK_MSG((call) == SLIP_STATUS_OK, "%s: %s", #call, slip_last_error())
-
-// The call fails with `status` and a last-error sentence containing `text`.
-#define CHECK_FAILS(call, status, text)                                                   \
-    do {                                                                                  \
-        const slip_status s_ = (call);                                                    \
-        CHECK_MSG(s_ == (status) && std::strstr(slip_last_error(), (text)) != nullptr,    \
-                  "%s: got %s \"%s\", expected %s containing \"%s\"", #call,              \
-                  slip_status_string(s_), slip_last_error(), slip_status_string(status),  \
-                  (text));                                                                \
-    } while (0)
-
 namespace ref {
 
 // One small-float format: exponent bits, mantissa bits, bias; finite codes are the positive

@@ -12,12 +12,6 @@
 #include "check.h"
 #include "slipstream.h"
 
-#define CHECK_OK(expr)                                                                  \
-    do {                                                                                \
-        const slip_status st_ = (expr);                                                 \
-        CHECK_MSG(st_ == SLIP_STATUS_OK, "%s: %s", #expr, slip_last_error());           \
-    } while (0)
-
 namespace sref {
 
 // Extents of one attention call; tensors are dense in `layout` (HND or NHD).

@@ -12,15 +12,6 @@
 #include "check.h"
 #include "slipstream.h"
 
-#define CHECK_OK(call) CHECK_MSG((call) == SLIP_STATUS_OK, "%s: %s", #call, slip_last_error())
-#define CHECK_FAILS(call, status, text)                                                         \
-    do {                                                                                        \
-        const slip_status s_ = (call);                                                          \
-        CHECK_MSG(s_ == (status) && std::strstr(slip_last_error(), (text)) != nullptr,          \
-                  "%s: got %s \"%s\", expected \"%s\"", #call, slip_status_string(s_),          \
-                  slip_last_error(), (text));                                                   \
-    } while (0)
-
 namespace {
 
 constexpr double kU32 = 5.960464477539063e-08;  // 2^-24, the FP32 unit roundoff
