@@ -15,19 +15,9 @@ import { native } from '../native/index.js';
 import { SafetensorsReader } from '../safetensors/index.js';
 import { Tensor, shapeToString } from '../tensor/index.js';
 
-/** The architecture numbers of a Wan2.1 DiT (slip_wan_config). */
-export interface WanConfig {
-  dim: number;
-  ffnDim: number;
-  heads: number;
-  layers: number;
-  inChannels: number;
-  outChannels: number;
-  textDim: number;
-  freqDim: number;
-  patch: [number, number, number];
-  eps: number;
-}
+/** The architecture numbers of a Wan2.1 DiT: slip_wan_config, field for field (declared once,
+ *  with the binding). */
+export type WanConfig = NativeWanConfig;
 
 /** Wan2.1's head dim: ComfyUI infers heads = dim / 128, and so do we. */
 export const WAN_HEAD_DIM = 128;
