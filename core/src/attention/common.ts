@@ -6,9 +6,10 @@
  */
 import { z } from 'zod';
 
-import { SlipstreamError, invalidArgument } from '../errors/index.js';
+import { invalidArgument } from '../errors/index.js';
 import type { NativeAttnOptions, NativeTensor } from '../native/binding.js';
 import { Tensor } from '../tensor/index.js';
+import { parseArgument } from '../schema/index.js';
 
 /** slip_attn_layout, by name. HND: [B, H, N, D]; NHD: [B, N, H, D]. */
 export const ATTN_LAYOUTS = { HND: 0, NHD: 1 } as const;
@@ -37,13 +38,7 @@ export interface AttnResult {
 }
 
 export function parseAttnOptions(options: unknown): AttnOptions {
-  const r = attnOptionsSchema.safeParse(options ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const path = ['options', ...issue.path.map(String)].join('.');
-    throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `invalid ${path}: ${issue.message}`);
-  }
-  return r.data;
+  return parseArgument(attnOptionsSchema, options ?? {}, 'options');
 }
 
 /** An F32 Tensor, or an error naming the argument. Shapes are checked natively. */

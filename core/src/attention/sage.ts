@@ -14,6 +14,7 @@ import { callNative, callNativeAsync } from '../native/call.js';
 import { native } from '../native/index.js';
 import { Tensor } from '../tensor/index.js';
 import { ATTN_LAYOUTS, attnOptionsSchema, lseShape, requireF32, type AttnResult } from './common.js';
+import { parseArgument } from '../schema/index.js';
 
 const VARIANTS = { sage2: 0, sage2pp: 1 } as const;
 const GRANULARITIES = { block: 0, warp: 1, thread: 2 } as const;
@@ -48,12 +49,7 @@ export interface SageGrads {
 }
 
 function parse(options: unknown): z.output<typeof sageOptionsSchema> {
-  const r = sageOptionsSchema.safeParse(options ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `invalid ${['options', ...issue.path.map(String)].join('.')}: ${issue.message}`);
-  }
-  return r.data;
+  return parseArgument(sageOptionsSchema, options ?? {}, 'options');
 }
 
 function toNative(options: unknown, lse: Tensor | undefined): NativeAttnOptions & NativeSageParams {

@@ -13,6 +13,7 @@ import { callNative, callNativeAsync } from '../native/call.js';
 import { native } from '../native/index.js';
 import { Tensor } from '../tensor/index.js';
 import { requireF32 } from './common.js';
+import { parseArgument } from '../schema/index.js';
 
 const FEATURE_MAPS = { softmax: 0, elu: 1, relu: 2 } as const;
 
@@ -58,12 +59,7 @@ export interface SlaGrads {
 }
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, name: string): T {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `invalid ${[name, ...issue.path.map(String)].join('.')}: ${issue.message}`);
-  }
-  return r.data;
+  return parseArgument(schema, value ?? {}, name);
 }
 
 function toNative(options: unknown, sla: unknown) {

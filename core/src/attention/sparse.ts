@@ -12,6 +12,7 @@ import { callNative, callNativeAsync } from '../native/call.js';
 import { native } from '../native/index.js';
 import { Tensor } from '../tensor/index.js';
 import { parseAttnOptions, prepareAttn, requireF32, type AttnOptions, type AttnResult } from './common.js';
+import { parseArgument } from '../schema/index.js';
 
 const fraction = z.number().min(0).max(1);
 
@@ -41,12 +42,7 @@ export interface SparseResult extends AttnResult {
 }
 
 function parseSparse(sparse: unknown): NativeSparseParams {
-  const r = sparseOptionsSchema.safeParse(sparse ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `invalid ${['sparse', ...issue.path.map(String)].join('.')}: ${issue.message}`);
-  }
-  return r.data;
+  return parseArgument(sparseOptionsSchema, sparse ?? {}, 'sparse');
 }
 
 /** [B, Hq, nQb, nKb] from q and k's shapes; [0] when a rank is wrong (the native call names it). */

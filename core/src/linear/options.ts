@@ -5,9 +5,9 @@
  */
 import { z } from 'zod';
 
-import { SlipstreamError } from '../errors/index.js';
 import type { NativeLinearParams } from '../native/binding.js';
 import { QUANT_FORMATS } from '../quant/index.js';
+import { parseArgument } from '../schema/index.js';
 
 /** Weight formats a plan takes: the quantized ones, plus 'F32' (the unquantized baseline). */
 export const WEIGHT_FORMATS = { ...QUANT_FORMATS, F32: 7 } as const;
@@ -37,24 +37,15 @@ export type LinearOptions = z.input<typeof linearOptionsSchema>;
 
 const formatSchema = z.enum(Object.keys(WEIGHT_FORMATS) as [WeightFormat, ...WeightFormat[]]);
 
-function schemaError(name: string, error: z.ZodError): SlipstreamError {
-  const issue = error.issues[0]!;
-  const path = [name, ...issue.path.map(String)].join('.');
-  return new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `invalid ${path}: ${issue.message}`);
-}
-
 export function parseWeightFormat(format: unknown, name: string): WeightFormat {
-  const r = formatSchema.safeParse(format);
-  if (!r.success) throw schemaError(name, r.error);
-  return r.data;
+  return parseArgument(formatSchema, format, name);
 }
 
 export function toNativeLinearParams(options: unknown): NativeLinearParams {
-  const r = linearOptionsSchema.safeParse(options ?? {});
-  if (!r.success) throw schemaError('options', r.error);
+  const o = parseArgument(linearOptionsSchema, options ?? {}, 'options');
   const p: NativeLinearParams = {};
-  if (r.data.activations !== undefined) p.actQuant = ACT_QUANT[r.data.activations];
-  if (r.data.actGlobalScale !== undefined) p.actGlobalScale = r.data.actGlobalScale;
+  if (o.activations !== undefined) p.actQuant = ACT_QUANT[o.activations];
+  if (o.actGlobalScale !== undefined) p.actGlobalScale = o.actGlobalScale;
   return p;
 }
 

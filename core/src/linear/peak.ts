@@ -2,7 +2,7 @@
 import { native } from '../native/index.js';
 import { callNativeAsync } from '../native/call.js';
 import { z } from 'zod';
-import { SlipstreamError } from '../errors/index.js';
+import { parseArgument } from '../schema/index.js';
 
 const PEAK_KINDS = { 'fp32-fma': 0, 'int8-vnni': 1 } as const;
 export type PeakKind = keyof typeof PEAK_KINDS;
@@ -15,10 +15,6 @@ const argsSchema = z.object({ kind: z.enum(['fp32-fma', 'int8-vnni']), seconds: 
  * SLIP_E_UNSUPPORTED where the CPU (or the forced ISA level) lacks AVX-512 / AVX-512 VNNI.
  */
 export async function measurePeak(kind: PeakKind, seconds: number): Promise<number> {
-  const r = argsSchema.safeParse({ kind, seconds });
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `invalid ${issue.path.map(String).join('.')}: ${issue.message}`);
-  }
-  return callNativeAsync(() => native().benchPeak(PEAK_KINDS[r.data.kind], r.data.seconds));
+  const a = parseArgument(argsSchema, { kind, seconds }, '');
+  return callNativeAsync(() => native().benchPeak(PEAK_KINDS[a.kind], a.seconds));
 }

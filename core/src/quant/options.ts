@@ -5,8 +5,8 @@
  */
 import { z } from 'zod';
 
-import { SlipstreamError } from '../errors/index.js';
 import type { NativeQuantParams } from '../native/binding.js';
+import { parseArgument } from '../schema/index.js';
 
 /** slip_quant_format, by name. */
 export const QUANT_FORMATS = { INT8: 0, INT4: 1, FP8_E4M3: 2, FP8_E5M2: 3, NVFP4: 4, NVFP4_TJ2: 5, MXFP4: 6 } as const;
@@ -47,29 +47,17 @@ export type QuantOptions = z.input<typeof quantOptionsSchema>;
 const formatSchema = z.enum(Object.keys(QUANT_FORMATS) as [QuantFormat, ...QuantFormat[]]);
 const elementSchema = z.enum(Object.keys(ELEMENT_FORMATS) as [ElementFormat, ...ElementFormat[]]);
 
-function schemaError(name: string, error: z.ZodError): SlipstreamError {
-  const issue = error.issues[0]!;
-  const path = [name, ...issue.path.map(String)].join('.');
-  return new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `invalid ${path}: ${issue.message}`);
-}
-
 export function parseFormat(format: unknown): QuantFormat {
-  const r = formatSchema.safeParse(format);
-  if (!r.success) throw schemaError('format', r.error);
-  return r.data;
+  return parseArgument(formatSchema, format, 'format');
 }
 
 export function parseElementFormat(format: unknown): ElementFormat {
-  const r = elementSchema.safeParse(format);
-  if (!r.success) throw schemaError('format', r.error);
-  return r.data;
+  return parseArgument(elementSchema, format, 'format');
 }
 
 /** Validated options as the binding's params object. */
 export function toNativeParams(format: QuantFormat, options: unknown = {}): NativeQuantParams {
-  const r = quantOptionsSchema.safeParse(options ?? {});
-  if (!r.success) throw schemaError('options', r.error);
-  const o = r.data;
+  const o = parseArgument(quantOptionsSchema, options ?? {}, 'options');
   const p: NativeQuantParams = { format: QUANT_FORMATS[format] };
   if (o.granularity !== undefined) p.granularity = GRANULARITIES[o.granularity];
   if (o.groupSize !== undefined) p.groupSize = o.groupSize;
@@ -84,7 +72,5 @@ export function toNativeParams(format: QuantFormat, options: unknown = {}): Nati
 }
 
 export function roundingId(rounding: unknown): number {
-  const r = z.enum(['nearest', 'stochastic']).safeParse(rounding ?? 'nearest');
-  if (!r.success) throw schemaError('rounding', r.error);
-  return ROUNDINGS[r.data];
+  return ROUNDINGS[parseArgument(z.enum(['nearest', 'stochastic']), rounding ?? 'nearest', 'rounding')];
 }
