@@ -327,7 +327,8 @@ typedef struct slip_qweight {
  */
 typedef enum slip_act_quant {
     SLIP_ACT_NONE = 0,
-    SLIP_ACT_DYNAMIC = 1 /* the weight format's own activation scheme, listed above */
+    SLIP_ACT_DYNAMIC = 1, /* the weight format's own activation scheme, listed above */
+    SLIP_ACT_INT8 = 2     /* dynamic per-token INT8 activations against NVFP4 weights (W4A8) */
 } slip_act_quant;
 
 typedef struct slip_linear_params {
@@ -350,6 +351,9 @@ SLIP_API slip_status slip_linear_plan_create(const slip_qweight *w, const slip_l
  * order, the float64 product of the decoded (quantized) activations and the decoded weight. */
 SLIP_API slip_status slip_linear_plan_run(slip_linear_plan_t plan, const slip_tensor *x,
                                           const slip_tensor *bias, slip_tensor *y);
+/* Resident bytes of the planned weight (panels, packed codes, scales, column sums): what the
+ * plan costs in memory, for reporting a model's weight footprint. */
+SLIP_API slip_status slip_linear_plan_weight_bytes(slip_linear_plan_t plan, int64_t *bytes);
 SLIP_API void slip_linear_plan_free(slip_linear_plan_t plan);
 
 /* create + run + free, for one-off products. */
@@ -673,10 +677,33 @@ typedef struct slip_wan_config {
 
 typedef struct slip_wan_model_s *slip_wan_model_t;
 
-/* names[i] names tensors[i], i < count. *out receives the model (free with slip_wan_model_free). */
+/* How the blocks' linears (self- and cross-attention q/k/v/o, ffn.0, ffn.2) are held. The
+ * embeddings and the head always stay FP32: they are run once per call on few rows, or are tiny. */
+typedef enum slip_wan_weights {
+    SLIP_WAN_WEIGHTS_F32 = 0,  /* the FP32 baseline; blocks run at SLIP_WAN_PRECISION_FULL only */
+    SLIP_WAN_WEIGHTS_NVFP4 = 1 /* 6Bit-Diffusion: every block linear stored once in NVFP4, after a
+                                  blocked Hadamard rotation of its K axis; the same 4-bit weight
+                                  serves all three precisions below */
+} slip_wan_weights;
+
+typedef struct slip_wan_model_options {
+    int32_t weights;        /* slip_wan_weights: F32 */
+    int32_t hadamard_block; /* NVFP4: rotation block on K, applied to weights at create and to
+                               activations online (they cancel: (xH)(WH)^T = xW^T). 128; 0 = none */
+    int32_t reserved[6];
+} slip_wan_model_options;
+
+SLIP_API slip_status slip_wan_model_options_init(slip_wan_model_options *o);
+
+/* names[i] names tensors[i], i < count. options: NULL for the defaults (FP32). *out receives the
+ * model (free with slip_wan_model_free). */
 SLIP_API slip_status slip_wan_model_create(const char *const *names, const slip_tensor *tensors,
                                            int64_t count, const slip_wan_config *config,
+                                           const slip_wan_model_options *options,
                                            slip_wan_model_t *out);
+
+/* Resident bytes of the model's weights (linear plans, norms, modulations, biases). */
+SLIP_API slip_status slip_wan_model_weight_bytes(slip_wan_model_t model, int64_t *bytes);
 
 /* x: F32 [B, in, F, H, W] with F, H, W multiples of the patch; t: F32 [B]; context: F32
  * [B, Lc, text_dim] (Lc >= 1); out: F32 [B, out, F, H, W]. Inputs must be finite. A model may
@@ -697,6 +724,76 @@ SLIP_API slip_status slip_wan_forward_trace(slip_wan_model_t model, const slip_t
 SLIP_API slip_status slip_wan_model_config(slip_wan_model_t model, slip_wan_config *out);
 
 SLIP_API void slip_wan_model_free(slip_wan_model_t model);
+
+/* ---- stepping the blocks one by one: what block caches and mixed precision sit on
+ *
+ * A session holds one forward's residual stream and, across forwards, each block's last residual
+ * delta = output - input. Per forward:
+ *     slip_wan_session_begin(s, x, t, context)           tokens = patch embedding
+ *     for each block i, one of
+ *         slip_wan_session_run_block(s, i, &options, &stats)   tokens = block_i(tokens); delta cached
+ *         slip_wan_session_skip_block(s, i)                    tokens += block i's cached delta
+ *     slip_wan_session_finish(s, out)                    out = head(tokens)
+ * Running every block at FULL precision gives exactly slip_wan_forward. Policies (which block to
+ * skip, at which precision to run it) live with the caller; the session measures what they need.
+ * A session is used by one thread at a time; the model must outlive it. */
+typedef struct slip_wan_session_s *slip_wan_session_t;
+
+typedef enum slip_wan_precision {
+    SLIP_WAN_PRECISION_FULL = 0,  /* FP32 activations (FP32 weights, or the NVFP4 weight decoded) */
+    SLIP_WAN_PRECISION_INT8 = 1,  /* dynamic per-token INT8 activations (W4A8 on NVFP4 weights) */
+    SLIP_WAN_PRECISION_NVFP4 = 2  /* dynamic NVFP4 activations (W4A4) */
+} slip_wan_precision;
+
+typedef struct slip_wan_block_options {
+    int32_t precision;   /* slip_wan_precision for the block's linears: FULL */
+    float outlier_guard; /* > 0: a linear whose input has max|X| / mean|X| above this runs at FULL
+                            precision whatever `precision` says (Purified Delta Refresh: 25);
+                            0 = off */
+    int32_t reserved[6];
+} slip_wan_block_options;
+
+SLIP_API slip_status slip_wan_block_options_init(slip_wan_block_options *o);
+
+/* What one run_block measured. Means are over all B * L * dim elements. */
+typedef struct slip_wan_block_stats {
+    double input_l1;      /* mean |in| */
+    double delta_l1;      /* mean |delta|; delta_l1 / input_l1 is DMPQ's Gamma */
+    double delta_change;  /* mean |delta - previous delta| / mean |previous delta|: how the block's
+                             residual moved since its last run (-1 when it has not run before in
+                             this session, or was reset) */
+    float max_outlier;    /* the largest max|X| / mean|X| over the inputs of the block's linears */
+    int32_t full_linears; /* linears of this block run at FULL precision this time */
+    int32_t lowbit_linears;
+    int32_t reserved[3];
+} slip_wan_block_stats;
+
+SLIP_API slip_status slip_wan_session_create(slip_wan_model_t model, slip_wan_session_t *out);
+/* Forgets every cached delta (a new video). Shapes may change after a reset. */
+SLIP_API slip_status slip_wan_session_reset(slip_wan_session_t session);
+/* x, t, context as for slip_wan_forward. The batch and token count must match the cached deltas'
+ * (reset first to change them). */
+SLIP_API slip_status slip_wan_session_begin(slip_wan_session_t session, const slip_tensor *x,
+                                            const slip_tensor *t, const slip_tensor *context);
+/* Blocks run in any order the caller likes, but a cache is only meaningful in model order. stats
+ * may be NULL. */
+SLIP_API slip_status slip_wan_session_run_block(slip_wan_session_t session, int64_t block,
+                                                const slip_wan_block_options *options,
+                                                slip_wan_block_stats *stats);
+/* SLIP_STATUS_INVALID_ARGUMENT when the block has no cached delta yet. */
+SLIP_API slip_status slip_wan_session_skip_block(slip_wan_session_t session, int64_t block);
+/* out: F32 [B, out, F, H, W] of the begin() call. */
+SLIP_API slip_status slip_wan_session_finish(slip_wan_session_t session, slip_tensor *out);
+/* Copies the residual stream (F32 [B, L, dim]) out or in: for caches that reuse the residual of
+ * a whole range of blocks, and for calibration runs that try one block two ways. */
+SLIP_API slip_status slip_wan_session_read_tokens(slip_wan_session_t session, slip_tensor *out);
+SLIP_API slip_status slip_wan_session_write_tokens(slip_wan_session_t session,
+                                                   const slip_tensor *in);
+/* The blocks' modulation input of this forward, e0 = time_projection(e): F32 [B, 6, dim]
+ * (TeaCache's signal for Wan). */
+SLIP_API slip_status slip_wan_session_time_embedding(slip_wan_session_t session,
+                                                     slip_tensor *out);
+SLIP_API void slip_wan_session_free(slip_wan_session_t session);
 
 #ifdef __cplusplus
 }

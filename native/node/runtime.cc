@@ -1,6 +1,8 @@
-// The Wan2.1 runtime: wanModelCreate(names, tensors, config) / wanModelCreateSync(...) -> WanModel,
-// whose forward(x, t, context, out, hidden?) works off the event loop (forwardSync inline).
-// The model's native memory is freed by free() or, failing that, by the garbage collector.
+// The Wan2.1 runtime: wanModelCreate(names, tensors, config, options?) / wanModelCreateSync(...)
+// -> WanModel, whose forward(x, t, context, out, hidden?) works off the event loop (forwardSync
+// inline), and whose createSession() gives a WanSession that steps the blocks one by one, inline
+// (each call is one block: the caches and precision policies decide between calls).
+// Native memory is freed by free() or, failing that, by the garbage collector.
 #include <atomic>
 #include <memory>
 #include <string>
@@ -12,6 +14,123 @@ namespace slipnode {
 namespace {
 
 Napi::FunctionReference *g_wan_ctor = nullptr;
+Napi::FunctionReference *g_session_ctor = nullptr;
+
+// A session over a model; holds a reference to the model's JS object so the model outlives it.
+class WanSession : public Napi::ObjectWrap<WanSession> {
+  public:
+    static Napi::Function Define(Napi::Env env) {
+        return DefineClass(env, "WanSession",
+                           {InstanceMethod("begin", &WanSession::Begin),
+                            InstanceMethod("runBlock", &WanSession::RunBlock),
+                            InstanceMethod("skipBlock", &WanSession::SkipBlock),
+                            InstanceMethod("finish", &WanSession::Finish),
+                            InstanceMethod("readTokens", &WanSession::ReadTokens),
+                            InstanceMethod("writeTokens", &WanSession::WriteTokens),
+                            InstanceMethod("timeEmbedding", &WanSession::TimeEmbedding),
+                            InstanceMethod("reset", &WanSession::Reset),
+                            InstanceMethod("free", &WanSession::Free)});
+    }
+
+    explicit WanSession(const Napi::CallbackInfo &info) : Napi::ObjectWrap<WanSession>(info) {
+        if (info.Length() != 2 || !info[0].IsExternal() || !info[1].IsObject())
+            throw ArgumentError(info.Env(), "WanSession is made by WanModel.createSession(), not new");
+        session_ = info[0].As<Napi::External<slip_wan_session_s>>().Data();
+        model_ref_ = Napi::Persistent(info[1].As<Napi::Object>());
+    }
+    ~WanSession() override { Release(); }
+
+    // The model counts its live sessions so that freeing it under one is refused, not a crash.
+    void Attach(std::shared_ptr<int> live_sessions) {
+        live_ = std::move(live_sessions);
+        ++*live_;
+    }
+
+  private:
+    slip_wan_session_t Live(Napi::Env env) {
+        if (!session_) throw ArgumentError(env, "expected a live session, got one already freed");
+        return session_;
+    }
+
+    Napi::Value Begin(const Napi::CallbackInfo &info) {
+        slip_tensor x = ToTensor(info[0], "x"), t = ToTensor(info[1], "t"), c = ToTensor(info[2], "context");
+        Check(info.Env(), slip_wan_session_begin(Live(info.Env()), &x, &t, &c));
+        return info.Env().Undefined();
+    }
+
+    // runBlock(i, { precision, outlierGuard }) -> stats
+    Napi::Value RunBlock(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        const int64_t block = ToInt64(info[0], "block");
+        slip_wan_block_options o;
+        slip_wan_block_options_init(&o);
+        Options opts(info[1], "options");
+        if (opts.has("precision")) o.precision = opts.i32("precision");
+        if (opts.has("outlierGuard")) o.outlier_guard = opts.f32("outlierGuard");
+        slip_wan_block_stats st{};
+        if (!Check(env, slip_wan_session_run_block(Live(env), block, &o, &st))) return env.Undefined();
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("inputL1", st.input_l1);
+        r.Set("deltaL1", st.delta_l1);
+        r.Set("deltaChange", st.delta_change);
+        r.Set("maxOutlier", st.max_outlier);
+        r.Set("fullLinears", st.full_linears);
+        r.Set("lowbitLinears", st.lowbit_linears);
+        return r;
+    }
+
+    Napi::Value SkipBlock(const Napi::CallbackInfo &info) {
+        Check(info.Env(), slip_wan_session_skip_block(Live(info.Env()), ToInt64(info[0], "block")));
+        return info.Env().Undefined();
+    }
+
+    Napi::Value Finish(const Napi::CallbackInfo &info) {
+        slip_tensor out = ToTensor(info[0], "out");
+        Check(info.Env(), slip_wan_session_finish(Live(info.Env()), &out));
+        return info.Env().Undefined();
+    }
+
+    Napi::Value ReadTokens(const Napi::CallbackInfo &info) {
+        slip_tensor out = ToTensor(info[0], "out");
+        Check(info.Env(), slip_wan_session_read_tokens(Live(info.Env()), &out));
+        return info.Env().Undefined();
+    }
+
+    Napi::Value WriteTokens(const Napi::CallbackInfo &info) {
+        slip_tensor in = ToTensor(info[0], "in");
+        Check(info.Env(), slip_wan_session_write_tokens(Live(info.Env()), &in));
+        return info.Env().Undefined();
+    }
+
+    Napi::Value TimeEmbedding(const Napi::CallbackInfo &info) {
+        slip_tensor out = ToTensor(info[0], "out");
+        Check(info.Env(), slip_wan_session_time_embedding(Live(info.Env()), &out));
+        return info.Env().Undefined();
+    }
+
+    Napi::Value Reset(const Napi::CallbackInfo &info) {
+        Check(info.Env(), slip_wan_session_reset(Live(info.Env())));
+        return info.Env().Undefined();
+    }
+
+    void Release() {
+        if (!session_) return;
+        slip_wan_session_free(session_);
+        session_ = nullptr;
+        if (live_) --*live_;
+        live_.reset();
+    }
+
+    Napi::Value Free(const Napi::CallbackInfo &info) {
+        Release();
+        model_ref_.Reset();
+        return info.Env().Undefined();
+    }
+
+    slip_wan_session_t session_ = nullptr;
+    Napi::ObjectReference model_ref_;
+    std::shared_ptr<int> live_;
+};
 
 class WanModel : public Napi::ObjectWrap<WanModel> {
   public:
@@ -19,6 +138,8 @@ class WanModel : public Napi::ObjectWrap<WanModel> {
         return DefineClass(env, "WanModel",
                            {InstanceMethod("forward", &WanModel::Forward),
                             InstanceMethod("forwardSync", &WanModel::ForwardSync),
+                            InstanceMethod("createSession", &WanModel::CreateSession),
+                            InstanceMethod("weightBytes", &WanModel::WeightBytes),
                             InstanceMethod("free", &WanModel::Free),
                             InstanceAccessor("freed", &WanModel::Freed, nullptr)});
     }
@@ -79,9 +200,28 @@ class WanModel : public Napi::ObjectWrap<WanModel> {
         return env.Undefined();
     }
 
+    Napi::Value CreateSession(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        slip_wan_session_t s = nullptr;
+        if (!Check(env, slip_wan_session_create(Live(env), &s))) return env.Undefined();
+        Napi::Object obj = g_session_ctor->New({Napi::External<slip_wan_session_s>::New(env, s), info.This()});
+        WanSession::Unwrap(obj)->Attach(sessions_);
+        return obj;
+    }
+
+    Napi::Value WeightBytes(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        int64_t bytes = 0;
+        if (!Check(env, slip_wan_model_weight_bytes(Live(env), &bytes))) return env.Undefined();
+        return Napi::Number::New(env, static_cast<double>(bytes));
+    }
+
     Napi::Value Free(const Napi::CallbackInfo &info) {
         if (running_.load() > 0)
             throw ArgumentError(info.Env(), "expected no forward() in flight when freeing the model");
+        if (*sessions_ > 0)
+            throw ArgumentError(info.Env(), "expected every session of the model freed before the model, got " +
+                                                std::to_string(*sessions_) + " live");
         slip_wan_model_free(model_);
         model_ = nullptr;
         return info.Env().Undefined();
@@ -91,6 +231,7 @@ class WanModel : public Napi::ObjectWrap<WanModel> {
 
     slip_wan_model_t model_ = nullptr;
     std::atomic<int> running_{0};
+    std::shared_ptr<int> sessions_ = std::make_shared<int>(0);
 };
 
 // { dim, ffnDim, heads, layers, inChannels, outChannels, textDim, freqDim, patch: [3], eps }
@@ -121,8 +262,19 @@ struct CreateArgs {
     std::vector<const char *> name_ptrs;
     std::vector<slip_tensor> tensors;
     slip_wan_config config{};
+    slip_wan_model_options options{};
     slip_wan_model_t model = nullptr;
 };
+
+// { weights: 0 (F32) | 1 (NVFP4), hadamardBlock }, every key optional.
+slip_wan_model_options ToWanOptions(const Napi::Value &v) {
+    slip_wan_model_options o;
+    slip_wan_model_options_init(&o);
+    Options opts(v, "options");
+    if (opts.has("weights")) o.weights = opts.i32("weights");
+    if (opts.has("hadamardBlock")) o.hadamard_block = opts.i32("hadamardBlock");
+    return o;
+}
 
 std::shared_ptr<CreateArgs> ToCreateArgs(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
@@ -141,6 +293,7 @@ std::shared_ptr<CreateArgs> ToCreateArgs(const Napi::CallbackInfo &info) {
     }
     for (const std::string &n : a->names) a->name_ptrs.push_back(n.c_str());
     a->config = ToWanConfig(env, info[2]);
+    a->options = ToWanOptions(info[3]);
     return a;
 }
 
@@ -154,7 +307,7 @@ Napi::Value WanModelCreate(const Napi::CallbackInfo &info) {
         info.Env(),
         [a]() {
             return slip_wan_model_create(a->name_ptrs.data(), a->tensors.data(),
-                                         static_cast<int64_t>(a->tensors.size()), &a->config, &a->model);
+                                         static_cast<int64_t>(a->tensors.size()), &a->config, &a->options, &a->model);
         },
         [a](Napi::Env env) { return Wrap(env, a->model); }, Arguments(info));
 }
@@ -163,7 +316,7 @@ Napi::Value WanModelCreateSync(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     std::shared_ptr<CreateArgs> a = ToCreateArgs(info);
     if (!Check(env, slip_wan_model_create(a->name_ptrs.data(), a->tensors.data(),
-                                          static_cast<int64_t>(a->tensors.size()), &a->config, &a->model)))
+                                          static_cast<int64_t>(a->tensors.size()), &a->config, &a->options, &a->model)))
         return env.Undefined();
     return Wrap(env, a->model);
 }
@@ -174,6 +327,9 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
     Napi::Function ctor = WanModel::Define(env);
     g_wan_ctor = new Napi::FunctionReference(Napi::Persistent(ctor));  // lives with the process
     exports.Set("WanModel", ctor);
+    Napi::Function session_ctor = WanSession::Define(env);
+    g_session_ctor = new Napi::FunctionReference(Napi::Persistent(session_ctor));
+    exports.Set("WanSession", session_ctor);
     exports.Set("wanModelCreate", Napi::Function::New(env, WanModelCreate, "wanModelCreate"));
     exports.Set("wanModelCreateSync", Napi::Function::New(env, WanModelCreateSync, "wanModelCreateSync"));
 }

@@ -123,8 +123,8 @@ export interface NativeBinding {
     dprojW: NativeTensor, dprojB: NativeTensor | null, options: NativeAttnOptions, sla: NativeSlaParams): void;
 
   // runtime (native/node/runtime.cc): a Wan2.1 DiT from named weights (F32/F16/BF16), FP32 forward.
-  wanModelCreate(names: string[], tensors: NativeTensor[], config: NativeWanConfig): Promise<NativeWanModel>;
-  wanModelCreateSync(names: string[], tensors: NativeTensor[], config: NativeWanConfig): NativeWanModel;
+  wanModelCreate(names: string[], tensors: NativeTensor[], config: NativeWanConfig, options?: NativeWanModelOptions): Promise<NativeWanModel>;
+  wanModelCreateSync(names: string[], tensors: NativeTensor[], config: NativeWanConfig, options?: NativeWanModelOptions): NativeWanModel;
 
   // attention-sage (native/node/attention-sage.cc): options are slip_attn_params, the mask and
   // (forward) lse, plus slip_sage_params fields; omitted fields keep slip_sage_params_init's
@@ -204,6 +204,44 @@ export interface NativeWanConfig {
 export interface NativeWanModel {
   forward(x: NativeTensor, t: NativeTensor, context: NativeTensor, out: NativeTensor, hidden?: NativeTensor | null): Promise<void>;
   forwardSync(x: NativeTensor, t: NativeTensor, context: NativeTensor, out: NativeTensor, hidden?: NativeTensor | null): void;
+  createSession(): NativeWanSession;
+  weightBytes(): number;
   free(): void;
   readonly freed: boolean;
+}
+
+/** slip_wan_model_options: weights 0 = F32, 1 = NVFP4 (blocks' linears); omitted keys keep the
+ * native defaults (F32, Hadamard block 128). */
+export interface NativeWanModelOptions {
+  weights?: number;
+  hadamardBlock?: number;
+}
+
+/** slip_wan_block_options: precision 0 FULL, 1 INT8, 2 NVFP4; outlierGuard 0 = off. */
+export interface NativeWanBlockOptions {
+  precision?: number;
+  outlierGuard?: number;
+}
+
+/** slip_wan_block_stats. */
+export interface NativeWanBlockStats {
+  inputL1: number;
+  deltaL1: number;
+  deltaChange: number;
+  maxOutlier: number;
+  fullLinears: number;
+  lowbitLinears: number;
+}
+
+/** A slip_wan_session_t: every method runs inline (one block per call). */
+export interface NativeWanSession {
+  begin(x: NativeTensor, t: NativeTensor, context: NativeTensor): void;
+  runBlock(block: number, options: NativeWanBlockOptions): NativeWanBlockStats;
+  skipBlock(block: number): void;
+  finish(out: NativeTensor): void;
+  readTokens(out: NativeTensor): void;
+  writeTokens(input: NativeTensor): void;
+  timeEmbedding(out: NativeTensor): void;
+  reset(): void;
+  free(): void;
 }

@@ -14,6 +14,7 @@ import { callNative, callNativeAsync } from '../native/call.js';
 import { native } from '../native/index.js';
 import { SafetensorsReader } from '../safetensors/index.js';
 import { Tensor, shapeToString } from '../tensor/index.js';
+import { WanSession } from './session.js';
 
 /** The architecture numbers of a Wan2.1 DiT: slip_wan_config, field for field (declared once,
  *  with the binding). */
@@ -24,10 +25,20 @@ export const WAN_HEAD_DIM = 128;
 /** Wan2.1's LayerNorm / RMSNorm epsilon; not stored in the weights. */
 export const WAN_EPS = 1e-6;
 
+/** How the blocks' linears are held: 'fp32' (the baseline) or 'nvfp4' (6Bit-Diffusion: one
+ *  4-bit copy, rotated by a blocked Hadamard, serving FULL, INT8 and NVFP4 activations). */
+export type WanWeights = 'fp32' | 'nvfp4';
+
 export interface WanLoadOptions {
   /** Fields that override what is inferred from the weights' shapes. */
   config?: Partial<WanConfig>;
+  /** Default 'fp32'. */
+  weights?: WanWeights;
+  /** NVFP4 weights: Hadamard rotation block on K (0 = none). Default 128. */
+  hadamardBlock?: number;
 }
+
+const WEIGHTS_CODE: Record<WanWeights, number> = { fp32: 0, nvfp4: 1 };
 
 /** The outputs of forwardTrace: the velocity and the residual stream [layers + 1, B, L, dim]. */
 export interface WanTrace {
@@ -125,8 +136,11 @@ export class WanModel {
   readonly config: Readonly<WanConfig>;
   readonly #model: NativeWanModel;
 
-  private constructor(model: NativeWanModel, config: WanConfig) {
+  readonly weights: WanWeights;
+
+  private constructor(model: NativeWanModel, config: WanConfig, weights: WanWeights) {
     this.#model = model;
+    this.weights = weights;
     this.config = Object.freeze({ ...config, patch: [...config.patch] as [number, number, number] });
   }
 
@@ -139,10 +153,32 @@ export class WanModel {
   static async fromTensors(weights: Map<string, Tensor>, options: WanLoadOptions = {}): Promise<WanModel> {
     const shapes = new Map([...weights].map(([n, t]) => [n, t.shape] as const));
     const config: WanConfig = { ...inferWanConfig(shapes), ...options.config };
+    const kind = options.weights ?? 'fp32';
+    if (!(kind in WEIGHTS_CODE)) throw invalidArgument('weights', `one of ${Object.keys(WEIGHTS_CODE).join(', ')}`, kind);
     const names = [...weights.keys()];
     const tensors = names.map((n) => weights.get(n)!.toNative());
-    const model = await callNativeAsync(() => native().wanModelCreate(names, tensors, config satisfies NativeWanConfig));
-    return new WanModel(model, config);
+    const nativeOptions = { weights: WEIGHTS_CODE[kind], ...(options.hadamardBlock !== undefined ? { hadamardBlock: options.hadamardBlock } : {}) };
+    const model = await callNativeAsync(() => native().wanModelCreate(names, tensors, config satisfies NativeWanConfig, nativeOptions));
+    return new WanModel(model, config, kind);
+  }
+
+  /** Resident bytes of the weights as held (plans, norms, modulations, biases). */
+  weightBytes(): number {
+    this.#live();
+    return callNative(() => this.#model.weightBytes());
+  }
+
+  /** A session that steps this model's blocks one at a time (caches, mixed precision). Free it
+   *  before the model. */
+  createSession(): WanSession {
+    this.#live();
+    return new WanSession(callNative(() => this.#model.createSession()), this.config);
+  }
+
+  #live(): void {
+    if (this.#model.freed) {
+      throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', 'expected a live WanModel, got one already freed (free() was called)');
+    }
   }
 
   get freed(): boolean {
@@ -150,9 +186,7 @@ export class WanModel {
   }
 
   #prepare(x: unknown, t: unknown, context: unknown, trace: boolean) {
-    if (this.#model.freed) {
-      throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', 'expected a live WanModel, got one already freed (free() was called)');
-    }
+    this.#live();
     const xs = requireF32(x, 'x');
     requireF32(t, 't');
     requireF32(context, 'context');

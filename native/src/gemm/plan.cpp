@@ -80,6 +80,22 @@ SLIP_API slip_status slip_linear_plan_run(slip_linear_plan_t plan, const slip_te
     });
 }
 
+SLIP_API slip_status slip_linear_plan_weight_bytes(slip_linear_plan_t plan, int64_t *bytes) {
+    return slip::guard([&] {
+        using namespace slip::gemm;
+        slip::require_not_null(plan, "plan");
+        slip::require_not_null(bytes, "bytes");
+        const Plan &pl = *plan->plan;
+        int64_t b = static_cast<int64_t>(pl.col_scale.size() * sizeof(float));
+        if (const auto *nib = dynamic_cast<const NibbleSource *>(pl.b.get()))
+            b += static_cast<int64_t>(nib->bytes.size() + nib->factor.size() * sizeof(float));
+        else if (const auto *packed = dynamic_cast<const PackedSource *>(pl.b.get()))
+            b += packed->panels.n * static_cast<int64_t>(sizeof(float));
+        b += pl.i8.panels.n + static_cast<int64_t>(pl.i8.colsum.size() * sizeof(int32_t) + pl.i8.scale.size() * sizeof(float));
+        *bytes = b;
+    });
+}
+
 SLIP_API void slip_linear_plan_free(slip_linear_plan_t plan) { delete plan; }
 
 SLIP_API slip_status slip_linear(const slip_tensor *x, const slip_qweight *w,

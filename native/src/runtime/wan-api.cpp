@@ -40,14 +40,34 @@ void forward(slip_wan_model_t model, const slip_tensor *x, const slip_tensor *t,
 
 extern "C" {
 
+SLIP_API slip_status slip_wan_model_options_init(slip_wan_model_options *o) {
+    return slip::guard([&] {
+        slip::require_not_null(o, "o");
+        *o = slip_wan_model_options{};
+        o->weights = SLIP_WAN_WEIGHTS_F32;
+        o->hadamard_block = 128;
+    });
+}
+
 SLIP_API slip_status slip_wan_model_create(const char *const *names, const slip_tensor *tensors,
                                            int64_t count, const slip_wan_config *config,
+                                           const slip_wan_model_options *options,
                                            slip_wan_model_t *out) {
     return slip::guard([&] {
         slip::require_not_null(config, "config");
         slip::require_not_null(out, "out");
         *out = nullptr;
-        *out = slip::runtime::create_model(names, tensors, count, *config);
+        slip_wan_model_options defaults;
+        slip_wan_model_options_init(&defaults);
+        *out = slip::runtime::create_model(names, tensors, count, *config, options ? *options : defaults);
+    });
+}
+
+SLIP_API slip_status slip_wan_model_weight_bytes(slip_wan_model_t model, int64_t *bytes) {
+    return slip::guard([&] {
+        slip::require_not_null(model, "model");
+        slip::require_not_null(bytes, "bytes");
+        *bytes = slip::runtime::weight_bytes(*model);
     });
 }
 

@@ -1,4 +1,5 @@
 // The stages of the Wan2.1 forward (see wan.h): embeddings, one block, the head.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -141,7 +142,64 @@ Step embed(const Model &m, const slip_tensor &x, const slip_tensor &t, const sli
     return s;
 }
 
-void run_block(const Model &m, int64_t i, const Step &s, float *x, Scratch &w) {
+namespace {
+
+// Picks the precision of one linear from its input: the block's precision unless the outlier
+// guard promotes it to FULL. The ratio is measured on the raw input (before any Hadamard
+// rotation), as Purified Delta Refresh defines it.
+class PrecisionChooser {
+  public:
+    PrecisionChooser(const slip_wan_block_options *o, LinearProbe *probe) : o_(o), probe_(probe) {}
+
+    slip_wan_precision operator()(const float *x, int64_t count, int n_linears) {
+        slip_wan_precision p = o_ ? static_cast<slip_wan_precision>(o_->precision) : SLIP_WAN_PRECISION_FULL;
+        const bool guard = o_ && o_->outlier_guard > 0.0f && p != SLIP_WAN_PRECISION_FULL;
+        if (guard || probe_) {
+            const float ratio = outlier_ratio(x, count);
+            if (probe_) probe_->max_outlier = std::max(probe_->max_outlier, ratio);
+            if (guard && ratio > o_->outlier_guard) p = SLIP_WAN_PRECISION_FULL;
+        }
+        if (probe_) (p == SLIP_WAN_PRECISION_FULL ? probe_->full : probe_->lowbit) += n_linears;
+        return p;
+    }
+
+  private:
+    // 16 independent lanes per chunk so the compiler vectorizes without reassociating a single
+    // sum; chunks of 4096 keep the float partial sums exact enough for a ratio.
+    static float outlier_ratio(const float *x, int64_t count) {
+        double sum = 0.0;
+        float mx = 0.0f;
+        for (int64_t c0 = 0; c0 < count; c0 += 4096) {
+            const int64_t c1 = std::min(count, c0 + 4096);
+            float lane_sum[16] = {}, lane_max[16] = {};
+            int64_t j = c0;
+            for (; j + 16 <= c1; j += 16)
+                for (int l = 0; l < 16; ++l) {
+                    const float a = std::fabs(x[j + l]);
+                    lane_sum[l] += a;
+                    lane_max[l] = std::max(lane_max[l], a);
+                }
+            for (; j < c1; ++j) {
+                lane_sum[0] += std::fabs(x[j]);
+                lane_max[0] = std::max(lane_max[0], std::fabs(x[j]));
+            }
+            for (int l = 0; l < 16; ++l) {
+                sum += lane_sum[l];
+                mx = std::max(mx, lane_max[l]);
+            }
+        }
+        return sum > 0.0 ? static_cast<float>(mx / (sum / static_cast<double>(count))) : 0.0f;
+    }
+
+    const slip_wan_block_options *o_;
+    LinearProbe *probe_;
+};
+
+}  // namespace
+
+void run_block(const Model &m, int64_t i, const Step &s, float *x, Scratch &w,
+               const slip_wan_block_options *options, LinearProbe *probe) {
+    PrecisionChooser choose(options, probe);
     const Block &blk = m.blocks[static_cast<size_t>(i)];
     const int64_t d = m.cfg.dim, B = s.batch, L = s.tokens, Lc = s.ctx_len, rows = B * L;
     const int64_t H = m.cfg.heads, hd = m.head_dim, stride = 6 * d;
@@ -155,35 +213,37 @@ void run_block(const Model &m, int64_t i, const Step &s, float *x, Scratch &w) {
     const Attention &sa = blk.self_attn;
     layer_norm(x, w.h.data(), rows, d, eps, nullptr, nullptr);
     modulate(w.h.data(), w.h.data(), B, L, d, mod, mod + d, stride);
-    sa.q.run(w.h.data(), rows, w.q.data());
-    sa.k.run(w.h.data(), rows, w.k.data());
-    sa.v.run(w.h.data(), rows, w.v.data());
+    const slip_wan_precision p_qkv = choose(w.h.data(), rows * d, 3);
+    sa.q.run(w.h.data(), rows, w.q.data(), p_qkv);
+    sa.k.run(w.h.data(), rows, w.k.data(), p_qkv);
+    sa.v.run(w.h.data(), rows, w.v.data(), p_qkv);
     rms_norm(w.q.data(), w.q.data(), rows, d, eps, sa.norm_q.data());
     rms_norm(w.k.data(), w.k.data(), rows, d, eps, sa.norm_k.data());
     rope_apply(w.q.data(), B, H, s.rope);
     rope_apply(w.k.data(), B, H, s.rope);
     attend(w.q.data(), w.k.data(), w.v.data(), w.att.data(), B, L, L, H, hd);
-    sa.o.run(w.att.data(), rows, w.h.data());
+    sa.o.run(w.att.data(), rows, w.h.data(), choose(w.att.data(), rows * d, 1));
     gated_residual(x, w.h.data(), B, L, d, mod + 2 * d, stride);
 
     // x += cross_attn(norm3(x), ctx): no RoPE, no gate.
     const Attention &ca = blk.cross_attn;
     layer_norm(x, w.h.data(), rows, d, eps, blk.norm3_w.data(), blk.norm3_b.data());
-    ca.q.run(w.h.data(), rows, w.q.data());
-    ca.k.run(s.ctx.data(), B * Lc, w.k.data());
-    ca.v.run(s.ctx.data(), B * Lc, w.v.data());
+    ca.q.run(w.h.data(), rows, w.q.data(), choose(w.h.data(), rows * d, 1));
+    const slip_wan_precision p_ctx = choose(s.ctx.data(), B * Lc * d, 2);
+    ca.k.run(s.ctx.data(), B * Lc, w.k.data(), p_ctx);
+    ca.v.run(s.ctx.data(), B * Lc, w.v.data(), p_ctx);
     rms_norm(w.q.data(), w.q.data(), rows, d, eps, ca.norm_q.data());
     rms_norm(w.k.data(), w.k.data(), B * Lc, d, eps, ca.norm_k.data());
     attend(w.q.data(), w.k.data(), w.v.data(), w.att.data(), B, L, Lc, H, hd);
-    ca.o.run(w.att.data(), rows, w.h.data());
+    ca.o.run(w.att.data(), rows, w.h.data(), choose(w.att.data(), rows * d, 1));
     gated_residual(x, w.h.data(), B, L, d, nullptr, 0);
 
     // x += g1 * ffn(LN(x) (1 + c1) + s1)
     layer_norm(x, w.h.data(), rows, d, eps, nullptr, nullptr);
     modulate(w.h.data(), w.h.data(), B, L, d, mod + 3 * d, mod + 4 * d, stride);
-    blk.ffn0.run(w.h.data(), rows, w.ffn.data());
+    blk.ffn0.run(w.h.data(), rows, w.ffn.data(), choose(w.h.data(), rows * d, 1));
     gelu_tanh(w.ffn.data(), rows * m.cfg.ffn_dim);
-    blk.ffn2.run(w.ffn.data(), rows, w.h.data());
+    blk.ffn2.run(w.ffn.data(), rows, w.h.data(), choose(w.ffn.data(), rows * m.cfg.ffn_dim, 1));
     gated_residual(x, w.h.data(), B, L, d, mod + 5 * d, stride);
 }
 

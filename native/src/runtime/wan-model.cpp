@@ -12,30 +12,6 @@
 
 namespace slip::runtime {
 
-Linear &Linear::operator=(Linear &&o) noexcept {
-    if (this != &o) {
-        slip_linear_plan_free(plan);
-        plan = o.plan;
-        o.plan = nullptr;
-        bias = std::move(o.bias);
-        n = o.n;
-        k = o.k;
-    }
-    return *this;
-}
-
-Linear::~Linear() { slip_linear_plan_free(plan); }
-
-void Linear::run(const float *x, int64_t m, float *y) const {
-    slip_tensor xt, bt, yt;
-    const int64_t xs[2] = {m, k}, ys[2] = {m, n}, bs[1] = {n};
-    slip_tensor_init(&xt, const_cast<float *>(x), SLIP_DTYPE_F32, 2, xs);
-    slip_tensor_init(&yt, y, SLIP_DTYPE_F32, 2, ys);
-    slip_tensor_init(&bt, const_cast<float *>(bias.data()), SLIP_DTYPE_F32, 1, bs);
-    const slip_status st = slip_linear_plan_run(plan, &xt, bias.empty() ? nullptr : &bt, &yt);
-    if (st != SLIP_STATUS_OK) fail(st, slip_last_error());
-}
-
 namespace {
 
 float widen_f16(uint16_t h) {
@@ -72,7 +48,8 @@ float widen_bf16(uint16_t h) {
 // The named weights, looked up and checked one by one; every name must be taken exactly once.
 class Weights {
   public:
-    Weights(const char *const *names, const slip_tensor *tensors, int64_t count) {
+    Weights(const char *const *names, const slip_tensor *tensors, int64_t count, const slip_wan_model_options &o)
+        : options_(o) {
         require_not_null(names, "names");
         require_not_null(tensors, "tensors");
         for (int64_t i = 0; i < count; ++i) {
@@ -107,22 +84,13 @@ class Weights {
         return out;
     }
 
-    // weight [n, k] (given as `shape`, flattened to [n, rest]) and bias [n] -> an FP32 plan.
-    Linear linear(const std::string &prefix, std::initializer_list<int64_t> shape) {
+    // weight [n, k] (given as `shape`, flattened to [n, rest]) and bias [n] -> a Linear; lowbit:
+    // one of the blocks' linears, which options.weights may store in NVFP4.
+    Linear linear(const std::string &prefix, std::initializer_list<int64_t> shape, bool lowbit = false) {
         std::vector<float> w = take(prefix + ".weight", shape);
-        Linear l;
-        l.n = *shape.begin();
-        l.k = l.n ? static_cast<int64_t>(w.size()) / l.n : 0;
-        l.bias = take(prefix + ".bias", {l.n});
-        slip_qweight q{};
-        slip_quant_params_init(&q.params, SLIP_FORMAT_F32);
-        const int64_t ws[2] = {l.n, l.k};
-        slip_tensor_init(&q.codes, w.data(), SLIP_DTYPE_F32, 2, ws);
-        slip_linear_params p;
-        slip_linear_params_init(&p);
-        const slip_status st = slip_linear_plan_create(&q, &p, &l.plan);
-        if (st != SLIP_STATUS_OK) fail(st, format("%s.weight: %s", prefix.c_str(), slip_last_error()));
-        return l;
+        const int64_t n = *shape.begin(), k = n ? static_cast<int64_t>(w.size()) / n : 0;
+        std::vector<float> bias = take(prefix + ".bias", {n});
+        return make_linear(std::move(w), n, k, std::move(bias), lowbit, options_, prefix + ".weight");
     }
 
     void require_all_taken() const {
@@ -133,9 +101,20 @@ class Weights {
     }
 
   private:
+    slip_wan_model_options options_;
     std::map<std::string, const slip_tensor *> by_name_;
     std::set<std::string> taken_;
 };
+
+void check_options(const slip_wan_model_options &o) {
+    if (o.weights != SLIP_WAN_WEIGHTS_F32 && o.weights != SLIP_WAN_WEIGHTS_NVFP4)
+        fail(SLIP_STATUS_INVALID_ARGUMENT,
+             format("expected options.weights SLIP_WAN_WEIGHTS_F32 (0) or SLIP_WAN_WEIGHTS_NVFP4 (1), got %d", o.weights));
+    const int32_t h = o.hadamard_block;
+    if (h != 0 && h != 16 && h != 32 && h != 64 && h != 128 && h != 256)
+        fail(SLIP_STATUS_INVALID_ARGUMENT,
+             format("expected options.hadamard_block 0 (none) or one of 16, 32, 64, 128, 256, got %d", h));
+}
 
 void check_config(const slip_wan_config &c) {
     auto positive = [](int64_t v, const char *name) {
@@ -165,10 +144,10 @@ void check_config(const slip_wan_config &c) {
 
 Attention attention(Weights &w, const std::string &p, int64_t dim) {
     Attention a;
-    a.q = w.linear(p + ".q", {dim, dim});
-    a.k = w.linear(p + ".k", {dim, dim});
-    a.v = w.linear(p + ".v", {dim, dim});
-    a.o = w.linear(p + ".o", {dim, dim});
+    a.q = w.linear(p + ".q", {dim, dim}, true);
+    a.k = w.linear(p + ".k", {dim, dim}, true);
+    a.v = w.linear(p + ".v", {dim, dim}, true);
+    a.o = w.linear(p + ".o", {dim, dim}, true);
     a.norm_q = w.take(p + ".norm_q.weight", {dim});
     a.norm_k = w.take(p + ".norm_k.weight", {dim});
     return a;
@@ -177,12 +156,14 @@ Attention attention(Weights &w, const std::string &p, int64_t dim) {
 }  // namespace
 
 Model *create_model(const char *const *names, const slip_tensor *tensors, int64_t count,
-                    const slip_wan_config &cfg) {
+                    const slip_wan_config &cfg, const slip_wan_model_options &options) {
     check_config(cfg);
+    check_options(options);
     if (count < 0) fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a non-negative count, got %lld", static_cast<long long>(count)));
-    Weights w(names, tensors, count);
+    Weights w(names, tensors, count, options);
     auto m = std::make_unique<Model>();
     m->cfg = cfg;
+    m->options = options;
     m->head_dim = cfg.dim / cfg.heads;
     const int64_t d = cfg.dim, pt = cfg.patch[0], ph = cfg.patch[1], pw = cfg.patch[2];
     m->patch = w.linear("patch_embedding", {d, cfg.in_channels, pt, ph, pw});
@@ -199,14 +180,27 @@ Model *create_model(const char *const *names, const slip_tensor *tensors, int64_
         b.cross_attn = attention(w, p + ".cross_attn", d);
         b.norm3_w = w.take(p + ".norm3.weight", {d});
         b.norm3_b = w.take(p + ".norm3.bias", {d});
-        b.ffn0 = w.linear(p + ".ffn.0", {cfg.ffn_dim, d});
-        b.ffn2 = w.linear(p + ".ffn.2", {d, cfg.ffn_dim});
+        b.ffn0 = w.linear(p + ".ffn.0", {cfg.ffn_dim, d}, true);
+        b.ffn2 = w.linear(p + ".ffn.2", {d, cfg.ffn_dim}, true);
         b.modulation = w.take(p + ".modulation", {1, 6, d});
     }
     m->head = w.linear("head.head", {cfg.out_channels * pt * ph * pw, d});
     m->head_modulation = w.take("head.modulation", {1, 2, d});
     w.require_all_taken();
     return m.release();
+}
+
+int64_t weight_bytes(const Model &m) {
+    auto vec = [](const std::vector<float> &v) { return static_cast<int64_t>(v.size()) * 4; };
+    auto attn = [&](const Attention &a) {
+        return a.q.weight_bytes + a.k.weight_bytes + a.v.weight_bytes + a.o.weight_bytes + vec(a.norm_q) + vec(a.norm_k);
+    };
+    int64_t bytes = m.patch.weight_bytes + m.text0.weight_bytes + m.text2.weight_bytes + m.time0.weight_bytes +
+                    m.time2.weight_bytes + m.time_proj.weight_bytes + m.head.weight_bytes + vec(m.head_modulation);
+    for (const Block &b : m.blocks)
+        bytes += attn(b.self_attn) + attn(b.cross_attn) + vec(b.norm3_w) + vec(b.norm3_b) + b.ffn0.weight_bytes +
+                 b.ffn2.weight_bytes + vec(b.modulation);
+    return bytes;
 }
 
 }  // namespace slip::runtime

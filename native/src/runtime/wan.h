@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,18 +20,29 @@
 
 namespace slip::runtime {
 
-// y[M, n] = x[M, k] W^T + bias through a slip_linear_plan. Owns its plan.
+struct PlanFree {
+    void operator()(slip_linear_plan_s *p) const { slip_linear_plan_free(p); }
+};
+using PlanPtr = std::unique_ptr<slip_linear_plan_s, PlanFree>;
+
+// y[M, n] = x[M, k] W^T + bias through slip_linear_plans, one per precision the weight serves:
+// FP32 weights have a FULL plan only; NVFP4 weights have FULL (decoded), INT8 and NVFP4 plans
+// over the same 4-bit weight, stored rotated by a blocked Hadamard when `hadamard` > 0 (the
+// activations are rotated the same way before every product, so the rotations cancel).
 struct Linear {
-    slip_linear_plan_t plan = nullptr;
+    PlanPtr full, int8, nvfp4;
     std::vector<float> bias;  // [n]
     int64_t n = 0, k = 0;
-    Linear() = default;
-    Linear(Linear &&o) noexcept : plan(o.plan), bias(std::move(o.bias)), n(o.n), k(o.k) { o.plan = nullptr; }
-    Linear &operator=(Linear &&o) noexcept;
-    Linear(const Linear &) = delete;
-    ~Linear();
-    void run(const float *x, int64_t m, float *y) const;
+    int64_t hadamard = 0;
+    int64_t weight_bytes = 0;  // resident bytes of the plans' weight (+ bias)
+    // Refused (SLIP_STATUS_UNSUPPORTED) when this weight has no plan for `p`.
+    void run(const float *x, int64_t m, float *y, slip_wan_precision p = SLIP_WAN_PRECISION_FULL) const;
 };
+
+// w [n, k] FP32 -> a Linear: FP32 plans, or (lowbit and options.weights NVFP4) the NVFP4 plans
+// over the rotated weight. `what` names it in errors.
+Linear make_linear(std::vector<float> w, int64_t n, int64_t k, std::vector<float> bias, bool lowbit,
+                   const slip_wan_model_options &options, const std::string &what);
 
 struct Attention {
     Linear q, k, v, o;
@@ -48,6 +60,7 @@ struct Block {
 
 struct slip_wan_model_s {
     slip_wan_config cfg{};
+    slip_wan_model_options options{};
     int64_t head_dim = 0;
     slip::runtime::Linear patch, text0, text2, time0, time2, time_proj, head;
     std::vector<slip::runtime::Block> blocks;
@@ -81,14 +94,23 @@ struct Scratch {
 
 // Weights by name -> model (wan-model.cpp); refuses missing/unexpected/mis-shaped tensors.
 Model *create_model(const char *const *names, const slip_tensor *tensors, int64_t count,
-                    const slip_wan_config &cfg);
+                    const slip_wan_config &cfg, const slip_wan_model_options &options);
+int64_t weight_bytes(const Model &m);
 
 // Validates x, t, context against the model and fills a Step; writes hidden[0] into tokens
 // ([B, L, dim]).
 Step embed(const Model &m, const slip_tensor &x, const slip_tensor &t, const slip_tensor &context,
            std::vector<float> &tokens);
-// tokens [B, L, dim] in place: block i's input in, its output out.
-void run_block(const Model &m, int64_t i, const Step &s, float *tokens, Scratch &scratch);
+// What run_block saw of its linears' inputs (only gathered when asked for).
+struct LinearProbe {
+    float max_outlier = 0.0f;  // largest max|X| / mean|X| over the inputs
+    int32_t full = 0, lowbit = 0;
+};
+
+// tokens [B, L, dim] in place: block i's input in, its output out. options: the precision of the
+// block's linears and the outlier guard (nullptr: FULL, no guard); probe may be nullptr.
+void run_block(const Model &m, int64_t i, const Step &s, float *tokens, Scratch &scratch,
+               const slip_wan_block_options *options = nullptr, LinearProbe *probe = nullptr);
 // tokens [B, L, dim] -> out [B, out_channels, F, H, W].
 void run_head(const Model &m, const Step &s, const float *tokens, float *out);
 

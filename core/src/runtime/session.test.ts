@@ -1,0 +1,91 @@
+import { fileURLToPath } from 'node:url';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { SlipstreamError } from '../errors/index.js';
+import { Tensor } from '../tensor/index.js';
+import { GaussianNoise, WanModel, type WanSession } from './index.js';
+
+const MODEL_DIR = fileURLToPath(new URL('../../../models/wan-mini', import.meta.url));
+
+let model: WanModel;
+let session: WanSession;
+let x: Tensor<'F32'>, t: Tensor<'F32'>, ctx: Tensor<'F32'>;
+
+beforeAll(async () => {
+  model = await WanModel.load(MODEL_DIR);
+  session = model.createSession();
+  x = new GaussianNoise(3).tensor([2, 16, 2, 8, 8]);
+  t = Tensor.fromArray('F32', [2], [700, 700]);
+  ctx = new GaussianNoise(4).tensor([2, 8, 4096]);
+});
+
+afterAll(() => {
+  session.free();
+  model.free();
+});
+
+function runAll(s: WanSession): Tensor<'F32'> {
+  s.begin(x, t, ctx);
+  for (let i = 0; i < model.config.layers; i++) s.runBlock(i);
+  return s.finish();
+}
+
+describe('WanSession', () => {
+  it('running every block at full precision is exactly the forward', async () => {
+    const ref = await model.forward(x, t, ctx);
+    session.reset();
+    expect(Array.from(runAll(session).data)).toEqual(Array.from(ref.data));
+  });
+
+  it('measures Γ and the delta change from the residual stream it holds', () => {
+    session.reset();
+    session.begin(x, t, ctx);
+    const before = session.readTokens().data;
+    const first = session.runBlock(0);
+    const after = session.readTokens().data;
+    let inL1 = 0, dL1 = 0;
+    for (let j = 0; j < before.length; j++) {
+      inL1 += Math.abs(before[j]!);
+      dL1 += Math.abs(Math.fround(after[j]! - before[j]!)); // the delta is held in float32
+    }
+    // float64 sums of the same float32 values in another order: relative 1e-12 at most.
+    expect(first.inputL1).toBeCloseTo(inL1 / before.length, 9);
+    expect(first.gamma).toBeCloseTo(dL1 / inL1, 9);
+    expect(first.deltaChange).toBeNull();
+    // The same inputs again: the delta does not move.
+    session.begin(x, t, ctx);
+    expect(session.runBlock(0).deltaChange).toBe(0);
+  });
+
+  it('a skipped block re-adds its cached delta', () => {
+    session.reset();
+    session.begin(x, t, ctx);
+    const embedded = session.readTokens().data;
+    session.runBlock(0);
+    const ran = session.readTokens().data;
+    session.begin(x, t, ctx);
+    session.skipBlock(0);
+    const skipped = session.readTokens().data;
+    // embedded + (ran - embedded) in float32: two roundings, each within half an ulp of the
+    // larger magnitude involved.
+    for (let j = 0; j < ran.length; j++) {
+      const mag = Math.max(Math.abs(ran[j]!), Math.abs(embedded[j]!));
+      expect(Math.abs(skipped[j]! - ran[j]!)).toBeLessThanOrEqual(mag * 2 ** -23);
+    }
+  });
+
+  it('refuses what it cannot do, naming it', () => {
+    session.reset();
+    session.begin(x, t, ctx);
+    expect(() => session.skipBlock(1)).toThrow(/block 1 to have run before it is skipped/);
+    expect(() => session.runBlock(8)).toThrow(/block index in \[0, 8\), got 8/);
+    expect(() => session.runBlock(0, { precision: 'int8' })).toThrow(SlipstreamError);
+    expect(() => session.runBlock(0, { precision: 'int8' })).toThrow(/low-bit precisions need weights/);
+    expect(() => session.runBlock(0, { precision: 'fp16' as never })).toThrow(/one of full, int8, nvfp4 for precision/);
+    session.runBlock(0);
+    const x1 = new GaussianNoise(5).tensor([1, 16, 2, 8, 8]);
+    expect(() => session.begin(x1, Tensor.fromArray('F32', [1], [500]), new GaussianNoise(6).tensor([1, 8, 4096]))).toThrow(/reset/);
+    expect(() => model.free()).toThrow(/session/);
+  });
+});
