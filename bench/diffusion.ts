@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { PromptTable, WAN_MINI_DIR } from '../adapters/embedded/wan-mini.js';
 import { timeIt } from '../core/src/metrics/index.js';
 import { capabilities, packageRoot } from '../core/src/native/index.js';
-import { GaussianNoise, WanModel, sampleEuler } from '../core/src/runtime/index.js';
+import { GaussianNoise, WanModel, modelDenoiser, sample } from '../core/src/runtime/index.js';
 import { Tensor } from '../core/src/tensor/index.js';
 
 const STEPS = 30;
@@ -50,7 +50,7 @@ export async function runDiffusionBench(opts: { out: string }): Promise<void> {
     const videos: number[] = [];
     for (let i = 0; i < VIDEOS; i += 1) {
       const s = performance.now();
-      await sampleEuler(model, { context: ctx, seed: i, steps: STEPS, cfg: 5, shift: 1, latent: [8, 16, 16] });
+      await sample(modelDenoiser(model), model.config.inChannels, { context: ctx, seed: i, steps: STEPS, cfg: 5, shift: 1, latent: [8, 16, 16] });
       videos.push((performance.now() - s) / 1000);
     }
     videos.sort((a, b) => a - b);

@@ -7,7 +7,7 @@ import path from 'node:path';
 
 import { SlipstreamError } from '../../core/src/errors/index.js';
 import { packageRoot } from '../../core/src/native/index.js';
-import { sampleEuler, WanModel } from '../../core/src/runtime/index.js';
+import { sample, type Denoiser, type SolverName, type WanModel } from '../../core/src/runtime/index.js';
 import { SafetensorsReader } from '../../core/src/safetensors/index.js';
 import { Tensor } from '../../core/src/tensor/index.js';
 
@@ -109,17 +109,28 @@ export interface GenerateOptions {
   frames: number;
   /** Latent height and width (pixels are 4× larger). */
   size: number;
+  /** Default 'euler'; time shift default 1 (the schedule wan-mini was trained and sampled with). */
+  solver?: SolverName;
+  shift?: number;
 }
 
-/** One video for a prompt: the frames as RGB bytes. */
-export async function generateVideo(model: WanModel, prompts: PromptTable, codec: LatentCodec, o: GenerateOptions): Promise<Uint8Array[]> {
-  const z = await sampleEuler(model, {
+/** One video for a prompt: its final latents and frames as RGB bytes. denoise: the model's
+ *  forward (modelDenoiser) or an accelerated one (pipeline.ts). */
+export async function generateVideo(
+  denoise: Denoiser,
+  model: WanModel,
+  prompts: PromptTable,
+  codec: LatentCodec,
+  o: GenerateOptions,
+): Promise<{ latents: Tensor<'F32'>; frames: Uint8Array[] }> {
+  const z = await sample(denoise, model.config.inChannels, {
     context: prompts.context(o.prompt),
     seed: o.seed,
     steps: o.steps,
     cfg: o.cfg,
-    shift: 1,
+    shift: o.shift ?? 1,
     latent: [o.frames, o.size, o.size],
+    ...(o.solver !== undefined ? { solver: o.solver } : {}),
   });
-  return codec.decode(z.data, o.frames, o.size, o.size);
+  return { latents: z, frames: codec.decode(z.data, o.frames, o.size, o.size) };
 }

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { encodePng } from '../../adapters/embedded/png.js';
 import { LatentCodec, PromptTable, WAN_MINI_DIR, generateVideo, stripRow } from '../../adapters/embedded/wan-mini.js';
 import { SlipstreamError } from '../../core/src/errors/index.js';
-import { WanModel } from '../../core/src/runtime/index.js';
+import { WanModel, modelDenoiser } from '../../core/src/runtime/index.js';
 import { defineCommand } from '../command.js';
 
 function integer(value: string | undefined, name: string, min: number): number {
@@ -36,7 +36,7 @@ export const generateCommand = defineCommand({
       const start = performance.now();
       for (const prompt of prompts) {
         table.context(prompt); // validate every word before the slow part
-        const frames = await generateVideo(model, table, codec, { prompt, seed, steps, cfg, frames: 8, size: 16 });
+        const { frames } = await generateVideo(modelDenoiser(model), model, table, codec, { prompt, seed, steps, cfg, frames: 8, size: 16 });
         rows.push(stripRow(frames, 64, 64));
       }
       // Rows of 64 pixels with a 2-pixel white gap between prompts.

@@ -37,4 +37,19 @@ export {
 } from './quant/index.js';
 export { LinearPlan, gemmF32, measurePeak, type LinearOptions, type QuantizedWeight, type WeightFormat } from './linear/index.js';
 export { SCHEMES, activationRangesSchema, outputSpecs, quantizeModule, type Scheme } from './checkpoint/index.js';
-export { GaussianNoise, WanModel, flowSigmas, sampleEuler, type SampleOptions, type WanConfig } from './runtime/index.js';
+export {
+  GaussianNoise,
+  SOLVER_NAMES,
+  WanModel,
+  WanSession,
+  flowSigmas,
+  modelDenoiser,
+  sample,
+  type BlockStats,
+  type CallInfo,
+  type Denoiser,
+  type Precision,
+  type SampleOptions,
+  type SolverName,
+  type WanConfig,
+} from './runtime/index.js';

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SlipstreamError } from '../errors/index.js';
 import { readSafetensors } from '../safetensors/index.js';
 import { Tensor } from '../tensor/index.js';
-import { GaussianNoise, WanModel, flowSigmas, readWanWeights, sampleEuler } from './index.js';
+import { GaussianNoise, WanModel, flowSigmas, modelDenoiser, readWanWeights, sample } from './index.js';
 
 const MODEL_DIR = fileURLToPath(new URL('../../../models/wan-mini', import.meta.url));
 
@@ -114,7 +114,7 @@ describe('sampler', () => {
   it('is deterministic for a seed and gives finite latents (Euler + CFG)', async () => {
     const context = fixture.context!.reshape([2, 8, 4096]);
     const ctx1 = new Tensor('F32', [1, 8, 4096], (context.data as Float32Array).slice(0, 8 * 4096));
-    const run = () => sampleEuler(model, { context: ctx1, seed: 3, steps: 3, cfg: 5, shift: 1, latent: [2, 8, 8] });
+    const run = () => sample(modelDenoiser(model), 16, { context: ctx1, seed: 3, steps: 3, cfg: 5, shift: 1, latent: [2, 8, 8] });
     const a = await run(), b = await run();
     expect(a.shape).toEqual([1, 16, 2, 8, 8]);
     expect(a.data).toEqual(b.data);

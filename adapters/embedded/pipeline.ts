@@ -1,0 +1,103 @@
+/**
+ * The accelerated forward of the embedded runtime: a WanSession stepped block by block, with the
+ * plugins' policies deciding per call and per block (plugins/policy.ts):
+ *   output cache  may answer the whole call from the last computed one (EasyCache)
+ *   skip policy   which blocks re-add their cached delta instead of running (TDC, stack caches)
+ *   precision     at which activation precision a running block's linears go (DMPQ)
+ *   purify        Purified Delta Refresh, where skipping and low precision meet: every run of a
+ *                 block refreshes its cached delta, so it runs with the outlier guard (linears
+ *                 with max|X|/mean|X| above the ratio at full precision), and the first run after
+ *                 a skip goes INT8, because the skip left no fresh Γ to route by.
+ * What every block did at every call is recorded (blockMap) for the report.
+ */
+import type { BlockRunOptions, BlockStats, CallInfo, Denoiser, WanModel, WanSession } from '../../core/src/runtime/index.js';
+import { Tensor } from '../../core/src/tensor/index.js';
+import type { CallSignals, OutputCache, PrecisionPolicy, SkipPolicy } from '../../plugins/policy.js';
+import type { BlockAction } from './report/types.js';
+
+export interface Accelerators {
+  skip?: SkipPolicy;
+  precision?: PrecisionPolicy;
+  output?: OutputCache;
+  /** PDR's outlier ratio (25), or undefined for no purification. */
+  purifyOutlierRatio?: number;
+}
+
+function actionOf(options: BlockRunOptions, stats: BlockStats): BlockAction {
+  if (stats.lowbitLinears === 0) return 'fp32';
+  if (stats.fullLinears > 0) return 'mixed';
+  return options.precision === 'nvfp4' ? 'nvfp4' : 'int8';
+}
+
+export class AcceleratedRunner {
+  readonly #session: WanSession;
+  readonly #layers: number;
+  /** [call][block] of the current video. */
+  blockMap: BlockAction[][] = [];
+  #ran: boolean[] = [];
+  #skippedLast: boolean[] = [];
+
+  constructor(readonly model: WanModel, readonly accelerators: Accelerators) {
+    this.#session = model.createSession();
+    this.#layers = model.config.layers;
+  }
+
+  /** Before each video: forget every cache and the map. */
+  reset(): void {
+    this.#session.reset();
+    this.accelerators.skip?.reset();
+    this.accelerators.precision?.reset();
+    this.accelerators.output?.reset();
+    this.blockMap = [];
+    this.#ran = [];
+    this.#skippedLast = [];
+  }
+
+  denoiser(): Denoiser {
+    return (x, t, context, call) => this.#call(x, t, context, call);
+  }
+
+  #call(x: Tensor<'F32'>, t: Tensor<'F32'>, context: Tensor<'F32'>, call: CallInfo): Tensor<'F32'> {
+    const { skip, precision, output, purifyOutlierRatio } = this.accelerators;
+    const reused = output?.reuse(call, x.data);
+    if (reused) {
+      this.blockMap.push(new Array<BlockAction>(this.#layers).fill('skip'));
+      return Tensor.fromArray('F32', [...x.shape], reused);
+    }
+    const s = this.#session;
+    s.begin(x, t, context);
+    const signals: CallSignals = { timeEmbedding: () => s.timeEmbedding().data, tokens: () => s.readTokens().data };
+    skip?.beginCall(call, signals);
+    const row: BlockAction[] = [];
+    let skipped = 0;
+    for (let i = 0; i < this.#layers; i++) {
+      if (this.#ran[i] && skip?.skip(i)) {
+        s.skipBlock(i);
+        this.#skippedLast[i] = true;
+        row.push('skip');
+        skipped++;
+        continue;
+      }
+      const options: BlockRunOptions = precision?.choose(i, call) ?? {};
+      if (purifyOutlierRatio !== undefined && precision !== undefined) {
+        options.outlierGuard = purifyOutlierRatio;
+        if (this.#skippedLast[i] && options.precision !== 'full') options.precision = 'int8';
+      }
+      const stats = s.runBlock(i, options);
+      this.#ran[i] = true;
+      this.#skippedLast[i] = false;
+      skip?.observe(i, stats, signals);
+      precision?.observe(i, stats);
+      row.push(actionOf(options, stats));
+    }
+    skip?.endCall?.(skipped);
+    this.blockMap.push(row);
+    const v = s.finish();
+    output?.observe(call, x.data, v.data);
+    return v;
+  }
+
+  free(): void {
+    this.#session.free();
+  }
+}

@@ -1,0 +1,26 @@
+import { z } from 'zod';
+
+import { definePlugin } from '../manifest.js';
+
+export const mixedPrecisionManifest = definePlugin({
+  id: 'mixed-precision',
+  title: 'Dynamic mixed precision (DMPQ)',
+  description:
+    'Weights stored once in NVFP4 behind a blocked Hadamard rotation; per block and step, activations run NVFP4 when the block was ' +
+    'stable at the previous step (Γ below a threshold) and INT8 when it was volatile.',
+  source: '6Bit-Diffusion (DMPQ)',
+  runtimes: ['embedded', 'comfyui'],
+  params: z.strictObject({
+    route: z
+      .enum(['dmpq', 'int8', 'nvfp4', 'full'])
+      .default('dmpq')
+      .describe('dmpq: by Γ; int8 / nvfp4 / full: every block at that activation precision (ablations)'),
+    gammaThreshold: z
+      .number()
+      .nonnegative()
+      .optional()
+      .describe('Γ above which a block runs INT8; default: the calibration profile\'s'),
+    hadamardBlock: z.union([z.literal(0), z.literal(16), z.literal(32), z.literal(64), z.literal(128), z.literal(256)]).default(128)
+      .describe('rotation block on the linears\' input axis (0 = none)'),
+  }),
+});
