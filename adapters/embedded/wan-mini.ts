@@ -112,6 +112,7 @@ export interface GenerateOptions {
   /** Default 'euler'; time shift default 1 (the schedule wan-mini was trained and sampled with). */
   solver?: SolverName;
   shift?: number;
+  onStep?: (step: number, steps: number) => void;
 }
 
 /** One video for a prompt: its final latents and frames as RGB bytes. denoise: the model's
@@ -131,6 +132,7 @@ export async function generateVideo(
     shift: o.shift ?? 1,
     latent: [o.frames, o.size, o.size],
     ...(o.solver !== undefined ? { solver: o.solver } : {}),
+    ...(o.onStep !== undefined ? { onStep: o.onStep } : {}),
   });
   return { latents: z, frames: codec.decode(z.data, o.frames, o.size, o.size) };
 }

@@ -137,10 +137,13 @@ export class WanModel {
   readonly #model: NativeWanModel;
 
   readonly weights: WanWeights;
+  /** Number of weight elements in the checkpoint it was made from. */
+  readonly parameters: number;
 
-  private constructor(model: NativeWanModel, config: WanConfig, weights: WanWeights) {
+  private constructor(model: NativeWanModel, config: WanConfig, weights: WanWeights, parameters: number) {
     this.#model = model;
     this.weights = weights;
+    this.parameters = parameters;
     this.config = Object.freeze({ ...config, patch: [...config.patch] as [number, number, number] });
   }
 
@@ -159,7 +162,7 @@ export class WanModel {
     const tensors = names.map((n) => weights.get(n)!.toNative());
     const nativeOptions = { weights: WEIGHTS_CODE[kind], ...(options.hadamardBlock !== undefined ? { hadamardBlock: options.hadamardBlock } : {}) };
     const model = await callNativeAsync(() => native().wanModelCreate(names, tensors, config satisfies NativeWanConfig, nativeOptions));
-    return new WanModel(model, config, kind);
+    return new WanModel(model, config, kind, tensors.reduce((n, _t, i) => n + weights.get(names[i]!)!.numel, 0));
   }
 
   /** Resident bytes of the weights as held (plans, norms, modulations, biases). */
