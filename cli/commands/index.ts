@@ -2,12 +2,12 @@ import type { CommandSpec } from '../command.js';
 import { attentionCommand } from './attention.js';
 import { benchCommand } from './bench.js';
 import { calibrateCommand } from './calibrate.js';
+import { formatsCommand } from './formats.js';
 import { generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
 import { quantizeCommand } from './quantize.js';
 import { runCommand } from './run.js';
-import { startCommand } from './start.js';
 
 /** Every command, in the order `slipstream help` lists them. */
-export const COMMANDS: readonly CommandSpec[] = [startCommand, runCommand, calibrateCommand, generateCommand, quantizeCommand, attentionCommand, inspectCommand, benchCommand, infoCommand].map((c) => c as unknown as CommandSpec);
+export const COMMANDS: readonly CommandSpec[] = [runCommand, calibrateCommand, generateCommand, formatsCommand, quantizeCommand, attentionCommand, inspectCommand, benchCommand, infoCommand].map((c) => c as unknown as CommandSpec);

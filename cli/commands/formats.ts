@@ -2,9 +2,9 @@ import { formatsReport, formatsTable } from '../../adapters/embedded/formats-rep
 import { capabilities } from '../../core/src/native/index.js';
 import { defineCommand } from '../command.js';
 
-export const startCommand = defineCommand({
-  name: 'start',
-  summary: 'Runs the main job on the embedded default (today: what each number format costs on a transformer-shaped linear, measured here).',
+export const formatsCommand = defineCommand({
+  name: 'formats',
+  summary: 'What each number format costs on a transformer-shaped linear, measured here (error against FP32, speed).',
   positionals: [],
   options: {},
   async run(_args, io) {
