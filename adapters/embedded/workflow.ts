@@ -35,7 +35,7 @@ export const workflowSchema = defineSchema(
       video: z
         .strictObject({
           frames: z.int().min(1).max(64).default(8).describe('latent frames'),
-          size: z.int().min(2).max(128).default(16).describe('latent height and width (even)'),
+          size: z.int().min(2).max(128).multipleOf(2).default(16).describe('latent height and width (even: the patch is 2×2)'),
         })
         .prefault({}),
       accelerate: z
@@ -53,7 +53,6 @@ export const workflowSchema = defineSchema(
         })
         .prefault({}),
     })
-    .refine((w) => w.video.size % 2 === 0, { message: 'expected an even video.size (the patch is 2×2)', path: ['video', 'size'] })
     .refine((w) => !(w.accelerate['delta-cache'] && w.accelerate['reference-caches']), {
       message: 'expected at most one of "delta-cache" and "reference-caches": both decide which blocks to skip',
       path: ['accelerate'],

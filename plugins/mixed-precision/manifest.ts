@@ -20,7 +20,7 @@ export const mixedPrecisionManifest = definePlugin({
       .nonnegative()
       .optional()
       .describe('Γ above which a block runs INT8; default: the calibration profile\'s'),
-    hadamardBlock: z.union([z.literal(0), z.literal(16), z.literal(32), z.literal(64), z.literal(128), z.literal(256)]).default(128)
+    hadamardBlock: z.literal([0, 16, 32, 64, 128, 256]).default(128)
       .describe('rotation block on the linears\' input axis (0 = none)'),
   }),
 });

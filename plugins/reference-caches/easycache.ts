@@ -28,7 +28,6 @@ export class EasyCache implements OutputCache {
   #xPrev: Float32Array | null = null;   // x of the previous call, computed or not
   #xLast: Float32Array | null = null;   // x and v of the last computed call
   #vLast: Float32Array | null = null;
-  #lastStep = -2;
   #rate: number | null = null;
   #acc = 0;
 
@@ -36,7 +35,6 @@ export class EasyCache implements OutputCache {
 
   reset(): void {
     this.#xPrev = this.#xLast = this.#vLast = null;
-    this.#lastStep = -2;
     this.#rate = null;
     this.#acc = 0;
   }
@@ -53,14 +51,13 @@ export class EasyCache implements OutputCache {
     return v;
   }
 
-  observe(call: CallInfo, x: Float32Array, v: Float32Array): void {
+  observe(_call: CallInfo, x: Float32Array, v: Float32Array): void {
     if (this.#xLast !== null && this.#vLast !== null) {
       const dx = meanAbsDiff(x, this.#xLast);
       if (dx > 0) this.#rate = meanAbsDiff(v, this.#vLast) / dx;
     }
     this.#xLast = Float32Array.from(x);
     this.#vLast = Float32Array.from(v);
-    this.#lastStep = call.step;
     this.#acc = 0;
   }
 }

@@ -43,8 +43,9 @@ abstract class StackCache implements SkipPolicy {
 
 /**
  * TeaCache: d = mean|e0_t − e0_{t−1}| / mean|e0_{t−1}| on the timestep-embedding modulation input
- * (for Wan, e0), rescaled by a polynomial f fitted per model (the profile's); A += f(d); skip
- * while A < δ, else compute and reset A.
+ * (for Wan, e0), rescaled by a polynomial f fitted per model (the profile's); A += max(0, f(d))
+ * (a fitted quartic can dip below zero between its samples, and a negative change is no change);
+ * skip while A < δ, else compute and reset A.
  */
 export class TeaCache extends StackCache {
   readonly id = 'teacache';
@@ -136,7 +137,7 @@ export class MagCache extends StackCache {
   #run = 0;
 
   constructor(params: ReferenceCacheParams, readonly ratios: readonly number[], steps: number) {
-    super(params, Math.max(1, Math.round(0.2 * steps)));
+    super(params, Math.max(1, Math.floor(0.2 * steps))); // int(0.2 · steps), as MagCache's code truncates
   }
 
   override reset(): void {
