@@ -1,6 +1,7 @@
 /**
  * The linear benchmark (`npm run bench -- linear`): GOP/s of LinearPlan.run for FP32, W8A8,
- * W4A16 and NVFP4 W4A4 at three shapes, next to the machine's measured and derived vector peaks.
+ * W4A16, NVFP4 W4A4 and NVFP4 W4A8 at the LLM-sized shapes and a small video DiT's (dim 256,
+ * FFN 1024, 1024 tokens per call), next to the machine's measured and derived vector peaks.
  * Writes a Markdown table (atomically: temp file + rename). Never asserts.
  *
  * GOP/s = 2·M·N·K / median time. Plans are made once per (format, shape); each timed call is one
@@ -17,11 +18,18 @@ import { timeIt } from '../core/src/metrics/index.js';
 import { capabilities } from '../core/src/native/index.js';
 import { Tensor } from '../core/src/tensor/index.js';
 
-const SHAPES: readonly [m: number, k: number, n: number][] = [[1, 4096, 4096], [128, 4096, 4096], [2048, 4096, 4096]];
-const FORMATS = ['FP32', 'W8A8', 'W4A16', 'NVFP4 W4A4'] as const;
+/** In table order. */
+const SHAPES: readonly [m: number, k: number, n: number][] = [
+  [2048, 4096, 4096], [1024, 256, 256], [1024, 256, 1024], [1024, 1024, 256], [128, 4096, 4096], [1, 4096, 4096],
+];
+const FORMATS = ['FP32', 'W8A8', 'W4A16', 'NVFP4 W4A4', 'NVFP4 W4A8'] as const;
 type Format = (typeof FORMATS)[number];
-/** Timed calls per shape: at least 5, more where a call is short. About 80 s in all on 2 cores. */
-const ITERATIONS: Record<number, number> = { 1: 30, 128: 15, 2048: 5 };
+/** Timed calls per shape: at least 5, more where a call is short. About 2 minutes in all on 2 cores. */
+const ITERATIONS: Record<number, number> = { 1: 30, 128: 15, 1024: 15, 2048: 5 };
+/** The activations option of each format's plan. */
+const ACTIVATIONS: Record<Format, 'dynamic' | 'int8' | undefined> = {
+  FP32: undefined, W8A8: 'dynamic', W4A16: undefined, 'NVFP4 W4A4': 'dynamic', 'NVFP4 W4A8': 'int8',
+};
 /** The peak is the best of PEAK_RUNS runs of PEAK_SECONDS: a ceiling, so noise only lowers it. */
 const PEAK_SECONDS = 1;
 const PEAK_RUNS = 3;
@@ -51,30 +59,28 @@ function bytes<D extends 'U8' | 'I8' | 'F8_E4M3'>(dtype: D, shape: number[], pic
   return t;
 }
 
-function weight(format: Format, n: number, k: number): { w: QuantizedWeight | Tensor; dynamic: boolean } {
+function weight(format: Format, n: number, k: number): QuantizedWeight | Tensor {
   switch (format) {
     case 'FP32':
-      return { w: f32([n, k]), dynamic: false };
+      return f32([n, k]);
     case 'W8A8': {
       const scales = Tensor.zeros('F32', [n, 1]);
       scales.data.fill(0.01);
-      return { w: { format: 'INT8', codes: bytes('I8', [n, k], () => (next() % 255) - 127), scales }, dynamic: true };
+      return { format: 'INT8', codes: bytes('I8', [n, k], () => (next() % 255) - 127), scales };
     }
     case 'W4A16': {
       const codes = new Tensor('I32', [n, k / 8], new Int32Array(bytes('U8', [n, k / 2], () => next() & 255).data.buffer));
       const scales = Tensor.zeros('F32', [n, k / 128]);
       scales.data.fill(0.01);
-      return { w: { format: 'INT4', codes, scales }, dynamic: false };
+      return { format: 'INT4', codes, scales };
     }
     case 'NVFP4 W4A4':
+    case 'NVFP4 W4A8':
       return {
-        w: {
-          format: 'NVFP4',
-          codes: bytes('U8', [n, k / 2], () => next() & 255),
-          scales: bytes('F8_E4M3', [n, k / 16], () => 0x30 + (next() % 8)),
-          global: Tensor.fromArray('F32', [1], [100]),
-        },
-        dynamic: true,
+        format: 'NVFP4',
+        codes: bytes('U8', [n, k / 2], () => next() & 255),
+        scales: bytes('F8_E4M3', [n, k / 16], () => 0x30 + (next() % 8)),
+        global: Tensor.fromArray('F32', [1], [100]),
       };
   }
 }
@@ -132,31 +138,31 @@ export async function runLinearBench(opts: { out: string }): Promise<void> {
 
   // GOP/s by shape and format. One weight per (format, N, K) serves every M.
   const gops = new Map<string, number>();
-  const weights = new Map<Format, ReturnType<typeof weight>>();
   for (const format of FORMATS) {
+    const weights = new Map<string, ReturnType<typeof weight>>();
     for (const [m, k, n] of SHAPES) {
-      if (!weights.has(format)) weights.set(format, weight(format, n, k));
-      const { w, dynamic } = weights.get(format)!;
-      const plan = LinearPlan.create(w, dynamic ? { activations: 'dynamic' } : {});
+      if (!weights.has(`${n} ${k}`)) weights.set(`${n} ${k}`, weight(format, n, k));
+      const activations = ACTIVATIONS[format];
+      const plan = LinearPlan.create(weights.get(`${n} ${k}`)!, activations ? { activations } : {});
       try {
         const x = f32([m, k]);
         const stats = await timeIt(() => plan.runSync(x), { warmup: 1, iterations: ITERATIONS[m] ?? 5 });
         const g = (2 * m * n * k) / (stats.median / 1e3) / 1e9;
-        gops.set(`${format} ${m}`, g);
-        log(`${format} M=${m}: ${fmt(stats.median, 2)} ms, ${fmt(g)} GOP/s`);
+        gops.set(`${format} ${m} ${k} ${n}`, g);
+        log(`${format} M=${m} K=${k} N=${n}: ${fmt(stats.median, 2)} ms, ${fmt(g)} GOP/s`);
       } finally {
         plan.free();
       }
     }
-    weights.delete(format);
   }
 
   const ghz = cpuGHz();
   const derived = threads * ghz * 2 * 16 * 2 * 1e9;
   const seconds = (Date.now() - started) / 1e3;
-  const rows = [...SHAPES].reverse().map(([m, k, n]) => {
-    const v = FORMATS.map((f) => gops.get(`${f} ${m}`) ?? NaN);
-    return `| ${m}, ${k}, ${n} | ${v.map((x) => fmt(x)).join(' | ')} | ${fmt(v[1] / v[0], 2)} | ${fmt((v[0] * 1e9) / fp32Peak, 2)} |`;
+  const rows = SHAPES.map(([m, k, n]) => {
+    const v = FORMATS.map((f) => gops.get(`${f} ${m} ${k} ${n}`) ?? NaN);
+    const ratios = [v[1], v[3], v[4]].map((x) => fmt(x / v[0], 2));
+    return `| ${m}, ${k}, ${n} | ${v.map((x) => fmt(x)).join(' | ')} | ${ratios.join(' | ')} | ${fmt((v[0] * 1e9) / fp32Peak, 2)} |`;
   });
   const text = `# Linear benchmark (CPU)
 
@@ -167,14 +173,16 @@ Generated by \`npm run bench -- linear\` (bench/linear.ts); do not edit by hand.
   (a load above the thread count means the machine was shared and the numbers are low)
 
 GOP/s = 2·M·N·K / median time of \`LinearPlan.runSync\` (plan made once; each timed call includes
-the activation quantization of W8A8 and W4A4, packing, the product and the epilogue). Medians of
+the activation quantization of W8A8, W4A4 and W4A8, packing, the product and the epilogue). Medians of
 ${Object.entries(ITERATIONS).map(([m, it]) => `${it} (M=${m})`).join(', ')} timed calls after one warm-up, via \`timeIt\` (core/src/metrics).
 Weights are random codes + scales: INT8 per-row scales (W8A8: dynamic per-token INT8
-activations, int32 accumulation), INT4 group 128 (W4A16: FP32 activations), NVFP4 (W4A4: dynamic
-NVFP4 activations, emulated: decoded to FP32 and multiplied there).
+activations, int32 accumulation), INT4 group 128 (W4A16: FP32 activations), NVFP4 against dynamic
+NVFP4 activations (W4A4) or per-token INT8 ones (W4A8, \`activations: 'int8'\`), both exact
+integer dot products per 16-column group on AVX-512 VNNI (the FP32 product of the decoded operands
+below it). M = 1024 with K, N in {256, 1024}: the linears of a small video DiT (dim 256, FFN 1024).
 
-| M, K, N | FP32 | W8A8 | W4A16 | NVFP4 W4A4 | W8A8/FP32 | FP32/peak |
-|---------|------|------|-------|------------|-----------|-----------|
+| M, K, N | FP32 | W8A8 | W4A16 | NVFP4 W4A4 | NVFP4 W4A8 | W8A8/FP32 | W4A4/FP32 | W4A8/FP32 | FP32/peak |
+|---------|------|------|-------|------------|------------|-----------|-----------|-----------|-----------|
 ${rows.join('\n')}
 
 Peaks (GOP/s, all ${threads} threads):
@@ -191,8 +199,9 @@ Peaks (GOP/s, all ${threads} threads):
   GHz the \`cpu MHz\` of /proc/cpuinfo (the nominal clock on most VMs; AVX-512 turbo differs) and
   2 FMA ports assumed (server AVX-512 cores; some parts have 1). Counting logical CPUs as cores
   overstates it where two hyperthreads share a core.
-- FP32/peak compares the FP32 linear with the measured FP32 peak; W4A16 and W4A4 run on the FP32
-  kernels too (the weight decoded to FP32 block by block), so the same ceiling applies to them.
+- FP32/peak compares the FP32 linear with the measured FP32 peak; W4A16 runs on the FP32 kernels
+  too (the weight decoded to FP32 block by block), so the same ceiling applies to it. W8A8, W4A4
+  and W4A8 run on vpdpbusd: their ceiling is the INT8 VNNI peak.
 `;
   writeAtomically(opts.out, text);
 }

@@ -9,6 +9,7 @@ import { MixedPrecision } from '../../plugins/mixed-precision/dmpq.js';
 import type { Profile } from '../../plugins/profile.js';
 import { EasyCache } from '../../plugins/reference-caches/easycache.js';
 import { FirstBlockCache, MagCache, TeaCache } from '../../plugins/reference-caches/stack-caches.js';
+import { SparseAttention } from '../../plugins/sparse-attention/policy.js';
 import type { Accelerators } from './pipeline.js';
 import type { Workflow } from './workflow.js';
 
@@ -40,6 +41,8 @@ export function buildAccelerators(a: AccelerateSection, profile: Profile | undef
     out.skip = new TemporalDeltaCache(dc);
     if (dc.purify) out.purifyOutlierRatio = dc.outlierRatio;
   }
+  const sa = a['sparse-attention'];
+  if (sa !== undefined) out.attention = new SparseAttention(sa);
   const rc = a['reference-caches'];
   if (rc !== undefined) {
     switch (rc.method) {
@@ -69,5 +72,7 @@ export function describeAccelerators(a: AccelerateSection): string {
   if (dc) parts.push(`TDC τ=${dc.threshold}, N_max=${dc.maxSkips}${dc.purify ? `, PDR (outlier ratio ${dc.outlierRatio})` : ', no PDR'}`);
   const rc = a['reference-caches'];
   if (rc) parts.push(`${rc.method} threshold ${rc.threshold}`);
+  const sa = a['sparse-attention'];
+  if (sa) parts.push(`sparse self-attention (Top-k ${sa.topk}${sa.topp ? `, Top-p ${sa.topp}` : ''}) from ${Math.round(100 * sa.startPercent)}% of the steps, after block ${sa.denseBlocks}`);
   return parts.length ? parts.join('; ') : 'nothing (same as the baseline)';
 }

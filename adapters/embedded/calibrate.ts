@@ -2,8 +2,8 @@
  * `slipstream calibrate`: the workflow's sampler run on N prompts with the NVFP4-weight model at
  * full activation precision, trying every block of every step twice (NVFP4 activations, then full)
  * to measure what the plugins need:
- *   dmpq      (Γ_{t−1}, E_rel) per block and step, E_rel = mean|out_nvfp4 − out_full| / mean|out_full − in|
- *             (the NVFP4 error relative to the block's own residual); fitted E_rel ≈ αΓ + β
+ *   dmpq      (Γ_{t−1}, E_rel) per block and step, E_rel = mean|out_nvfp4 − out_full| / mean|out_full|
+ *             (the NVFP4 activations' error relative to the block's output); fitted E_rel ≈ αΓ + β
  *   teacache  per step, the change of e0 (relative L1) against the change of the stack residual;
  *             a 4th-order polynomial maps one to the other
  *   magcache  per step, mean over tokens of ‖r_t‖/‖r_{t−1}‖ of the stack residual, on the first
@@ -30,6 +30,12 @@ export interface CalibrateOptions {
 function meanAbsDiff(a: Float32Array, b: Float32Array): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += Math.abs(a[i]! - b[i]!);
+  return s / a.length;
+}
+
+function meanAbs(a: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += Math.abs(a[i]!);
   return s / a.length;
 }
 
@@ -88,7 +94,7 @@ export async function calibrate(loaded: LoadedWorkflow, o: CalibrateOptions): Pr
           session.writeTokens(input);
           const full = session.runBlock(i, { precision: 'full' });
           const outF = session.readTokens().data;
-          const eRel = meanAbsDiff(outQ, outF) / Math.max(meanAbsDiff(outF, input.data), 1e-30);
+          const eRel = meanAbsDiff(outQ, outF) / Math.max(meanAbs(outF), 1e-30);
           if (prevGamma[i] !== undefined) {
             gammas.push(prevGamma[i]!);
             errors.push(eRel);

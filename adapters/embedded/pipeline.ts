@@ -13,12 +13,14 @@
 import type { BlockRunOptions, BlockStats, CallInfo, Denoiser, WanModel, WanSession } from '../../core/src/runtime/index.js';
 import { Tensor } from '../../core/src/tensor/index.js';
 import type { CallSignals, OutputCache, PrecisionPolicy, SkipPolicy } from '../../plugins/policy.js';
+import type { SparseAttention } from '../../plugins/sparse-attention/policy.js';
 import type { BlockAction } from './report/types.js';
 
 export interface Accelerators {
   skip?: SkipPolicy;
   precision?: PrecisionPolicy;
   output?: OutputCache;
+  attention?: SparseAttention;
   /** PDR's outlier ratio (25), or undefined for no purification. */
   purifyOutlierRatio?: number;
 }
@@ -34,6 +36,8 @@ export class AcceleratedRunner {
   readonly #layers: number;
   /** [call][block] of the current video. */
   blockMap: BlockAction[][] = [];
+  /** [call]: mean fraction of self-attention key blocks skipped over the blocks that ran. */
+  attentionSparsity: number[] = [];
   #ran: boolean[] = [];
   #skippedLast: boolean[] = [];
 
@@ -49,6 +53,7 @@ export class AcceleratedRunner {
     this.accelerators.precision?.reset();
     this.accelerators.output?.reset();
     this.blockMap = [];
+    this.attentionSparsity = [];
     this.#ran = [];
     this.#skippedLast = [];
   }
@@ -58,10 +63,11 @@ export class AcceleratedRunner {
   }
 
   #call(x: Tensor<'F32'>, t: Tensor<'F32'>, context: Tensor<'F32'>, call: CallInfo): Tensor<'F32'> {
-    const { skip, precision, output, purifyOutlierRatio } = this.accelerators;
+    const { skip, precision, output, attention, purifyOutlierRatio } = this.accelerators;
     const reused = output?.reuse(call, x.data);
     if (reused) {
       this.blockMap.push(new Array<BlockAction>(this.#layers).fill('skip'));
+      this.attentionSparsity.push(0);
       return Tensor.fromArray('F32', [...x.shape], reused);
     }
     const s = this.#session;
@@ -69,7 +75,7 @@ export class AcceleratedRunner {
     const signals: CallSignals = { timeEmbedding: () => s.timeEmbedding().data, tokens: () => s.readTokens().data };
     skip?.beginCall(call, signals);
     const row: BlockAction[] = [];
-    let skipped = 0;
+    let skipped = 0, sparsity = 0;
     for (let i = 0; i < this.#layers; i++) {
       if (this.#ran[i] && skip?.skip(i)) {
         s.skipBlock(i);
@@ -78,7 +84,7 @@ export class AcceleratedRunner {
         skipped++;
         continue;
       }
-      const options: BlockRunOptions = precision?.choose(i, call) ?? {};
+      const options: BlockRunOptions = { ...precision?.choose(i, call), ...attention?.options(i, call) };
       if (purifyOutlierRatio !== undefined && precision !== undefined) {
         options.outlierGuard = purifyOutlierRatio;
         if (this.#skippedLast[i] && options.precision !== 'full') options.precision = 'int8';
@@ -89,9 +95,11 @@ export class AcceleratedRunner {
       skip?.observe(i, stats, signals);
       precision?.observe(i, stats);
       row.push(actionOf(options, stats));
+      sparsity += stats.attentionSparsity;
     }
     skip?.endCall?.(skipped);
     this.blockMap.push(row);
+    this.attentionSparsity.push(this.#layers > skipped ? sparsity / (this.#layers - skipped) : 0);
     const v = s.finish();
     output?.observe(call, x.data, v.data);
     return v;

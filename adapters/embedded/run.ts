@@ -73,14 +73,14 @@ export async function runWorkflow(loaded: LoadedWorkflow, options: RunOptions = 
   // The accelerated pipeline first, so that the peak RSS after it is its own.
   const accModel = await WanModel.load(modelDir, acceleratedWeights(w.accelerate));
   const runner = new AcceleratedRunner(accModel, accelerators);
-  const accelerated: { frames: Uint8Array[]; seconds: number; blockMap: RunReport['videos'][number]['blockMap'] }[] = [];
+  const accelerated: { frames: Uint8Array[]; seconds: number; blockMap: VideoResult['blockMap']; attentionSparsity: number[] }[] = [];
   let accSummary: PipelineSummary;
   try {
     for (const [i, prompt] of w.prompts.entries()) {
       runner.reset();
       const t0 = performance.now();
       const { frames } = await generateVideo(runner.denoiser(), accModel, table, codec, { ...gen, prompt, seed: w.seed + i, onStep });
-      accelerated.push({ frames, seconds: (performance.now() - t0) / 1000, blockMap: runner.blockMap });
+      accelerated.push({ frames, seconds: (performance.now() - t0) / 1000, blockMap: runner.blockMap, attentionSparsity: runner.attentionSparsity });
     }
     accSummary = { name: 'accelerated', description: describeAccelerators(w.accelerate), weightBytes: accModel.weightBytes(), peakRssBytes: peakRss() };
   } finally {
@@ -114,6 +114,7 @@ export async function runWorkflow(loaded: LoadedWorkflow, options: RunOptions = 
         psnr: psnr(concat(acc.frames), concat(frames), 255),
         ssim: ssims.reduce((a, b) => a + b, 0) / ssims.length,
         blockMap: acc.blockMap,
+        ...(w.accelerate['sparse-attention'] ? { attentionSparsity: acc.attentionSparsity } : {}),
       });
     }
     baseSummary = { name: 'baseline', description: 'FP32 weights and activations, every block every step', weightBytes: baseModel.weightBytes(), peakRssBytes: peakRss() };

@@ -13,6 +13,7 @@ import { defineSchema, parseJsonFile, type SchemaType } from '../../core/src/sch
 import { deltaCacheManifest } from '../../plugins/delta-cache/manifest.js';
 import { mixedPrecisionManifest } from '../../plugins/mixed-precision/manifest.js';
 import { referenceCachesManifest } from '../../plugins/reference-caches/manifest.js';
+import { sparseAttentionManifest } from '../../plugins/sparse-attention/manifest.js';
 
 export const workflowSchema = defineSchema(
   'workflow',
@@ -43,6 +44,7 @@ export const workflowSchema = defineSchema(
           'mixed-precision': mixedPrecisionManifest.params.optional().describe(mixedPrecisionManifest.description),
           'delta-cache': deltaCacheManifest.params.optional().describe(deltaCacheManifest.description),
           'reference-caches': referenceCachesManifest.params.optional().describe(referenceCachesManifest.description),
+          'sparse-attention': sparseAttentionManifest.params.optional().describe(sparseAttentionManifest.description),
         })
         .describe('plugins of the accelerated pipeline, by id; leave one out to turn it off'),
       output: z

@@ -261,6 +261,12 @@ typedef enum slip_granularity {
                                          amax/7.5, [-8, 7]): compressed-tensors' convention for
                                          weights. Without it: amax/qmax and [-qmax, qmax], the
                                          symmetric range of vLLM's dynamic per-token INT8. */
+#define SLIP_QUANT_MSE_SCALES 4u      /* NVFP4 (weights, offline): each block's E4M3 scale is the
+                                         one, among the amax/6 scale and the 6 E4M3 values below
+                                         it, whose round-to-nearest codes give the least squared
+                                         error (clipping the block's largest values can cost less
+                                         than coarse steps for all of them). Still plain NVFP4:
+                                         any reader decodes it unchanged. Nearest-even only. */
 
 typedef struct slip_quant_params {
     int32_t format;        /* slip_quant_format */
@@ -324,11 +330,18 @@ typedef struct slip_qweight {
  *   FP8:        dynamic per-token FP8 of the weight's element format, FP32 accumulation
  *   NVFP4 W4A4: NVFP4 with global scale act_global_scale (> 0) or 448*6/amax(X) (0)
  *   NONE:       activations stay FP32 (W4A16, NVFP4A16, weight-only FP8/INT8)
- */
+ * NVFP4 weights against INT8 (SLIP_ACT_INT8, W4A8) or NVFP4 (W4A4) activations run as exact
+ * integer dot products per 16-column group (2 x E2M1 is an integer), with one or two float FMAs
+ * per group, where AVX-512 VNNI is; below it as the FP32 product of the decoded operands. Either
+ * way the plan keeps the weight at 4.5 bits per element (codes + one E4M3 scale per 16). */
 typedef enum slip_act_quant {
     SLIP_ACT_NONE = 0,
     SLIP_ACT_DYNAMIC = 1, /* the weight format's own activation scheme, listed above */
-    SLIP_ACT_INT8 = 2     /* dynamic per-token INT8 activations against NVFP4 weights (W4A8) */
+    SLIP_ACT_INT8 = 2     /* dynamic per-token INT8 activations (scale amax/127) against any
+                             weight format whose codes are exact small integers: INT8 (= W8A8),
+                             and NVFP4 (W4A8: E2M1 x 2 is an integer, so the product is an exact
+                             integer dot product per 16-column group). Other formats:
+                             SLIP_STATUS_UNSUPPORTED */
 } slip_act_quant;
 
 typedef struct slip_linear_params {
@@ -351,6 +364,15 @@ SLIP_API slip_status slip_linear_plan_create(const slip_qweight *w, const slip_l
  * order, the float64 product of the decoded (quantized) activations and the decoded weight. */
 SLIP_API slip_status slip_linear_plan_run(slip_linear_plan_t plan, const slip_tensor *x,
                                           const slip_tensor *bias, slip_tensor *y);
+/* slip_linear_plan_run with other activation params than the plan was made with, so that one
+ * planned weight serves several activation precisions (a mixed-precision policy switches per call
+ * without a second copy of the weight). A plan of an NVFP4 weight made with SLIP_ACT_INT8 or
+ * SLIP_ACT_DYNAMIC serves p->act_quant NONE (the decoded weight against FP32 activations),
+ * INT8 (W4A8) and DYNAMIC (W4A4, with p->act_global_scale); any plan serves its own mode.
+ * Anything else: SLIP_STATUS_UNSUPPORTED. */
+SLIP_API slip_status slip_linear_plan_run_as(slip_linear_plan_t plan, const slip_linear_params *p,
+                                             const slip_tensor *x, const slip_tensor *bias,
+                                             slip_tensor *y);
 /* Resident bytes of the planned weight (panels, packed codes, scales, column sums): what the
  * plan costs in memory, for reporting a model's weight footprint. */
 SLIP_API slip_status slip_linear_plan_weight_bytes(slip_linear_plan_t plan, int64_t *bytes);
@@ -750,7 +772,12 @@ typedef struct slip_wan_block_options {
     float outlier_guard; /* > 0: a linear whose input has max|X| / mean|X| above this runs at FULL
                             precision whatever `precision` says (Purified Delta Refresh: 25);
                             0 = off */
-    int32_t reserved[6];
+    float sparse_topk;   /* self-attention: > 0 or sparse_topp > 0 runs it block-sparse on a
+                            SpargeAttention2 mask predicted from this call's q and k (Top-k keeps
+                            this fraction of key blocks per query block, Top-p this cumulative
+                            pooled mass; both: their union). 0 and 0 = dense */
+    float sparse_topp;
+    int32_t reserved[4];
 } slip_wan_block_options;
 
 SLIP_API slip_status slip_wan_block_options_init(slip_wan_block_options *o);
@@ -765,7 +792,8 @@ typedef struct slip_wan_block_stats {
     float max_outlier;    /* the largest max|X| / mean|X| over the inputs of the block's linears */
     int32_t full_linears; /* linears of this block run at FULL precision this time */
     int32_t lowbit_linears;
-    int32_t reserved[3];
+    float attention_sparsity; /* fraction of self-attention key blocks skipped (0 when dense) */
+    int32_t reserved[2];
 } slip_wan_block_stats;
 
 SLIP_API slip_status slip_wan_session_create(slip_wan_model_t model, slip_wan_session_t *out);

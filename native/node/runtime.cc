@@ -67,6 +67,8 @@ class WanSession : public Napi::ObjectWrap<WanSession> {
         Options opts(info[1], "options");
         if (opts.has("precision")) o.precision = opts.i32("precision");
         if (opts.has("outlierGuard")) o.outlier_guard = opts.f32("outlierGuard");
+        if (opts.has("sparseTopk")) o.sparse_topk = opts.f32("sparseTopk");
+        if (opts.has("sparseTopp")) o.sparse_topp = opts.f32("sparseTopp");
         slip_wan_block_stats st{};
         if (!Check(env, slip_wan_session_run_block(Live(env), block, &o, &st))) return env.Undefined();
         Napi::Object r = Napi::Object::New(env);
@@ -76,6 +78,7 @@ class WanSession : public Napi::ObjectWrap<WanSession> {
         r.Set("maxOutlier", st.max_outlier);
         r.Set("fullLinears", st.full_linears);
         r.Set("lowbitLinears", st.lowbit_linears);
+        r.Set("attentionSparsity", st.attention_sparsity);
         return r;
     }
 

@@ -5,7 +5,9 @@
 // gamma_K = K u / (1 - K u), u = 2^-24 (Higham, Accuracy and Stability, 3.1). The operands'
 // decode (one rounding each), the scale multiplies and the bias add of the epilogue add a few
 // more roundings, so we check |y - ref| <= gamma_{K+6} * (sum |a_i b_i| + |bias|).
-// W8A8 accumulates in int32, so it must be bit-identical across ISA levels.
+// W8A8 accumulates in int32, so it must be bit-identical across ISA levels. NVFP4 against INT8 or
+// NVFP4 activations forms exact int32 sums per 16-column group where VNNI is, so the same bound
+// holds there, and between levels twice it.
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -103,7 +105,9 @@ Weight make_weight(int32_t format, int64_t n, int64_t k) {
 }
 
 // The activations each scheme multiplies, in float64 (the spec's formulas, via element.h).
-std::vector<double> decoded_acts(const std::vector<float> &x, int64_t m, int64_t k, int32_t format, bool dyn) {
+// NVFP4: global g given (> 0) or 448*6/amax(x) (0), as slip_linear_params.act_global_scale.
+std::vector<double> decoded_acts(const std::vector<float> &x, int64_t m, int64_t k, int32_t format, bool dyn,
+                                 float nvfp4_global = 0.0f) {
     std::vector<double> a(x.begin(), x.end());
     if (!dyn) return a;
     float gamax = 0.0f;
@@ -121,12 +125,12 @@ std::vector<double> decoded_acts(const std::vector<float> &x, int64_t m, int64_t
             const float s = amax / sp.max;
             for (int64_t i = 0; i < k; ++i) a[r * k + i] = s == 0 ? 0.0 : el::decode(el::encode(row[i] / s, sp), sp) * (double)s;
         } else {  // NVFP4
-            const float g = 448.0f * 6.0f / gamax;
+            const float g = nvfp4_global > 0.0f ? nvfp4_global : 448.0f * 6.0f / gamax;
             for (int64_t b = 0; b < k; b += 16) {
                 float bm = 0.0f;
                 for (int i = 0; i < 16; ++i) bm = std::max(bm, std::fabs(row[b + i]));
                 const float s = el::round_magnitude(bm / 6.0f * g, el::kE4M3, -1.0f);
-                for (int i = 0; i < 16; ++i)
+                for (int i = 0; i < 16; ++i)  // x * g may overflow (a static g): E2M1 saturates
                     a[r * k + b + i] = s == 0 ? 0.0 : el::decode(el::encode(row[b + i] * g / s, el::kE2M1), el::kE2M1) * (double)s / g;
             }
         }
@@ -152,6 +156,162 @@ bool close(const std::vector<float> &y, const std::vector<double> &a, const std:
             }
         }
     return true;
+}
+
+// ---- NVFP4 weights against integer activations (W4A8: SLIP_ACT_INT8; W4A4: SLIP_ACT_DYNAMIC):
+// exact integer products per 16-column group where AVX-512 VNNI is, the FP32 emulation below it.
+
+// y at every ISA level against the reference, and the levels against each other, within the bound.
+void check_nvfp4_integer(int64_t m, int64_t k, int64_t n, bool int8_acts, bool with_bias, int isa_max) {
+    Weight w = make_weight(SLIP_FORMAT_NVFP4, n, k);
+    std::vector<float> x(m * k), bias(n, 0.0f);
+    for (auto &v : x) v = uni() * 3.0f;
+    if (with_bias)
+        for (auto &v : bias) v = uni();
+    const std::vector<double> a = decoded_acts(x, m, k, int8_acts ? SLIP_FORMAT_INT8 : SLIP_FORMAT_NVFP4, true);
+    std::vector<double> ref(m * n), mag(m * n);
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            double r = bias[j], g = std::fabs(bias[j]);
+            for (int64_t c = 0; c < k; ++c) {
+                r += a[i * k + c] * w.dec[j * k + c];
+                g += std::fabs(a[i * k + c] * w.dec[j * k + c]);
+            }
+            ref[i * n + j] = r;
+            mag[i * n + j] = g;
+        }
+    const double gamma = (k + 6) * std::ldexp(1.0, -24) / (1 - (k + 6) * std::ldexp(1.0, -24));
+    int64_t xs[2] = {m, k}, ys[2] = {m, n}, bs[1] = {n};
+    slip_tensor X, Y, B;
+    slip_tensor_init(&X, x.data(), SLIP_DTYPE_F32, 2, xs);
+    slip_tensor_init(&B, bias.data(), SLIP_DTYPE_F32, 1, bs);
+    slip_linear_params p;
+    slip_linear_params_init(&p);
+    p.act_quant = int8_acts ? SLIP_ACT_INT8 : SLIP_ACT_DYNAMIC;
+    slip_linear_plan_t plan = nullptr;
+    CHECK_OK(slip_linear_plan_create(&w.q, &p, &plan));
+    std::vector<float> first;
+    for (int isa = 0; isa <= isa_max; ++isa) {
+        CHECK(slip_set_isa(static_cast<slip_isa>(isa)) == SLIP_STATUS_OK);
+        std::vector<float> y(m * n, NAN);
+        slip_tensor_init(&Y, y.data(), SLIP_DTYPE_F32, 2, ys);
+        CHECK_OK(slip_linear_plan_run(plan, &X, with_bias ? &B : nullptr, &Y));
+        const std::string what = std::string(int8_acts ? "NVFP4 W4A8" : "NVFP4 W4A4") + " isa " +
+                                 std::to_string(isa) + " m,k,n " + std::to_string(m) + "," + std::to_string(k) +
+                                 "," + std::to_string(n) + (with_bias ? " bias" : "");
+        int64_t bad = 0;
+        for (int64_t i = 0; i < m * n && bad < 3; ++i) {
+            const double bound = gamma * mag[i] + 1e-30;
+            const bool ok = std::fabs(y[i] - ref[i]) <= bound &&
+                            (first.empty() || std::fabs(double(y[i]) - first[i]) <= 2 * bound);
+            if (!ok && bad++ == 0)
+                std::fprintf(stderr, "%s: y[%lld] = %.9g, ref %.9g, isa 0 %.9g, bound %.3g\n", what.c_str(),
+                             (long long)i, y[i], ref[i], first.empty() ? NAN : first[i], bound);
+        }
+        CHECK_MSG(bad == 0, "%s", what.c_str());
+        if (isa == 0) first = y;
+    }
+    slip_linear_plan_free(plan);
+}
+
+// The quantizers themselves: with an identity weight, y is the decoded activations (times 1), so
+// the levels must agree on every code. The rows probe the rounding boundaries: INT8 ties
+// (j + 1/2) * s and their neighbours, E2M1 thresholds (0.25, 0.75, ... times s/g), blocks whose
+// scale underflows to 0, an all-zero row, subnormals; and a static NVFP4 global scale so large
+// that x * g overflows.
+void check_nvfp4_quantizers(int isa_max) {
+    const int64_t k = 64, n = 64, m = 96;
+    Weight w;
+    slip_quant_params_init(&w.q.params, SLIP_FORMAT_NVFP4);
+    w.codes.assign(n * k / 2, 0);
+    w.scales.assign(n * k / 16, 0x38);  // 1.0
+    w.global = 1.0f;
+    for (int64_t j = 0; j < n; ++j) w.codes[(j * k + j) / 2] |= static_cast<uint8_t>(2 << (4 * (j & 1)));  // E2M1 1.0
+    int64_t cs[2] = {n, k / 2}, ss[2] = {n, k / 16}, gs[1] = {1};
+    slip_tensor_init(&w.q.codes, w.codes.data(), SLIP_DTYPE_U8, 2, cs);
+    slip_tensor_init(&w.q.scales, w.scales.data(), SLIP_DTYPE_F8_E4M3, 2, ss);
+    slip_tensor_init(&w.q.global, &w.global, SLIP_DTYPE_F32, 1, gs);
+
+    std::vector<float> x(m * k, 0.0f);
+    const float gmax = 5.0f, g = 448.0f * 6.0f / gmax;  // the W4A4 global, set by x[0]
+    auto nudge = [](float v, int ulps) {
+        uint32_t b;
+        std::memcpy(&b, &v, 4);
+        b += ulps;
+        std::memcpy(&v, &b, 4);
+        return v;
+    };
+    const float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f};
+    for (int64_t r = 0; r < m; ++r) {
+        float *row = x.data() + r * k;
+        const int kind = r % 4;
+        const float amax = r == 0 ? gmax : 0.1f + 4.0f * std::fabs(uni());
+        row[0] = r % 2 ? -amax : amax;
+        if (kind == 0) {  // INT8 ties and neighbours
+            const float s = amax / 127.0f;
+            for (int64_t c = 1; c < k; ++c)
+                row[c] = nudge((static_cast<int>(rng() % 254) - 126 + 0.5f) * s, static_cast<int>(c % 5) - 2);
+        } else if (kind == 1) {  // E2M1 thresholds of each block's scale
+            for (int64_t b = 0; b < k; b += 16) {
+                const float bm = b == 0 ? amax : 0.05f + 4.0f * std::fabs(uni());
+                row[b] = b == 0 ? row[0] : bm;
+                const float sb = el::round_magnitude(bm / 6.0f * g, el::kE4M3, -1.0f);
+                for (int i = 1; i < 16; ++i) {
+                    const float t = thresholds[rng() % 8] * sb / g;
+                    row[b + i] = nudge(rng() % 2 ? t : -t, static_cast<int>(rng() % 5) - 2);
+                }
+            }
+        } else if (kind == 2) {  // a tiny block (its NVFP4 scale rounds to 0), subnormals, zeros
+            for (int64_t c = 16; c < 32; ++c) row[c] = 1e-6f * uni();
+            for (int64_t c = 32; c < 48; ++c) row[c] = 1e-40f * (c % 3);
+        } else if (r != 3) {
+            for (int64_t c = 1; c < k; ++c) row[c] = uni() * amax;
+        } else {
+            std::fill(row, row + k, 0.0f);  // an all-zero row: scale 0
+        }
+    }
+    int64_t xs[2] = {m, k}, ys[2] = {m, n};
+    slip_tensor X, Y;
+    slip_tensor_init(&X, x.data(), SLIP_DTYPE_F32, 2, xs);
+    const char *names[] = {"INT8", "NVFP4", "NVFP4 (static global 1e38)"};
+    for (int mode = 0; mode < 3; ++mode) {
+        const bool int8_acts = mode == 0;
+        slip_linear_params p;
+        slip_linear_params_init(&p);
+        p.act_quant = int8_acts ? SLIP_ACT_INT8 : SLIP_ACT_DYNAMIC;
+        p.act_global_scale = mode == 2 ? 1e38f : 0.0f;  // x * g overflows for |x| > 3.4
+        slip_linear_plan_t plan = nullptr;
+        CHECK_OK(slip_linear_plan_create(&w.q, &p, &plan));
+        const std::vector<double> ref =
+            decoded_acts(x, m, k, int8_acts ? SLIP_FORMAT_INT8 : SLIP_FORMAT_NVFP4, true, p.act_global_scale);
+        std::vector<float> first;
+        for (int isa = 0; isa <= isa_max; ++isa) {
+            CHECK(slip_set_isa(static_cast<slip_isa>(isa)) == SLIP_STATUS_OK);
+            std::vector<float> y(m * n, NAN);
+            slip_tensor_init(&Y, y.data(), SLIP_DTYPE_F32, 2, ys);
+            CHECK_OK(slip_linear_plan_run(plan, &X, nullptr, &Y));
+            if (isa == 0) first = y;
+            // The emulation multiplies the decoded activations by 1 exactly: bit-identical at every
+            // level below VNNI (the AVX-512 quantizer against the scalar one). The integer path
+            // forms q * (s / g / 2) instead of (q/2 * s) / g: two roundings apart at most. W4A8's
+            // q * s is the same product both ways.
+            const bool exact = int8_acts || isa < SLIP_ISA_AVX512VNNI;
+            int64_t bad = 0;
+            for (int64_t i = 0; i < m * n && bad < 3; ++i) {
+                const double r = ref[(i / n) * k + i % n];
+                const bool ok = exact ? std::memcmp(&y[i], &first[i], 4) == 0
+                                      : std::fabs(y[i] - first[i]) <= 3 * std::ldexp(std::fabs(first[i]), -24);
+                // and, through the reference's own decode, the codes are right
+                const bool codes_ok = std::fabs(y[i] - r) <= 3 * std::ldexp(std::fabs(r), -24) + 1e-45;
+                if (!(ok && codes_ok) && bad++ == 0)
+                    std::fprintf(stderr, "%s quantizer isa %d: y[%lld,%lld] = %a, isa 0 %a, ref %a (x %a)\n",
+                                 names[mode], isa, (long long)(i / n), (long long)(i % n), y[i], first[i], r,
+                                 x[(i / n) * k + i % n]);
+            }
+            CHECK_MSG(bad == 0, "%s quantizer isa %d", names[mode], isa);
+        }
+        slip_linear_plan_free(plan);
+    }
 }
 
 int main() {
@@ -204,6 +364,20 @@ int main() {
         }
     }
     slip_set_isa(static_cast<slip_isa>(caps.isa_detected));
+
+    // NVFP4 x integer activations: every M, K, N of interest appears, with and without bias; K =
+    // 528 and 1024 run several K blocks of the integer kernel (the last one partial at 528).
+    {
+        struct Shape { int64_t m, k, n; };
+        const Shape shapes[] = {{1, 16, 1},    {3, 48, 17},    {64, 256, 256},  {1024, 1024, 256}, {1024, 16, 17},
+                                {3, 1024, 1},  {64, 48, 1},    {1, 1024, 256},  {1024, 256, 17},   {64, 528, 17},
+                                {3, 256, 256}, {1, 528, 17}};
+        int i = 0;
+        for (const Shape &sh : shapes)
+            for (bool int8_acts : {true, false}) check_nvfp4_integer(sh.m, sh.k, sh.n, int8_acts, ++i % 2, caps.isa_detected);
+        check_nvfp4_quantizers(caps.isa_detected);
+        slip_set_isa(static_cast<slip_isa>(caps.isa_detected));
+    }
 
     // slip_gemm_f32 at M = 1 dots raw rows (no packing): odd K exercises the vector tails, odd N
     // the last group of fewer than 4 rows.
@@ -260,6 +434,56 @@ int main() {
         Weight q8 = make_weight(SLIP_FORMAT_INT8, 8, 100);
         q8.q.params.granularity = SLIP_GRANULARITY_GROUP;
         CHECK(slip_linear_plan_create(&q8.q, &p, &plan) != SLIP_STATUS_OK);
+        // SLIP_ACT_INT8 needs weight codes that are exact small integers: INT8 and NVFP4 only.
+        p.act_quant = SLIP_ACT_INT8;
+        for (int32_t f : {SLIP_FORMAT_INT4, SLIP_FORMAT_FP8_E4M3, SLIP_FORMAT_FP8_E5M2, SLIP_FORMAT_MXFP4, SLIP_FORMAT_F32}) {
+            Weight wf = make_weight(f, 8, 256);
+            const char *names[] = {"INT8", "INT4", "FP8_E4M3", "FP8_E5M2", "NVFP4", "NVFP4_TJ2", "MXFP4", "F32"};
+            const std::string text = std::string("got format ") + names[f];
+            CHECK_FAILS(slip_linear_plan_create(&wf.q, &p, &plan), SLIP_STATUS_UNSUPPORTED, text.c_str());
+            CHECK(plan == nullptr);
+        }
+        p.act_quant = 3;
+        Weight nv = make_weight(SLIP_FORMAT_NVFP4, 8, 256);
+        CHECK_FAILS(slip_linear_plan_create(&nv.q, &p, &plan), SLIP_STATUS_INVALID_ARGUMENT, "SLIP_ACT_INT8 (2)");
+        // ... and for INT8 weights it is W8A8, bit for bit.
+        Weight w8 = make_weight(SLIP_FORMAT_INT8, 40, 96);
+        std::vector<float> x8(5 * 96), y8a(5 * 40), y8b(5 * 40);
+        for (auto &v : x8) v = uni();
+        int64_t x8s[2] = {5, 96}, y8s[2] = {5, 40};
+        slip_tensor X8, Y8a, Y8b;
+        slip_tensor_init(&X8, x8.data(), SLIP_DTYPE_F32, 2, x8s);
+        slip_tensor_init(&Y8a, y8a.data(), SLIP_DTYPE_F32, 2, y8s);
+        slip_tensor_init(&Y8b, y8b.data(), SLIP_DTYPE_F32, 2, y8s);
+        p.act_quant = SLIP_ACT_INT8;
+        CHECK_OK(slip_linear(&X8, &w8.q, nullptr, &p, &Y8a));
+        p.act_quant = SLIP_ACT_DYNAMIC;
+        CHECK_OK(slip_linear(&X8, &w8.q, nullptr, &p, &Y8b));
+        CHECK(std::memcmp(y8a.data(), y8b.data(), y8a.size() * 4) == 0);
+        // The NVFP4 integer plan keeps the weight at 4.5 bits: codes, one E4M3 byte per 16, a
+        // 1 KiB scale table.
+        Weight big = make_weight(SLIP_FORMAT_NVFP4, 256, 512);
+        for (int32_t act : {SLIP_ACT_INT8, SLIP_ACT_DYNAMIC}) {
+            p.act_quant = act;
+            CHECK_OK(slip_linear_plan_create(&big.q, &p, &plan));
+            int64_t bytes = 0;
+            CHECK_OK(slip_linear_plan_weight_bytes(plan, &bytes));
+            CHECK_MSG(bytes == 256 * 512 / 2 + 256 * 512 / 16 + 1024, "weight bytes %lld", (long long)bytes);
+            slip_linear_plan_free(plan);
+        }
+        // Non-finite activations are refused, naming the row, on the integer path too.
+        slip_set_isa(static_cast<slip_isa>(caps.isa_detected));
+        for (int32_t act : {SLIP_ACT_INT8, SLIP_ACT_DYNAMIC}) {
+            std::vector<float> xb(4 * 512, 0.5f), yb(4 * 256);
+            xb[2 * 512 + 7] = NAN;
+            int64_t xbs[2] = {4, 512}, ybs[2] = {4, 256};
+            slip_tensor XB, YB;
+            slip_tensor_init(&XB, xb.data(), SLIP_DTYPE_F32, 2, xbs);
+            slip_tensor_init(&YB, yb.data(), SLIP_DTYPE_F32, 2, ybs);
+            p.act_quant = act;
+            CHECK_FAILS(slip_linear(&XB, &big.q, nullptr, &p, &YB), SLIP_STATUS_INVALID_ARGUMENT,
+                        "non-finite value in row 2");
+        }
     }
     // slip_bench_peak: a positive rate where the ISA allows, UNSUPPORTED where not; bad arguments
     // are refused with a sentence.

@@ -1,6 +1,7 @@
 // The quantization ABI's edges: packing layouts and round trips, the Hadamard transform, and
 // every refused argument with its "expected X for <argument>, got Y" sentence.
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -72,6 +73,19 @@ void test_hadamard() {
             }
         }
         CHECK_MSG(worst <= 1.0, "hadamard %lld: error %.3g of the bound", static_cast<long long>(n), worst);
+        // The portable butterflies and the AVX-512 ones (when the CPU has them) are the same
+        // additions in the same order: bit-identical.
+        {
+            std::vector<float> z = x;
+            slip_tensor zt = ref::tensor(z.data(), SLIP_DTYPE_F32, {rows, k});
+            slip_capabilities caps;
+            CHECK_OK(slip_get_capabilities(&caps));
+            CHECK_OK(slip_set_isa(SLIP_ISA_PORTABLE));
+            CHECK_OK(slip_hadamard(&zt, n));
+            CHECK_OK(slip_set_isa(static_cast<slip_isa>(caps.isa_active)));
+            CHECK_MSG(std::memcmp(z.data(), y.data(), z.size() * sizeof(float)) == 0, "hadamard %lld: ISA levels differ",
+                      static_cast<long long>(n));
+        }
         // Twice is the identity: each pass adds at most (log2(n) + 1) 2^-24 ||x_block||_2 in
         // the L2 norm, and the orthonormal transform does not amplify the first pass's error.
         CHECK_OK(slip_hadamard(&t, n));

@@ -7,6 +7,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "quant-ref.h"
@@ -88,6 +89,61 @@ void test_nvfp4(int64_t rows, int64_t k, float given_global) {
             dec.expect(r.decoded[b * 16 + i] == want, b * 16 + i, r.decoded[b * 16 + i], want);
         }
     }
+}
+
+// NVFP4 with SLIP_QUANT_MSE_SCALES: the reference tries the same 7 candidate scales (the amax/6
+// E4M3 code and the 6 codes below it) in float64 and keeps the least squared error (ties to the
+// larger scale). The codes are then those of the chosen scale, the block's error never exceeds the
+// plain amax/6 error, and the whole tensor's error is smaller than without the flag.
+void test_nvfp4_mse(int64_t rows, int64_t k) {
+    const std::vector<float> x = ref::outlier_data(rows * k, 5 + k);
+    slip_quant_params p;
+    slip_quant_params_init(&p, SLIP_FORMAT_NVFP4);
+    const Result plain = run(p, x, {rows, k});
+    p.flags = SLIP_QUANT_MSE_SCALES;
+    const Result r = run(p, x, {rows, k});
+    const float g = plain.global[0];
+    CHECK(r.global[0] == g);
+    Tally scales{"NVFP4 MSE scales"}, codes{"NVFP4 MSE codes"};
+    double err_plain = 0, err_mse = 0;
+    for (int64_t b = 0; b < rows * k / 16; ++b) {
+        const float *xb = x.data() + b * 16;
+        const int sc0 = ref::encode(ref::f32(double(g) * ref::f32(amax(xb, 16) / 6.0)), ref::kE4M3);
+        int best = sc0 == 0 ? ref::encode(0.125, ref::kE4M3) : sc0;
+        if (sc0 != 0) {
+            double best_err = INFINITY;
+            for (int c = sc0; c > 0 && c > sc0 - 7; --c) {
+                const float eff = ref::f32(ref::decode(c, ref::kE4M3) / g);
+                double e = 0;
+                for (int64_t i = 0; i < 16; ++i) {
+                    const double q = ref::f32(ref::decode(ref::encode(ref::f32(xb[i] / double(eff)), ref::kE2M1), ref::kE2M1) * eff);
+                    e += (q - xb[i]) * (q - xb[i]);
+                }
+                if (e < best_err) best_err = e, best = c;
+            }
+        }
+        scales.expect(r.scales[b] == best, b, r.scales[b], best);
+        const float eff = ref::f32(ref::decode(best, ref::kE4M3) / g);
+        for (int64_t i = 0; i < 16; ++i) {
+            const int code = ref::encode(ref::f32(xb[i] / double(eff)), ref::kE2M1);
+            codes.expect(nibble(r.codes, b * 16 + i) == code, b * 16 + i, nibble(r.codes, b * 16 + i), code);
+            err_mse += (double(r.decoded[b * 16 + i]) - xb[i]) * (double(r.decoded[b * 16 + i]) - xb[i]);
+            err_plain += (double(plain.decoded[b * 16 + i]) - xb[i]) * (double(plain.decoded[b * 16 + i]) - xb[i]);
+        }
+    }
+    CHECK_MSG(err_mse < err_plain, "MSE scales: squared error %.6g, plain %.6g", err_mse, err_plain);
+    // Only for NVFP4, and only with deterministic rounding.
+    slip_quant_params bad;
+    slip_quant_params_init(&bad, SLIP_FORMAT_MXFP4);
+    bad.flags = SLIP_QUANT_MSE_SCALES;
+    std::vector<uint8_t> c(static_cast<size_t>(rows * k / 2)), sc(static_cast<size_t>(rows * k / 32));
+    slip_tensor xt, ct, st;
+    const int64_t xs[2] = {rows, k}, cs[2] = {rows, k / 2}, ss[2] = {rows, k / 32};
+    slip_tensor_init(&xt, const_cast<float *>(x.data()), SLIP_DTYPE_F32, 2, xs);
+    slip_tensor_init(&ct, c.data(), SLIP_DTYPE_U8, 2, cs);
+    slip_tensor_init(&st, sc.data(), SLIP_DTYPE_U8, 2, ss);
+    CHECK(slip_quantize(&xt, &bad, &ct, &st, nullptr) == SLIP_STATUS_INVALID_ARGUMENT);
+    CHECK(std::strstr(slip_last_error(), "SLIP_QUANT_MSE_SCALES only with the NVFP4 format") != nullptr);
 }
 
 // TetraJet-v2 double-block NVFP4 (nvfp4-tj2.cpp).
@@ -277,6 +333,7 @@ void test_nonfinite_allowed() {
 int main() {
     for (int64_t k : {16, 48, 256}) test_nvfp4(37, k, 0.0f);
     test_nvfp4(5, 64, 1000.0f);  // a caller's (shared) global scale
+    for (int64_t k : {16, 256}) test_nvfp4_mse(29, k);
     for (int64_t k : {128, 384}) test_tj2(19, k);
     for (int64_t k : {32, 96, 320}) test_mxfp4(23, k);
     for (int f : {SLIP_FORMAT_INT8, SLIP_FORMAT_FP8_E4M3, SLIP_FORMAT_FP8_E5M2})

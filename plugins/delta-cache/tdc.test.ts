@@ -15,7 +15,7 @@ import { deltaCacheManifest } from './manifest.js';
 import { TemporalDeltaCache, type DeltaCacheParams } from './tdc.js';
 
 function stats(gamma: number, deltaChange: number | null): BlockStats {
-  return { inputL1: 1, deltaL1: gamma, gamma, deltaChange, maxOutlier: 1, fullLinears: 0, lowbitLinears: 1 };
+  return { inputL1: 1, deltaL1: gamma, gamma, deltaChange, maxOutlier: 1, fullLinears: 0, lowbitLinears: 1, attentionSparsity: 0 };
 }
 
 /** TDC needs neither signal; reading one would cost a copy of the stream per call. */

@@ -10,7 +10,7 @@ import { MixedPrecision } from './dmpq.js';
 import { mixedPrecisionManifest } from './manifest.js';
 
 function stats(gamma: number): BlockStats {
-  return { inputL1: 1, deltaL1: gamma, gamma, deltaChange: null, maxOutlier: 1, fullLinears: 0, lowbitLinears: 1 };
+  return { inputL1: 1, deltaL1: gamma, gamma, deltaChange: null, maxOutlier: 1, fullLinears: 0, lowbitLinears: 1, attentionSparsity: 0 };
 }
 
 const call: CallInfo = { step: 3, steps: 10, sigma: 0.7 };

@@ -16,7 +16,7 @@ import { referenceCachesManifest } from './manifest.js';
 import { FirstBlockCache, MagCache, TeaCache, type ReferenceCacheParams } from './stack-caches.js';
 
 const LAYERS = 3;
-const STATS: BlockStats = { inputL1: 1, deltaL1: 0.5, gamma: 0.5, deltaChange: 0.1, maxOutlier: 1, fullLinears: 0, lowbitLinears: 1 };
+const STATS: BlockStats = { inputL1: 1, deltaL1: 0.5, gamma: 0.5, deltaChange: 0.1, maxOutlier: 1, fullLinears: 0, lowbitLinears: 1, attentionSparsity: 0 };
 
 function params(p: Partial<ReferenceCacheParams> & Pick<ReferenceCacheParams, 'method' | 'threshold'>): ReferenceCacheParams {
   return referenceCachesManifest.params.parse(p);

@@ -20,7 +20,7 @@ from ._lib import (SlipLinearParams, SlipQuantParams, SlipQweight, SlipstreamErr
 
 # slip_quant_format, plus F32: an unquantized weight passed as its codes.
 FORMATS = {"INT8": 0, "INT4": 1, "FP8_E4M3": 2, "FP8_E5M2": 3, "NVFP4": 4, "NVFP4_TJ2": 5, "MXFP4": 6, "F32": 7}
-ACTIVATIONS = {"none": 0, "dynamic": 1}
+ACTIVATIONS = {"none": 0, "dynamic": 1, "int8": 2}
 GRANULARITIES = {"tensor": 0, "row": 1, "group": 2, "block": 3}
 # (slip dtype of the codes, weight elements per codes item along K, slip dtype of the scales).
 # Raw-bit arrays (FP8 codes, E4M3 and E8M0 scales) travel as uint8 and are named here.
@@ -130,7 +130,9 @@ class LinearPlan:
     w: quantize()'s dict ({"format", "codes", "scales", "global", "options"}) or a float32 [N, K]
     array (the FP32 baseline). activations: "none" keeps x in FP32 (W4A16, W8A16, NVFP4A16);
     "dynamic" quantizes x per call with the weight format's scheme (INT8 per-token W8A8, FP8
-    per-token, NVFP4 W4A4). act_global_scale: NVFP4 W4A4's static activation global scale
+    per-token, NVFP4 W4A4); "int8" quantizes x per token to INT8 against an INT8 weight (W8A8,
+    as "dynamic") or an NVFP4 one (W4A8, exact integer products per 16-column group), other
+    formats refuse it. act_global_scale: NVFP4 W4A4's static activation global scale
     (None: 448*6/amax(x) per call).
     """
 

@@ -50,7 +50,7 @@ def make_weight(kind, n, k):
     scales = rng.integers(0x20, 0x48, (n, k // g)).astype(np.uint8)
     glob = np.array([37.0], np.float32)
     dec = E2M1[nib] * np.repeat(e4m3(scales), g, axis=1) / 37.0
-    mode = "dynamic" if kind == "NVFP4 W4A4" else "none"
+    mode = {"NVFP4 W4A4": "dynamic", "NVFP4 W4A8": "int8"}.get(kind, "none")
     return {"format": "NVFP4", "codes": packed, "scales": scales, "global": glob}, dec, mode
 
 
@@ -58,7 +58,7 @@ def decoded_acts(x, kind, mode):
     if mode == "none":
         return x.astype(np.float64)
     amax = np.abs(x).max(axis=1, keepdims=True)
-    if kind == "W8A8":
+    if mode == "int8" or kind == "W8A8":
         s = amax / np.float32(127)
         q = np.clip(np.rint(np.divide(x, s, out=np.zeros_like(x), where=s > 0)), -127, 127)
         return q * s.astype(np.float64)
@@ -84,7 +84,7 @@ def assert_close(y, a, w, bias):
     assert (err <= gamma * mag + 1e-30).all(), f"max err/bound {(err / (gamma * mag + 1e-30)).max():.3g}"
 
 
-KINDS = ["F32", "W8A8", "W8A16", "W4A16", "NVFP4 W4A4", "NVFP4A16", "MXFP4"]
+KINDS = ["F32", "W8A8", "W8A16", "W4A16", "NVFP4 W4A4", "NVFP4 W4A8", "NVFP4A16", "MXFP4"]
 
 
 @pytest.mark.parametrize("m,k,n", [(1, 128, 33), (7, 256, 129), (33, 384, 7), (2, 640, 1)])
@@ -157,6 +157,7 @@ def test_errors_name_the_weight_tensors():
     raises("SLIP_STATUS_DTYPE_MISMATCH", r"float32 array for w\['codes'\]", LinearPlan, np.zeros((8, 64), np.float16))
     i4, _, _ = make_weight("W4A16", 8, 256)
     raises("SLIP_STATUS_UNSUPPORTED", r"INT4 weight", LinearPlan, i4, activations="dynamic")
+    raises("SLIP_STATUS_UNSUPPORTED", r"INT8 or NVFP4 weight .*got format INT4", LinearPlan, i4, activations="int8")
     raises("SLIP_STATUS_INVALID_ARGUMENT", r"for activations, got 'static'", LinearPlan, i4, activations="static")
     raises("SLIP_STATUS_INVALID_ARGUMENT", r"act_global_scale", LinearPlan, i4, act_global_scale=-1.0)
 

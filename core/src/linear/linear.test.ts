@@ -57,6 +57,8 @@ const f = Math.fround;
 
 // ---- weights written as codes, with their float64 decode
 interface Made { w: QuantizedWeight | Tensor; dec: Float64Array; dyn: boolean; name: string }
+/** The activations option a kind is planned with: W4A8 is NVFP4 weights against INT8 activations. */
+const actsOf = (kind: string, made: Made) => (kind === 'NVFP4 W4A8' ? 'int8' : made.dyn ? 'dynamic' : undefined);
 
 function makeWeight(kind: string, n: number, k: number): Made {
   const dec = new Float64Array(n * k);
@@ -111,7 +113,7 @@ function makeWeight(kind: string, n: number, k: number): Made {
   }
   const codes = new Tensor('U8', [n, k / 2], bytes);
   const w: QuantizedWeight = mx ? { format: 'MXFP4', codes, scales } : { format: 'NVFP4', codes, scales, global };
-  return { w, dec, dyn: kind === 'NVFP4 W4A4', name: kind };
+  return { w, dec, dyn: kind === 'NVFP4 W4A4' || kind === 'NVFP4 W4A8', name: kind };
 }
 
 /** The activations each scheme multiplies, in float64 (float32 steps where native rounds in float32). */
@@ -124,7 +126,7 @@ function decodedActs(x: Float32Array, m: number, k: number, kind: string, dyn: b
     const row = x.subarray(r * k, (r + 1) * k);
     let amax = 0;
     for (const v of row) amax = Math.max(amax, Math.abs(v));
-    if (kind === 'W8A8') {
+    if (kind === 'W8A8' || kind === 'NVFP4 W4A8') {
       const s = f(amax / 127);
       for (let i = 0; i < k; i++) {
         const q = s === 0 ? 0 : Math.min(127, Math.max(-127, rint(f(row[i] / s))));
@@ -170,7 +172,7 @@ function expectClose(y: Tensor, a: Float64Array, w: Float64Array, bias: Float32A
   return worst;
 }
 
-const KINDS = ['F32', 'W8A8', 'W8A16', 'FP8', 'W4A16', 'NVFP4 W4A4', 'NVFP4A16', 'MXFP4'];
+const KINDS = ['F32', 'W8A8', 'W8A16', 'FP8', 'W4A16', 'NVFP4 W4A4', 'NVFP4 W4A8', 'NVFP4A16', 'MXFP4'];
 const CASES: [number, number, number][] = [[1, 128, 33], [7, 256, 129], [33, 384, 7], [2, 640, 1]];
 
 describe('LinearPlan', () => {
@@ -180,7 +182,8 @@ describe('LinearPlan', () => {
         const made = makeWeight(kind, n, k);
         const x = randomF32([m, k]);
         const bias = randomF32([n]);
-        const plan = LinearPlan.create(made.w, made.dyn ? { activations: 'dynamic' } : {});
+        const acts = actsOf(kind, made);
+        const plan = LinearPlan.create(made.w, acts ? { activations: acts } : {});
         expect([plan.n, plan.k]).toEqual([n, k]);
         const y = await plan.run(x, bias);
         const ySync = plan.runSync(x, bias);
@@ -307,6 +310,9 @@ describe('LinearPlan errors name the argument', () => {
     e = thrown(() => LinearPlan.create(made.w, { activations: 'dynamic' }));
     expect(e.code).toBe('SLIP_E_UNSUPPORTED');
     expect(e.message).toMatch(/INT4 weight/);
+    e = thrown(() => LinearPlan.create(made.w, { activations: 'int8' }));
+    expect(e.code).toBe('SLIP_E_UNSUPPORTED');
+    expect(e.message).toMatch(/INT8 or NVFP4 weight .*got format INT4/);
   });
 
   it('a native error carries the caller\'s stack', () => {

@@ -47,7 +47,7 @@ export interface NativeQweight {
   global?: NativeTensor | null;
 }
 
-/** slip_linear_params: actQuant 0 = none, 1 = the weight format's dynamic activation scheme. */
+/** slip_linear_params: actQuant 0 = none, 1 = the weight format's dynamic activation scheme, 2 = per-token INT8. */
 export interface NativeLinearParams {
   actQuant?: number;
   actGlobalScale?: number;
@@ -221,6 +221,8 @@ export interface NativeWanModelOptions {
 export interface NativeWanBlockOptions {
   precision?: number;
   outlierGuard?: number;
+  sparseTopk?: number;
+  sparseTopp?: number;
 }
 
 /** slip_wan_block_stats. */
@@ -231,6 +233,7 @@ export interface NativeWanBlockStats {
   maxOutlier: number;
   fullLinears: number;
   lowbitLinears: number;
+  attentionSparsity: number;
 }
 
 /** A slip_wan_session_t: every method runs inline (one block per call). */

@@ -75,6 +75,26 @@ describe('WanSession', () => {
     }
   });
 
+  it('runs self-attention block-sparse on request and reports the sparsity', () => {
+    // 2×16×16 latents: 128 tokens, one 128-token query block and two 64-token key blocks per
+    // head, so Top-k 0.5 keeps one of the two key blocks wherever the similarity guard trusts it.
+    const xl = new GaussianNoise(7).tensor([2, 16, 2, 16, 16]);
+    session.reset();
+    session.begin(xl, t, ctx);
+    const dense = session.runBlock(0);
+    const denseOut = session.readTokens().data;
+    session.begin(xl, t, ctx);
+    const sparse = session.runBlock(0, { sparseTopk: 0.5 });
+    const sparseOut = session.readTokens().data;
+    expect(dense.attentionSparsity).toBe(0);
+    expect(sparse.attentionSparsity).toBeGreaterThan(0);
+    expect(sparse.attentionSparsity).toBeLessThanOrEqual(0.5);
+    expect(Array.from(sparseOut)).not.toEqual(Array.from(denseOut));
+    session.reset();
+    session.begin(x, t, ctx);
+    expect(() => session.runBlock(1, { sparseTopk: 1.5 })).toThrow(/sparse_topk and sparse_topp in \[0, 1\], got 1.5/);
+  });
+
   it('refuses what it cannot do, naming it', () => {
     session.reset();
     session.begin(x, t, ctx);

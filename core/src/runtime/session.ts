@@ -19,6 +19,10 @@ export interface BlockRunOptions {
   precision?: Precision;
   /** > 0: linears whose input has max|X|/mean|X| above it run at full precision (PDR: 25). */
   outlierGuard?: number;
+  /** Self-attention block-sparse on a SpargeAttention2 mask: Top-k fraction and/or Top-p mass
+   *  (0 = rule off; both 0 = dense). */
+  sparseTopk?: number;
+  sparseTopp?: number;
 }
 
 /** What one runBlock measured (means over every element of the block's input/residual). */
@@ -33,6 +37,8 @@ export interface BlockStats {
   maxOutlier: number;
   fullLinears: number;
   lowbitLinears: number;
+  /** Fraction of self-attention key blocks skipped (0 when dense). */
+  attentionSparsity: number;
 }
 
 export class WanSession {
@@ -67,7 +73,14 @@ export class WanSession {
     const s = this.#live();
     const precision = options.precision ?? 'full';
     if (!(precision in PRECISION_CODE)) throw invalidArgument('precision', `one of ${PRECISIONS.join(', ')}`, precision);
-    const r = callNative(() => s.runBlock(block, { precision: PRECISION_CODE[precision], outlierGuard: options.outlierGuard ?? 0 }));
+    const r = callNative(() =>
+      s.runBlock(block, {
+        precision: PRECISION_CODE[precision],
+        outlierGuard: options.outlierGuard ?? 0,
+        sparseTopk: options.sparseTopk ?? 0,
+        sparseTopp: options.sparseTopp ?? 0,
+      }),
+    );
     return {
       inputL1: r.inputL1,
       deltaL1: r.deltaL1,
@@ -76,6 +89,7 @@ export class WanSession {
       maxOutlier: r.maxOutlier,
       fullLinears: r.fullLinears,
       lowbitLinears: r.lowbitLinears,
+      attentionSparsity: r.attentionSparsity,
     };
   }
 

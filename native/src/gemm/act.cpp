@@ -1,6 +1,6 @@
-// Dynamic activation quantizers of the emulated formats. Each writes the *decoded* activations
-// the product then uses, so the result is the FP32 product of exactly the values a W8A8/W4A4
-// engine would multiply.
+// Dynamic activation quantizers. Those of the emulated formats write the *decoded* activations
+// the FP32 product then uses, so the result is the FP32 product of exactly the values a W8A8/W4A4
+// engine would multiply; those of the integer NVFP4 path write codes and scales (fp4-int.h).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -9,18 +9,35 @@
 #include "../base/error.h"
 #include "../base/thread-pool.h"
 #include "../quant/element.h"
+#include "fp4-int.h"
 #include "plan.h"
 
 namespace slip::gemm {
 
-static float row_amax(const float *row, int64_t k, int64_t r) {
+// vec: AVX-512, k a multiple of 16 (GCC does not vectorize the scalar max: NaN ordering).
+static float row_amax(const float *row, int64_t k, int64_t r, bool vec = false) {
     float amax = 0.0f;
-    for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(row[i]));
+    if (vec) amax = row_amax_avx512(row, k);
+    else
+        for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(row[i]));
     if (!std::isfinite(amax))
         fail(SLIP_STATUS_INVALID_ARGUMENT,
              format("expected finite values for x, got a non-finite value in row %lld",
                     static_cast<long long>(r)));
     return amax;
+}
+
+// NVFP4 activations' global scale: the given one, or 448*6/amax(X). The row amaxes run in
+// parallel and reject NaN/Inf even when the global scale was given.
+static float nvfp4_global(const float *x, int64_t m, int64_t k, float global) {
+    const bool vec = isa_active() >= SLIP_ISA_AVX512 && k % 16 == 0;
+    std::vector<float> amax(static_cast<size_t>(m));
+    parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) amax[r] = row_amax(x + r * k, k, r, vec);
+    });
+    if (global > 0.0f) return global;
+    const float a = m ? *std::max_element(amax.begin(), amax.end()) : 0.0f;
+    return a > 0.0f ? 448.0f * 6.0f / a : 1.0f;
 }
 
 // FP8 per token: s = amax / max_finite, element = RNE_sat(x / s). out holds the element values
@@ -39,6 +56,39 @@ void quantize_fp8_rows(const float *x, int64_t m, int64_t k, bool e5m2, float *o
             }
         }
     });
+}
+
+// INT8 per token (int8.cpp's W8A8 recipe): s = amax / 127, q = RNE(x / s) clamped to [-127, 127];
+// out holds q, exact small floats, and scale[r] = s multiplies them back in the epilogue.
+void quantize_i8_rows(const float *x, int64_t m, int64_t k, float *out, float *scale) {
+    parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const float *row = x + r * k;
+            const float s = row_amax(row, k, r) / 127.0f;
+            scale[r] = s;
+            for (int64_t i = 0; i < k; ++i)
+                out[r * k + i] = s == 0.0f ? 0.0f : std::min(127.0f, std::max(-127.0f, std::nearbyint(row[i] / s)));
+        }
+    });
+}
+
+void quantize_i8_codes(const float *x, int64_t m, int64_t k, int8_t *q, int32_t *meta, float *scale) {
+    parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const float s = row_amax(x + r * k, k, r, true) / 127.0f;
+            scale[r] = s;
+            quantize_i8_codes_row_avx512(x + r * k, k, s, q + r * k, meta + fp4_meta_row(r, k / 16, false));
+        }
+    });
+}
+
+float quantize_nvfp4_codes(const float *x, int64_t m, int64_t k, float global, int8_t *q, int32_t *meta) {
+    const float g = nvfp4_global(x, m, k, global);
+    parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+            quantize_nvfp4_codes_row_avx512(x + r * k, k, g, q + r * k, meta + fp4_meta_row(r, k / 16, true));
+    });
+    return g;
 }
 
 // E2M1 round-to-nearest-even of a magnitude, saturating at 6: the midpoints between the grid
@@ -60,17 +110,7 @@ static inline float round_e2m1(float a) {
 // NVFP4 activations (the weight's recipe): global g = given or 448*6/amax(X); per 16 columns
 // s = RN_E4M3(amax_16 / 6 * g), element = RNE_sat_E2M1(x * g / s), decoded x' = element * s / g.
 void quantize_nvfp4_rows(const float *x, int64_t m, int64_t k, float global, float *out) {
-    // Row amaxes in parallel: they reject NaN/Inf (even when the global scale was given) and
-    // give the tensor amax of the dynamic global scale.
-    std::vector<float> amax(static_cast<size_t>(m));
-    parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) amax[r] = row_amax(x + r * k, k, r);
-    });
-    if (!(global > 0.0f)) {
-        const float a = m ? *std::max_element(amax.begin(), amax.end()) : 0.0f;
-        global = a > 0.0f ? 448.0f * 6.0f / a : 1.0f;
-    }
-    const float g = global;
+    const float g = nvfp4_global(x, m, k, global);
     const bool vec = isa_active() >= SLIP_ISA_AVX512;
     parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {

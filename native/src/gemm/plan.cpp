@@ -11,8 +11,10 @@ namespace {
 slip::KernelName k_int8("linear_int8"), k_fp8("linear_fp8"), k_int4("linear_int4"),
     k_nvfp4("linear_nvfp4"), k_mxfp4("linear_mxfp4");
 
-void run_plan(const slip::gemm::Plan &pl, const slip_tensor *x, const slip_tensor *bias,
-              slip_tensor *y) {
+// path and act_global: the plan's own, or another activation mode its weight serves
+// (slip_linear_plan_run_as).
+void run_plan(const slip::gemm::Plan &pl, slip::gemm::Path path, float act_global, const slip_tensor *x,
+              const slip_tensor *bias, slip_tensor *y) {
     using namespace slip;
     using namespace slip::gemm;
     const slip_tensor &xt = require_cpu_dense(x, "x", SLIP_DTYPE_F32);
@@ -30,7 +32,7 @@ void run_plan(const slip::gemm::Plan &pl, const slip_tensor *x, const slip_tenso
 
     Epilogue ep;
     ep.bias = bd;
-    switch (pl.path) {
+    switch (path) {
         case Path::F32: return run_f32(xd, m, *pl.b, ep, yd);
         case Path::I8: return run_i8(xd, m, pl.i8, bd, yd);
         // The quantized copies of X are written in full: Aligned skips std::vector's zero fill.
@@ -42,11 +44,9 @@ void run_plan(const slip::gemm::Plan &pl, const slip_tensor *x, const slip_tenso
             ep.col_scale = pl.col_scale.data();
             return run_f32(xq.data(), m, *pl.b, ep, yd);
         }
-        case Path::NVFP4_A4: {
-            Aligned<float> xq(m * k);
-            quantize_nvfp4_rows(xd, m, k, pl.act_global, xq.data());
-            return run_f32(xq.data(), m, *pl.b, ep, yd);
-        }
+        case Path::NVFP4_A8:
+        case Path::NVFP4_A4:
+            return run_fp4(xd, m, static_cast<const PackedFp4 &>(*pl.b), path == Path::NVFP4_A4, act_global, bd, yd);
     }
 }
 
@@ -68,6 +68,7 @@ SLIP_API slip_status slip_linear_plan_create(const slip_qweight *w, const slip_l
         slip::require_not_null(out, "out");
         *out = nullptr;
         auto plan = slip::gemm::build_plan(w, p);
+        plan->act_quant = p ? p->act_quant : SLIP_ACT_NONE;
         *out = new slip_linear_plan_s{std::move(plan)};
     });
 }
@@ -76,7 +77,29 @@ SLIP_API slip_status slip_linear_plan_run(slip_linear_plan_t plan, const slip_te
                                           const slip_tensor *bias, slip_tensor *y) {
     return slip::guard([&] {
         slip::require_not_null(plan, "plan");
-        run_plan(*plan->plan, x, bias, y);
+        run_plan(*plan->plan, plan->plan->path, plan->plan->act_global, x, bias, y);
+    });
+}
+
+SLIP_API slip_status slip_linear_plan_run_as(slip_linear_plan_t plan, const slip_linear_params *p,
+                                             const slip_tensor *x, const slip_tensor *bias, slip_tensor *y) {
+    return slip::guard([&] {
+        using namespace slip::gemm;
+        slip::require_not_null(plan, "plan");
+        slip::require_not_null(p, "p");
+        const Plan &pl = *plan->plan;
+        const bool fp4 = pl.path == Path::NVFP4_A8 || pl.path == Path::NVFP4_A4;
+        Path path = pl.path;
+        if (fp4 && p->act_quant == SLIP_ACT_NONE) path = Path::F32;  // PackedFp4 decodes as a BSource
+        else if (fp4 && p->act_quant == SLIP_ACT_INT8) path = Path::NVFP4_A8;
+        else if (fp4 && p->act_quant == SLIP_ACT_DYNAMIC) path = Path::NVFP4_A4;
+        else if (p->act_quant != pl.act_quant)
+            slip::fail(SLIP_STATUS_UNSUPPORTED,
+                       slip::format("expected an NVFP4 plan made with SLIP_ACT_INT8 or SLIP_ACT_DYNAMIC (its weight serves "
+                                    "NONE, INT8 and DYNAMIC activations), or p.act_quant equal to the plan's own, got "
+                                    "p.act_quant %d for a plan of another kind",
+                                    p->act_quant));
+        run_plan(pl, path, p->act_global_scale, x, bias, y);
     });
 }
 
@@ -91,6 +114,8 @@ SLIP_API slip_status slip_linear_plan_weight_bytes(slip_linear_plan_t plan, int6
             b += static_cast<int64_t>(nib->bytes.size() + nib->factor.size() * sizeof(float));
         else if (const auto *packed = dynamic_cast<const PackedSource *>(pl.b.get()))
             b += packed->panels.n * static_cast<int64_t>(sizeof(float));
+        else if (const auto *fp4 = dynamic_cast<const PackedFp4 *>(pl.b.get()))
+            b += fp4->codes.n + static_cast<int64_t>(fp4->scales.size() + sizeof fp4->scale_lut);
         b += pl.i8.panels.n + static_cast<int64_t>(pl.i8.colsum.size() * sizeof(int32_t) + pl.i8.scale.size() * sizeof(float));
         *bytes = b;
     });
@@ -103,7 +128,7 @@ SLIP_API slip_status slip_linear(const slip_tensor *x, const slip_qweight *w,
                                  slip_tensor *y) {
     return slip::guard([&] {
         auto plan = slip::gemm::build_plan(w, p);
-        run_plan(*plan, x, bias, y);
+        run_plan(*plan, plan->path, plan->act_global, x, bias, y);
     });
 }
 

@@ -4,6 +4,7 @@
 #include <memory>
 #include <vector>
 
+#include "fp4-int.h"
 #include "gemm.h"
 
 namespace slip::gemm {
@@ -29,15 +30,18 @@ struct PackedSource : BSource {
     Aligned<float> panels;
 };
 
-enum class Path { F32, I8, FP8, NVFP4_A4 };
+// NVFP4_A8 / NVFP4_A4: an NVFP4 weight (a PackedFp4 in b) against per-token INT8 / NVFP4
+// activations, as integer products (fp4-int.h).
+enum class Path { F32, I8, FP8, NVFP4_A8, NVFP4_A4 };
 
 struct Plan {
     int32_t format = 0;
     Path path = Path::F32;
     int64_t n = 0, k = 0;
     bool e5m2 = false;              // FP8 activations' element format
-    float act_global = 0.0f;        // NVFP4 activations
-    std::unique_ptr<BSource> b;     // FP32 paths
+    float act_global = 0.0f;        // NVFP4 activations (NVFP4_A4)
+    int32_t act_quant = SLIP_ACT_NONE;  // the slip_act_quant it was made with
+    std::unique_ptr<BSource> b;     // FP32 paths; the PackedFp4 of NVFP4_A8/A4
     std::vector<float> col_scale;   // FP8 dynamic: per-row weight scale, applied in the epilogue
     PackedI8 i8;                    // W8A8
 };
@@ -46,6 +50,7 @@ struct Plan {
 std::unique_ptr<Plan> build_plan(const slip_qweight *w, const slip_linear_params *p);
 
 void quantize_fp8_rows(const float *x, int64_t m, int64_t k, bool e5m2, float *out, float *scale);
+void quantize_i8_rows(const float *x, int64_t m, int64_t k, float *out, float *scale);
 void quantize_nvfp4_rows(const float *x, int64_t m, int64_t k, float global, float *out);
 // One row of it with AVX-512 (act-avx512.cpp), bit-identical; k a multiple of 16.
 void quantize_nvfp4_row_avx512(const float *row, int64_t k, float g, float *out);

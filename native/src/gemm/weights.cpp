@@ -117,6 +117,18 @@ ScaleMap scale_map(const slip_qweight &w, int64_t n, int64_t k) {
     return m;
 }
 
+// NVFP4's global scale: one finite positive float.
+float nvfp4_global(const slip_qweight &w) {
+    const slip_tensor &gt = require_cpu_dense(&w.global, "w.global", SLIP_DTYPE_F32);
+    if (numel(gt) != 1)
+        fail(SLIP_STATUS_SHAPE_MISMATCH, format("expected one element ([1]) for w.global, got %s",
+                                                shape_string(gt).c_str()));
+    const float g = data_as<const float>(gt)[0];
+    if (!(std::isfinite(g) && g > 0.0f))
+        fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a finite positive w.global, got %g", g));
+    return g;
+}
+
 std::unique_ptr<PackedSource> packed_from(const float *w, int64_t n, int64_t k) {
     auto src = std::make_unique<PackedSource>();
     src->n = n;
@@ -176,10 +188,10 @@ void plan_int8_fp8(const slip_qweight &w, bool dynamic, Plan &pl) {
     }
 }
 
-// The 4-bit formats: codes as bytes, one float factor per group.
-void plan_nibbles(const slip_qweight &w, Plan &pl) {
+// The 4-bit formats: codes as bytes, one float factor per group. integer (NVFP4 only): the
+// integer path's PackedFp4 instead.
+void plan_nibbles(const slip_qweight &w, bool integer, Plan &pl) {
     const int32_t f = w.params.format;
-    auto src = std::make_unique<NibbleSource>();
     int64_t n, k;
     weight_dims(w.codes, f == SLIP_FORMAT_INT4 ? SLIP_DTYPE_I32 : SLIP_DTYPE_U8, f == SLIP_FORMAT_INT4 ? 8 : 2, &n, &k);
     const int64_t g = f == SLIP_FORMAT_INT4 ? w.params.group_size : f == SLIP_FORMAT_MXFP4 ? 32 : 16;
@@ -188,8 +200,19 @@ void plan_nibbles(const slip_qweight &w, Plan &pl) {
              format("expected K (%lld, from w.codes) to be a multiple of the %s group size %lld",
                     static_cast<long long>(k), format_name(f), static_cast<long long>(g)));
     const int64_t groups = k / g;
-    src->n = pl.n = n;
-    src->k = pl.k = k;
+    pl.n = n;
+    pl.k = k;
+    if (integer) {
+        const uint8_t *s =
+            data_as<const uint8_t>(require_shape(&w.scales, "w.scales", SLIP_DTYPE_F8_E4M3, {n, groups}));
+        auto packed = std::make_unique<PackedFp4>();
+        pack_fp4(data_as<const uint8_t>(w.codes), s, nvfp4_global(w), n, k, *packed);
+        pl.b = std::move(packed);
+        return;
+    }
+    auto src = std::make_unique<NibbleSource>();
+    src->n = n;
+    src->k = k;
     src->group = g;
     src->bytes.resize(static_cast<size_t>(n * k / 2));
     if (!src->bytes.empty()) std::memcpy(src->bytes.data(), w.codes.data, src->bytes.size());
@@ -209,18 +232,17 @@ void plan_nibbles(const slip_qweight &w, Plan &pl) {
         if (tj2 && k % 128 != 0)
             fail(SLIP_STATUS_SHAPE_MISMATCH, format("expected K to be a multiple of 128 for NVFP4_TJ2, got %lld",
                                                     static_cast<long long>(k)));
-        const slip_tensor &gt = require_cpu_dense(&w.global, "w.global", SLIP_DTYPE_F32);
-        if (tj2) require_shape(gt, "w.global", 2, std::vector<int64_t>{n, k / 128}.data());
-        else if (numel(gt) != 1)
-            fail(SLIP_STATUS_SHAPE_MISMATCH, format("expected one element ([1]) for w.global, got %s",
-                                                    shape_string(gt).c_str()));
-        const float *gv = data_as<const float>(gt);
-        if (!tj2 && !(std::isfinite(gv[0]) && gv[0] > 0.0f))
-            fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a finite positive w.global, got %g", gv[0]));
+        const float *gv = nullptr;
+        if (tj2) {
+            const slip_tensor &gt = require_cpu_dense(&w.global, "w.global", SLIP_DTYPE_F32);
+            require_shape(gt, "w.global", 2, std::vector<int64_t>{n, k / 128}.data());
+            gv = data_as<const float>(gt);
+        }
+        const float g1 = tj2 ? 0.0f : nvfp4_global(w);
         for (int64_t r = 0; r < n; ++r)
             for (int64_t b = 0; b < groups; ++b) {
                 const float sb = element::decode(s[r * groups + b], element::kE4M3);
-                src->factor[r * groups + b] = tj2 ? gv[r * (k / 128) + b / 8] * sb : sb / gv[0];
+                src->factor[r * groups + b] = tj2 ? gv[r * (k / 128) + b / 8] * sb : sb / g1;
             }
     }
     pl.b = std::move(src);
@@ -232,18 +254,24 @@ std::unique_ptr<Plan> build_plan(const slip_qweight *w, const slip_linear_params
     require_not_null(w, "w");
     slip_linear_params defaults{};
     if (!p) p = &defaults;
-    if (p->act_quant != SLIP_ACT_NONE && p->act_quant != SLIP_ACT_DYNAMIC)
+    if (p->act_quant != SLIP_ACT_NONE && p->act_quant != SLIP_ACT_DYNAMIC && p->act_quant != SLIP_ACT_INT8)
         fail(SLIP_STATUS_INVALID_ARGUMENT,
-             format("expected SLIP_ACT_NONE (0) or SLIP_ACT_DYNAMIC (1) for p.act_quant, got %d", p->act_quant));
+             format("expected SLIP_ACT_NONE (0), SLIP_ACT_DYNAMIC (1) or SLIP_ACT_INT8 (2) for p.act_quant, got %d",
+                    p->act_quant));
     if (!(std::isfinite(p->act_global_scale) && p->act_global_scale >= 0.0f))
         fail(SLIP_STATUS_INVALID_ARGUMENT,
              format("expected a finite, non-negative p.act_global_scale, got %g", p->act_global_scale));
-    const bool dynamic = p->act_quant == SLIP_ACT_DYNAMIC;
+    const bool int8 = p->act_quant == SLIP_ACT_INT8;
+    const bool dynamic = p->act_quant == SLIP_ACT_DYNAMIC || int8;
     const int32_t f = w->params.format;
     auto pl = std::make_unique<Plan>();
     pl->format = f;
     const bool has_dynamic = f == SLIP_FORMAT_INT8 || f == SLIP_FORMAT_FP8_E4M3 ||
                              f == SLIP_FORMAT_FP8_E5M2 || f == SLIP_FORMAT_NVFP4;
+    if (int8 && f != SLIP_FORMAT_INT8 && f != SLIP_FORMAT_NVFP4)
+        fail(SLIP_STATUS_UNSUPPORTED,
+             format("expected an INT8 or NVFP4 weight for p.act_quant SLIP_ACT_INT8 (integer activations "
+                    "need weight codes that are exact small integers), got format %s", format_name(f)));
     if (dynamic && !has_dynamic)
         fail(SLIP_STATUS_UNSUPPORTED,
              format("expected p.act_quant SLIP_ACT_NONE for a %s weight (it has no activation "
@@ -264,9 +292,9 @@ std::unique_ptr<Plan> build_plan(const slip_qweight *w, const slip_linear_params
         case SLIP_FORMAT_NVFP4:
         case SLIP_FORMAT_NVFP4_TJ2:
         case SLIP_FORMAT_MXFP4:
-            plan_nibbles(*w, *pl);
+            plan_nibbles(*w, dynamic, *pl);
             if (dynamic) {
-                pl->path = Path::NVFP4_A4;
+                pl->path = int8 ? Path::NVFP4_A8 : Path::NVFP4_A4;
                 pl->act_global = p->act_global_scale;
             }
             break;

@@ -78,9 +78,14 @@ Problem make_problem(const slip_quant_params *p, int32_t ndim, const int64_t *sh
         fail(SLIP_STATUS_INVALID_ARGUMENT,
              format("expected SLIP_ROUND_NEAREST_EVEN (0) or SLIP_ROUND_STOCHASTIC (1) for "
                     "params.rounding, got %d", p->rounding));
-    if (p->flags & ~(SLIP_QUANT_ALLOW_NONFINITE | SLIP_QUANT_FULL_INT_RANGE))
+    if (p->flags & ~(SLIP_QUANT_ALLOW_NONFINITE | SLIP_QUANT_FULL_INT_RANGE | SLIP_QUANT_MSE_SCALES))
         fail(SLIP_STATUS_INVALID_ARGUMENT,
-             format("expected only SLIP_QUANT_* bits (0x3) in params.flags, got 0x%x", p->flags));
+             format("expected only SLIP_QUANT_* bits (0x7) in params.flags, got 0x%x", p->flags));
+    if ((p->flags & SLIP_QUANT_MSE_SCALES) && (f != SLIP_FORMAT_NVFP4 || p->rounding != SLIP_ROUND_NEAREST_EVEN))
+        fail(SLIP_STATUS_INVALID_ARGUMENT,
+             format("expected SLIP_QUANT_MSE_SCALES only with the NVFP4 format and nearest-even rounding, got "
+                    "format %d, rounding %d",
+                    p->format, p->rounding));
     if ((p->flags & SLIP_QUANT_FULL_INT_RANGE) && p->format != SLIP_FORMAT_INT8 &&
         p->format != SLIP_FORMAT_INT4)
         fail(SLIP_STATUS_INVALID_ARGUMENT,

@@ -6,16 +6,18 @@
 #include <algorithm>
 #include <cmath>
 
+#include "base/cpu.h"
 #include "base/error.h"
 #include "base/kernels.h"
 #include "base/tensor.h"
 #include "base/thread-pool.h"
 #include "common.h"
+#include "hadamard.h"
 
 namespace slip::quant {
 namespace {
-
 const KernelName kRegistered("hadamard");
+}  // namespace
 
 void fwht_block(float *v, int64_t n, float scale) {
     for (int64_t h = 1; h < n; h *= 2)
@@ -28,7 +30,6 @@ void fwht_block(float *v, int64_t n, float scale) {
     for (int64_t i = 0; i < n; ++i) v[i] *= scale;
 }
 
-}  // namespace
 }  // namespace slip::quant
 
 extern "C" SLIP_API slip_status slip_hadamard(slip_tensor *x, int64_t block) {
@@ -47,8 +48,10 @@ extern "C" SLIP_API slip_status slip_hadamard(slip_tensor *x, int64_t block) {
         const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
         float *data = data_as<float>(t);
         const int64_t nblocks = m.rows * (m.cols / block);
+        const bool vec = isa_active() >= SLIP_ISA_AVX512;
         parallel_for(nblocks, std::max<int64_t>(1, 16384 / block), [&](int64_t b, int64_t e) {
-            for (int64_t i = b; i < e; ++i) quant::fwht_block(data + i * block, block, scale);
+            for (int64_t i = b; i < e; ++i)
+                vec ? quant::fwht_block_avx512(data + i * block, block, scale) : quant::fwht_block(data + i * block, block, scale);
         });
     });
 }

@@ -42,11 +42,35 @@ float global_scale(const Problem &pr, const float *x) {
     return std::isfinite(g) ? g : 1.0f;
 }
 
+// The scale of one block under SLIP_QUANT_MSE_SCALES: the amax/6 scale s0 and the next 6 E4M3
+// values below it (down to about s0 / 2, where the largest value would clip at ~3 steps), each
+// tried with round-to-nearest codes; the least squared error wins, ties to the larger scale.
+float mse_scale(const float *xb, float g, float s0) {
+    float best = s0, best_err = INFINITY;
+    uint8_t code = element::encode(s0, element::kE4M3);
+    for (int c = 0; c <= 6 && code > 0; ++c, --code) {
+        const float s = element::decode(code, element::kE4M3);
+        if (!(s > 0.0f)) break;
+        const float eff = s / g;
+        float err = 0.0f;
+        for (int64_t i = 0; i < kBlock; ++i) {
+            const float q = element::decode(encode_e2m1(xb[i] / eff, -1.0f), element::kE2M1) * eff;
+            err += (q - xb[i]) * (q - xb[i]);
+        }
+        if (err < best_err) {
+            best_err = err;
+            best = s;
+        }
+    }
+    return best;
+}
+
 }  // namespace
 
 void quantize_nvfp4(const Problem &pr, const float *x, const QuantOut &out) {
     const int64_t k = pr.cols, nb = k / kBlock;
     const float g = global_scale(pr, x);
+    const bool mse = (pr.p.flags & SLIP_QUANT_MSE_SCALES) != 0;
     out.global[0] = g;
     uint8_t *packed = static_cast<uint8_t *>(out.codes);
     uint8_t *scales = static_cast<uint8_t *>(out.scales);
@@ -57,6 +81,7 @@ void quantize_nvfp4(const Problem &pr, const float *x, const QuantOut &out) {
                 const float *xb = x + r * k + c0;
                 float s = round_e4m3(g * (amax_finite(xb, kBlock) / 6.0f));
                 if (s == 0.0f) s = kZeroScaleE4M3;
+                else if (mse) s = mse_scale(xb, g, s);
                 scales[r * nb + j] = element::encode(s, element::kE4M3);
                 const float eff = s / g;
                 uint8_t codes[kBlock];

@@ -25,9 +25,10 @@ void require_finite(const slip_tensor &t, const char *name) {
                                                 static_cast<double>(p[i]), static_cast<long long>(i)));
 }
 
-// softmax(q k^T / sqrt(hd)) v with q [B, Lq, H, hd], k and v [B, Lk, H, hd] (NHD, no transposes).
-void attend(const float *q, const float *k, const float *v, float *out, int64_t batch, int64_t lq,
-            int64_t lk, int64_t heads, int64_t hd) {
+// softmax(q k^T / sqrt(hd)) v with q [B, Lq, H, hd], k and v [B, Lk, H, hd] (NHD, no transposes);
+// block-sparse on a predicted SpargeAttention2 mask when topk or topp > 0. Returns the sparsity.
+double attend(const float *q, const float *k, const float *v, float *out, int64_t batch, int64_t lq,
+              int64_t lk, int64_t heads, int64_t hd, float topk = 0.0f, float topp = 0.0f) {
     slip_tensor qt, kt, vt, ot;
     const int64_t qs[4] = {batch, lq, heads, hd}, ks[4] = {batch, lk, heads, hd};
     slip_tensor_init(&qt, const_cast<float *>(q), SLIP_DTYPE_F32, 4, qs);
@@ -37,8 +38,19 @@ void attend(const float *q, const float *k, const float *v, float *out, int64_t 
     slip_attn_params p;
     slip_attn_params_init(&p);
     p.layout = SLIP_ATTN_NHD;
+    if (topk > 0.0f || topp > 0.0f) {
+        slip_sparse_params sp;
+        slip_sparse_params_init(&sp);
+        sp.topk = topk;
+        sp.topp = topp;
+        double sparsity = 0.0;
+        const slip_status st = slip_attn_sparse(&qt, &kt, &vt, nullptr, &p, &sp, &ot, nullptr, nullptr, &sparsity);
+        if (st != SLIP_STATUS_OK) fail(st, slip_last_error());
+        return sparsity;
+    }
     const slip_status st = slip_attn_dense(&qt, &kt, &vt, nullptr, nullptr, nullptr, &p, &ot, nullptr);
     if (st != SLIP_STATUS_OK) fail(st, slip_last_error());
+    return 0.0;
 }
 
 }  // namespace
@@ -221,7 +233,9 @@ void run_block(const Model &m, int64_t i, const Step &s, float *x, Scratch &w,
     rms_norm(w.k.data(), w.k.data(), rows, d, eps, sa.norm_k.data());
     rope_apply(w.q.data(), B, H, s.rope);
     rope_apply(w.k.data(), B, H, s.rope);
-    attend(w.q.data(), w.k.data(), w.v.data(), w.att.data(), B, L, L, H, hd);
+    const double sparsity = attend(w.q.data(), w.k.data(), w.v.data(), w.att.data(), B, L, L, H, hd,
+                                   options ? options->sparse_topk : 0.0f, options ? options->sparse_topp : 0.0f);
+    if (probe) probe->attention_sparsity = static_cast<float>(sparsity);
     sa.o.run(w.att.data(), rows, w.h.data(), choose(w.att.data(), rows * d, 1));
     gated_residual(x, w.h.data(), B, L, d, mod + 2 * d, stride);
 

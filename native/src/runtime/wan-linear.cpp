@@ -36,8 +36,9 @@ Linear make_linear(std::vector<float> w, int64_t n, int64_t k, std::vector<float
         slip_qweight q{};
         slip_quant_params_init(&q.params, SLIP_FORMAT_F32);
         slip_tensor_init(&q.codes, w.data(), SLIP_DTYPE_F32, 2, ws);
-        l.full.reset(plan_or_fail(q, SLIP_ACT_NONE, what));
-        l.weight_bytes = n * k * 4 + n * 4;
+        l.plan.reset(plan_or_fail(q, SLIP_ACT_NONE, what));
+        check(slip_linear_plan_weight_bytes(l.plan.get(), &l.weight_bytes));
+        l.weight_bytes += n * 4;
         return l;
     }
     // NVFP4: rotate K in Hadamard blocks first, so that (x H)(W H)^T = x W^T, and the rotated
@@ -54,6 +55,7 @@ Linear make_linear(std::vector<float> w, int64_t n, int64_t k, std::vector<float
     }
     slip_qweight q{};
     slip_quant_params_init(&q.params, SLIP_FORMAT_NVFP4);
+    q.params.flags |= SLIP_QUANT_MSE_SCALES;  // offline, once: the least-error scale per block
     int32_t cn = 0, sn = 0, gn = 0;
     int64_t cs[8], ss[8], gs[8];
     check(slip_quant_shapes(&q.params, 2, ws, &cn, cs, &sn, ss, &gn, gs));
@@ -71,24 +73,15 @@ Linear make_linear(std::vector<float> w, int64_t n, int64_t k, std::vector<float
     slip_tensor wt;
     slip_tensor_init(&wt, w.data(), SLIP_DTYPE_F32, 2, ws);
     check(slip_quantize(&wt, &q.params, &q.codes, &q.scales, &q.global));
-    l.full.reset(plan_or_fail(q, SLIP_ACT_NONE, what));
-    l.int8.reset(plan_or_fail(q, SLIP_ACT_INT8, what));
-    l.nvfp4.reset(plan_or_fail(q, SLIP_ACT_DYNAMIC, what));
-    int64_t bytes = 0;
-    for (slip_linear_plan_t p : {l.full.get(), l.int8.get(), l.nvfp4.get()}) {
-        int64_t b = 0;
-        check(slip_linear_plan_weight_bytes(p, &b));
-        bytes += b;
-    }
-    l.weight_bytes = bytes + n * 4;
+    l.plan.reset(plan_or_fail(q, SLIP_ACT_INT8, what));
+    l.lowbit = true;
+    check(slip_linear_plan_weight_bytes(l.plan.get(), &l.weight_bytes));
+    l.weight_bytes += n * 4;
     return l;
 }
 
 void Linear::run(const float *x, int64_t m, float *y, slip_wan_precision p) const {
-    const slip_linear_plan_t plan = p == SLIP_WAN_PRECISION_INT8    ? int8.get()
-                                    : p == SLIP_WAN_PRECISION_NVFP4 ? nvfp4.get()
-                                                                    : full.get();
-    if (!plan)
+    if (!lowbit && p != SLIP_WAN_PRECISION_FULL)
         fail(SLIP_STATUS_UNSUPPORTED,
              "expected SLIP_WAN_PRECISION_FULL for a model whose weights are FP32 (low-bit precisions need "
              "weights = SLIP_WAN_WEIGHTS_NVFP4), got a low-bit precision");
@@ -107,7 +100,10 @@ void Linear::run(const float *x, int64_t m, float *y, slip_wan_precision p) cons
     slip_tensor_init(&xt, const_cast<float *>(x), SLIP_DTYPE_F32, 2, xs);
     slip_tensor_init(&yt, y, SLIP_DTYPE_F32, 2, ys);
     slip_tensor_init(&bt, const_cast<float *>(bias.data()), SLIP_DTYPE_F32, 1, bs);
-    check(slip_linear_plan_run(plan, &xt, bias.empty() ? nullptr : &bt, &yt));
+    slip_linear_params lp;
+    slip_linear_params_init(&lp);
+    lp.act_quant = p == SLIP_WAN_PRECISION_INT8 ? SLIP_ACT_INT8 : p == SLIP_WAN_PRECISION_NVFP4 ? SLIP_ACT_DYNAMIC : SLIP_ACT_NONE;
+    check(slip_linear_plan_run_as(plan.get(), &lp, &xt, bias.empty() ? nullptr : &bt, &yt));
 }
 
 }  // namespace slip::runtime

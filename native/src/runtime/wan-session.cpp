@@ -132,6 +132,11 @@ SLIP_API slip_status slip_wan_session_run_block(slip_wan_session_t session, int6
             options->precision != SLIP_WAN_PRECISION_NVFP4)
             fail(SLIP_STATUS_INVALID_ARGUMENT,
                  format("expected options.precision FULL (0), INT8 (1) or NVFP4 (2), got %d", options->precision));
+        if (options && !(options->sparse_topk >= 0.0f && options->sparse_topk <= 1.0f && options->sparse_topp >= 0.0f &&
+                         options->sparse_topp <= 1.0f))
+            fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected options.sparse_topk and sparse_topp in [0, 1], got %g and %g",
+                                                      static_cast<double>(options->sparse_topk),
+                                                      static_cast<double>(options->sparse_topp)));
         if (options && !(options->outlier_guard >= 0.0f))
             fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected options.outlier_guard >= 0, got %g",
                                                       static_cast<double>(options->outlier_guard)));
@@ -147,6 +152,7 @@ SLIP_API slip_status slip_wan_session_run_block(slip_wan_session_t session, int6
             stats->max_outlier = probe.max_outlier;
             stats->full_linears = probe.full;
             stats->lowbit_linears = probe.lowbit;
+            stats->attention_sparsity = probe.attention_sparsity;
         }
     });
 }

@@ -25,12 +25,13 @@ struct PlanFree {
 };
 using PlanPtr = std::unique_ptr<slip_linear_plan_s, PlanFree>;
 
-// y[M, n] = x[M, k] W^T + bias through slip_linear_plans, one per precision the weight serves:
-// FP32 weights have a FULL plan only; NVFP4 weights have FULL (decoded), INT8 and NVFP4 plans
-// over the same 4-bit weight, stored rotated by a blocked Hadamard when `hadamard` > 0 (the
+// y[M, n] = x[M, k] W^T + bias through one slip_linear_plan: an FP32 weight (FULL precision only),
+// or an NVFP4 weight that serves FULL (decoded), INT8 and NVFP4 activations through
+// slip_linear_plan_run_as, stored rotated by a blocked Hadamard when `hadamard` > 0 (the
 // activations are rotated the same way before every product, so the rotations cancel).
 struct Linear {
-    PlanPtr full, int8, nvfp4;
+    PlanPtr plan;
+    bool lowbit = false;  // the NVFP4 kind
     std::vector<float> bias;  // [n]
     int64_t n = 0, k = 0;
     int64_t hadamard = 0;
@@ -105,6 +106,7 @@ Step embed(const Model &m, const slip_tensor &x, const slip_tensor &t, const sli
 struct LinearProbe {
     float max_outlier = 0.0f;  // largest max|X| / mean|X| over the inputs
     int32_t full = 0, lowbit = 0;
+    float attention_sparsity = 0.0f;
 };
 
 // tokens [B, L, dim] in place: block i's input in, its output out. options: the precision of the
