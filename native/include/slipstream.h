@@ -790,7 +790,9 @@ typedef struct slip_wan_block_stats {
                              residual moved since its last run (-1 when it has not run before in
                              this session, or was reset) */
     float max_outlier;    /* the largest max|X| / mean|X| over the inputs of the block's linears */
-    int32_t full_linears; /* linears of this block run at FULL precision this time */
+    int32_t full_linears; /* linears of this block run at FULL precision this time (of the 8 on
+                             the token stream; cross-attention's key and value projections of
+                             the context, a few rows that never change, always run FULL) */
     int32_t lowbit_linears;
     float attention_sparsity; /* fraction of self-attention key blocks skipped (0 when dense) */
     int32_t reserved[2];

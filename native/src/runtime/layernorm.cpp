@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "../base/thread-pool.h"
+#include "lanes.h"
 
 namespace slip::runtime {
 
@@ -12,16 +13,9 @@ void layer_norm(const float *x, float *y, int64_t rows, int64_t dim, float eps,
         for (int64_t r = r0; r < r1; ++r) {
             const float *xr = x + r * dim;
             float *yr = y + r * dim;
-            double sum = 0.0;
-            for (int64_t i = 0; i < dim; ++i) sum += xr[i];
-            const double mean = sum / static_cast<double>(dim);
-            double sq = 0.0;
-            for (int64_t i = 0; i < dim; ++i) {
-                const double d = xr[i] - mean;
-                sq += d * d;
-            }
-            const double inv = 1.0 / std::sqrt(sq / static_cast<double>(dim) + eps);
-            const float m = static_cast<float>(mean), s = static_cast<float>(inv);
+            const float m = static_cast<float>(lane_sum(dim, [&](int64_t i) { return xr[i]; }) / static_cast<double>(dim));
+            const double sq = lane_sum(dim, [&](int64_t i) { return (xr[i] - m) * (xr[i] - m); });
+            const float s = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(dim) + eps));
             for (int64_t i = 0; i < dim; ++i) {
                 float v = (xr[i] - m) * s;
                 if (weight) v *= weight[i];

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "../base/thread-pool.h"
+#include "lanes.h"
 
 namespace slip::runtime {
 
@@ -11,8 +12,7 @@ void rms_norm(const float *x, float *y, int64_t rows, int64_t dim, float eps, co
         for (int64_t r = r0; r < r1; ++r) {
             const float *xr = x + r * dim;
             float *yr = y + r * dim;
-            double sq = 0.0;
-            for (int64_t i = 0; i < dim; ++i) sq += static_cast<double>(xr[i]) * xr[i];
+            const double sq = lane_sum(dim, [&](int64_t i) { return xr[i] * xr[i]; });
             const float s = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(dim) + eps));
             for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * s * weight[i];
         }

@@ -243,9 +243,10 @@ void run_block(const Model &m, int64_t i, const Step &s, float *x, Scratch &w,
     const Attention &ca = blk.cross_attn;
     layer_norm(x, w.h.data(), rows, d, eps, blk.norm3_w.data(), blk.norm3_b.data());
     ca.q.run(w.h.data(), rows, w.q.data(), choose(w.h.data(), rows * d, 1));
-    const slip_wan_precision p_ctx = choose(s.ctx.data(), B * Lc * d, 2);
-    ca.k.run(s.ctx.data(), B * Lc, w.k.data(), p_ctx);
-    ca.v.run(s.ctx.data(), B * Lc, w.v.data(), p_ctx);
+    // The context's keys and values: a few rows, the same at every step, and the zero-padded
+    // prompt rows make their outlier ratio meaningless. Always full precision, not counted.
+    ca.k.run(s.ctx.data(), B * Lc, w.k.data());
+    ca.v.run(s.ctx.data(), B * Lc, w.v.data());
     rms_norm(w.q.data(), w.q.data(), rows, d, eps, ca.norm_q.data());
     rms_norm(w.k.data(), w.k.data(), B * Lc, d, eps, ca.norm_k.data());
     attend(w.q.data(), w.k.data(), w.v.data(), w.att.data(), B, L, Lc, H, hd);
