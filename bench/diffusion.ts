@@ -125,7 +125,7 @@ export async function runDiffusionBench(opts: { out: string }): Promise<void> {
     for (const [group, label, section] of CONFIGS) {
       const accelerate: Accelerate =
         Object.keys(section).length === 0 ? defaults.accelerate : workflowSchema.parse({ name: 'bench', model: '.', prompts: PROMPTS, accelerate: section }).accelerate;
-      const model = acceleratedWeights(accelerate).weights === 'nvfp4' ? nvfp4 : fp32;
+      const model = acceleratedWeights(accelerate, WAN_MINI_DIR).weights === 'nvfp4' ? nvfp4 : fp32;
       const runner = new AcceleratedRunner(model, buildAccelerators(accelerate, profile, STEPS));
       let skipped = 0, cells = 0;
       try {

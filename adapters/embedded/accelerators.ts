@@ -2,6 +2,8 @@
  * From a workflow's `accelerate` section (and the calibration profile) to the policies the
  * runner drives and the weights the accelerated model needs.
  */
+import path from 'node:path';
+
 import { SlipstreamError } from '../../core/src/errors/index.js';
 import type { WanLoadOptions } from '../../core/src/runtime/index.js';
 import { TemporalDeltaCache } from '../../plugins/delta-cache/tdc.js';
@@ -22,10 +24,13 @@ function needProfile<T>(profile: Profile | undefined, what: string, pick: (p: Pr
   return pick(profile);
 }
 
-/** How the accelerated model must be loaded: NVFP4 weights when mixed precision is on. */
-export function acceleratedWeights(a: AccelerateSection): WanLoadOptions {
+/** How the accelerated model must be loaded: NVFP4 weights when mixed precision is on, from the
+ *  plugin's checkpoint (resolved against the model folder) when it names one. */
+export function acceleratedWeights(a: AccelerateSection, modelDir: string): WanLoadOptions {
   const mp = a['mixed-precision'];
-  return mp === undefined ? { weights: 'fp32' } : { weights: 'nvfp4', hadamardBlock: mp.hadamardBlock };
+  if (mp === undefined) return { weights: 'fp32' };
+  if (mp.checkpoint !== undefined) return { weights: 'nvfp4', nvfp4Checkpoint: path.resolve(modelDir, mp.checkpoint) };
+  return { weights: 'nvfp4', hadamardBlock: mp.hadamardBlock };
 }
 
 export function buildAccelerators(a: AccelerateSection, profile: Profile | undefined, steps: number): Accelerators {
@@ -67,7 +72,7 @@ export function buildAccelerators(a: AccelerateSection, profile: Profile | undef
 export function describeAccelerators(a: AccelerateSection): string {
   const parts: string[] = [];
   const mp = a['mixed-precision'];
-  if (mp) parts.push(`NVFP4 weights (Hadamard ${mp.hadamardBlock}), activations ${mp.route === 'dmpq' ? 'routed NVFP4/INT8 by DMPQ' : `all ${mp.route}`}`);
+  if (mp) parts.push(`NVFP4 weights (${mp.checkpoint ? `GPTQ, ${mp.checkpoint}` : `round-to-nearest, Hadamard ${mp.hadamardBlock}`}), activations ${mp.route === 'dmpq' ? 'routed NVFP4/INT8 by DMPQ' : `all ${mp.route}`}`);
   const dc = a['delta-cache'];
   if (dc) parts.push(`TDC τ=${dc.threshold}, N_max=${dc.maxSkips}${dc.purify ? `, PDR (outlier ratio ${dc.outlierRatio})` : ', no PDR'}`);
   const rc = a['reference-caches'];

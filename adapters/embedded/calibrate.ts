@@ -16,7 +16,9 @@ import { SlipstreamError } from '../../core/src/errors/index.js';
 import { fitLine, fitPolynomial, relativeL1 } from '../../core/src/metrics/index.js';
 import { createProgress, type ProgressStream } from '../../core/src/progress/index.js';
 import { WanModel, type Denoiser } from '../../core/src/runtime/index.js';
+import { mixedPrecisionManifest } from '../../plugins/mixed-precision/manifest.js';
 import { profileSchema, type Profile } from '../../plugins/profile.js';
+import { acceleratedWeights } from './accelerators.js';
 import { LatentCodec, PromptTable, generateVideo } from './wan-mini.js';
 import type { LoadedWorkflow } from './workflow.js';
 
@@ -64,7 +66,7 @@ function meanNormRatio(a: Float32Array, b: Float32Array, dim: number): number {
 export async function calibrate(loaded: LoadedWorkflow, o: CalibrateOptions): Promise<Profile> {
   const w = loaded.workflow;
   const mp = w.accelerate['mixed-precision'];
-  const model = await WanModel.load(loaded.modelDir, { weights: 'nvfp4', hadamardBlock: mp?.hadamardBlock ?? 128 });
+  const model = await WanModel.load(loaded.modelDir, acceleratedWeights({ ...w.accelerate, 'mixed-precision': mp ?? mixedPrecisionManifest.params.parse({}) }, loaded.modelDir));
   const [table, codec] = await Promise.all([PromptTable.load(), LatentCodec.load()]);
   for (const p of o.prompts) table.context(p);
   const session = model.createSession();

@@ -71,7 +71,7 @@ export async function runWorkflow(loaded: LoadedWorkflow, options: RunOptions = 
   const onStep = () => progress.tick();
 
   // The accelerated pipeline first, so that the peak RSS after it is its own.
-  const accModel = await WanModel.load(modelDir, acceleratedWeights(w.accelerate));
+  const accModel = await WanModel.load(modelDir, acceleratedWeights(w.accelerate, modelDir));
   const runner = new AcceleratedRunner(accModel, accelerators);
   const accelerated: { frames: Uint8Array[]; seconds: number; blockMap: VideoResult['blockMap']; attentionSparsity: number[] }[] = [];
   let accSummary: PipelineSummary;

@@ -212,7 +212,7 @@ function thrown(fn: () => unknown): SlipstreamError {
 describe('buildAccelerators', () => {
   it('turns nothing on for an empty section', () => {
     expect(buildAccelerators(section({}), undefined, 10)).toEqual({});
-    expect(acceleratedWeights(section({}))).toEqual({ weights: 'fp32' });
+    expect(acceleratedWeights(section({}), '/m')).toEqual({ weights: 'fp32' });
   });
 
   it('refuses route dmpq with neither a profile nor a gammaThreshold, naming the profile', () => {
@@ -232,7 +232,12 @@ describe('buildAccelerators', () => {
     const int8 = buildAccelerators(section({ 'mixed-precision': { route: 'int8' } }), undefined, 10).precision;
     expect(int8).toBeInstanceOf(MixedPrecision);
     expect(int8!.choose(0, { step: 0, steps: 10, sigma: 1 })).toEqual({ precision: 'int8' });
-    expect(acceleratedWeights(section({ 'mixed-precision': { hadamardBlock: 64 } }))).toEqual({ weights: 'nvfp4', hadamardBlock: 64 });
+    expect(acceleratedWeights(section({ 'mixed-precision': { hadamardBlock: 64 } }), '/m')).toEqual({ weights: 'nvfp4', hadamardBlock: 64 });
+    // A checkpoint brings its own rotation; its path is the model folder's.
+    expect(acceleratedWeights(section({ 'mixed-precision': { checkpoint: 'nvfp4/model.safetensors' } }), '/m')).toEqual({
+      weights: 'nvfp4',
+      nvfp4Checkpoint: '/m/nvfp4/model.safetensors',
+    });
   });
 
   it('refuses teacache and magcache without a profile, naming what they need from it', () => {

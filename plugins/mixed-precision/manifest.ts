@@ -21,6 +21,11 @@ export const mixedPrecisionManifest = definePlugin({
       .optional()
       .describe('Γ above which a block runs INT8; default: the calibration profile\'s'),
     hadamardBlock: z.literal([0, 16, 32, 64, 128, 256]).default(128)
-      .describe('rotation block on the linears\' input axis (0 = none)'),
+      .describe('rotation block on the linears\' input axis (0 = none); a checkpoint brings its own'),
+    checkpoint: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('NVFP4 block linears quantized offline (GPTQ), relative to the model folder, e.g. "nvfp4/model.safetensors"; default: round-to-nearest at load'),
   }),
 });

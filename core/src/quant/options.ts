@@ -39,6 +39,9 @@ export const quantOptionsSchema = z.strictObject({
    * compressed-tensors uses for weights — instead of amax / qmax and [-qmax, qmax].
    */
   fullIntRange: z.boolean().optional(),
+  /** NVFP4 only, nearest rounding: each block's E4M3 scale is the least-squared-error one among
+   *  the amax/6 scale and the 6 below it (offline weight quantization). */
+  mseScales: z.boolean().optional(),
   /** NVFP4 only: a fixed global scale (e.g. shared by fused q/k/v) instead of 448*6/amax. */
   globalScale: z.number().positive().finite().optional(),
 });
@@ -64,8 +67,8 @@ export function toNativeParams(format: QuantFormat, options: unknown = {}): Nati
   if (o.block !== undefined) [p.blockRows, p.blockCols] = o.block;
   if (o.rounding !== undefined) p.rounding = ROUNDINGS[o.rounding];
   if (o.seed !== undefined) p.seed = o.seed;
-  // SLIP_QUANT_ALLOW_NONFINITE = 1, SLIP_QUANT_FULL_INT_RANGE = 2
-  const flags = (o.allowNonFinite ? 1 : 0) | (o.fullIntRange ? 2 : 0);
+  // SLIP_QUANT_ALLOW_NONFINITE = 1, SLIP_QUANT_FULL_INT_RANGE = 2, SLIP_QUANT_MSE_SCALES = 4
+  const flags = (o.allowNonFinite ? 1 : 0) | (o.fullIntRange ? 2 : 0) | (o.mseScales ? 4 : 0);
   if (flags) p.flags = flags;
   if (o.globalScale !== undefined) p.globalScale = o.globalScale;
   return p;

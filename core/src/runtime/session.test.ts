@@ -1,10 +1,15 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { SlipstreamError } from '../errors/index.js';
+import { hadamard, quantizeSync } from '../quant/index.js';
+import { writeSafetensors } from '../safetensors/index.js';
 import { Tensor } from '../tensor/index.js';
-import { GaussianNoise, WanModel, type WanSession } from './index.js';
+import { GaussianNoise, WanModel, readWanWeights, type WanSession } from './index.js';
 
 const MODEL_DIR = fileURLToPath(new URL('../../../models/wan-mini', import.meta.url));
 
@@ -93,6 +98,47 @@ describe('WanSession', () => {
     session.reset();
     session.begin(x, t, ctx);
     expect(() => session.runBlock(1, { sparseTopk: 1.5 })).toThrow(/sparse_topk and sparse_topp in \[0, 1\], got 1.5/);
+  });
+
+  it('loads NVFP4 linears quantized offline exactly as it quantizes them at load', async () => {
+    // The offline file: every block linear's weight rotated by Hadamard 128 and quantized with
+    // MSE scales — the runtime's own recipe, so both models must hold the same 4-bit weights.
+    const weights = await readWanWeights(MODEL_DIR);
+    const tensors: Record<string, Tensor> = {};
+    for (const [name, w] of weights) {
+      if (!/^blocks\.\d+\.(self_attn|cross_attn|ffn)\.(q|k|v|o|0|2)\.weight$/.test(name)) continue;
+      const rotated = hadamard(Tensor.fromArray('F32', [...w.shape], w.toFloat32()), 128);
+      const q = quantizeSync(rotated, 'NVFP4', { mseScales: true });
+      const prefix = name.slice(0, -'.weight'.length);
+      tensors[`${prefix}.weight_packed`] = q.codes;
+      tensors[`${prefix}.weight_scale`] = q.scales;
+      tensors[`${prefix}.weight_global_scale`] = q.global!;
+    }
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'slipstream-nvfp4-'));
+    const file = path.join(dir, 'model.safetensors');
+    try {
+      await writeSafetensors(file, tensors, { hadamard_block: '128' });
+      const offline = await WanModel.load(MODEL_DIR, { weights: 'nvfp4', nvfp4Checkpoint: file });
+      const atLoad = await WanModel.load(MODEL_DIR, { weights: 'nvfp4', hadamardBlock: 128 });
+      try {
+        expect(offline.weightBytes()).toBe(atLoad.weightBytes());
+        const a = offline.createSession(), b = atLoad.createSession();
+        for (const s of [a, b]) {
+          s.begin(x, t, ctx);
+          for (let i = 0; i < 8; i++) s.runBlock(i, { precision: 'int8' });
+        }
+        expect(Array.from(a.finish().data)).toEqual(Array.from(b.finish().data));
+        a.free();
+        b.free();
+        await expect(WanModel.load(MODEL_DIR, { weights: 'nvfp4', nvfp4Checkpoint: file, hadamardBlock: 64 })).rejects.toThrow(/hadamard_block 128/);
+        await expect(WanModel.load(MODEL_DIR, { nvfp4Checkpoint: file })).rejects.toThrow(/weights 'nvfp4'/);
+      } finally {
+        offline.free();
+        atLoad.free();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses what it cannot do, naming it', () => {

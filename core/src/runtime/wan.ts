@@ -34,8 +34,15 @@ export interface WanLoadOptions {
   config?: Partial<WanConfig>;
   /** Default 'fp32'. */
   weights?: WanWeights;
-  /** NVFP4 weights: Hadamard rotation block on K (0 = none). Default 128. */
+  /** NVFP4 weights: Hadamard rotation block on K (0 = none). Default 128, or the checkpoint's. */
   hadamardBlock?: number;
+  /**
+   * NVFP4 weights: a safetensors file of block linears already quantized (compressed-tensors
+   * names: <linear>.weight_packed, .weight_scale, .weight_global_scale; metadata hadamard_block),
+   * e.g. GPTQ's from models/wan-mini/quantize_nvfp4.py. They replace those linears' `.weight`;
+   * the rest of the model comes from `path`. Default: every block linear quantized at load.
+   */
+  nvfp4Checkpoint?: string;
 }
 
 const WEIGHTS_CODE: Record<WanWeights, number> = { fp32: 0, nvfp4: 1 };
@@ -54,7 +61,7 @@ function shapeOf(shapes: Map<string, readonly number[]>, name: string): readonly
 
 /**
  * The config as ComfyUI's Wan detection infers it: dim from head.modulation, heads = dim / 128,
- * ffn_dim from blocks.0.ffn.0, channels and patch from patch_embedding, out channels from the
+ * ffn_dim from blocks.0.ffn.0's bias, channels and patch from patch_embedding, out channels from the
  * head's rows / patch volume, layers by counting blocks; eps is Wan's 1e-6.
  */
 export function inferWanConfig(shapes: Map<string, readonly number[]>): WanConfig {
@@ -65,7 +72,7 @@ export function inferWanConfig(shapes: Map<string, readonly number[]>): WanConfi
   while (shapes.has(`blocks.${layers}.modulation`)) layers++;
   return {
     dim,
-    ffnDim: shapeOf(shapes, 'blocks.0.ffn.0.weight')[0]!,
+    ffnDim: shapeOf(shapes, 'blocks.0.ffn.0.bias')[0]!,
     heads: Math.max(1, Math.floor(dim / WAN_HEAD_DIM)),
     layers,
     inChannels: pe[1]!,
@@ -149,7 +156,39 @@ export class WanModel {
 
   /** From a folder (shards + index json, or one file) or a .safetensors path. */
   static async load(path: string, options: WanLoadOptions = {}): Promise<WanModel> {
-    return WanModel.fromTensors(await readWanWeights(path), options);
+    const weights = await readWanWeights(path);
+    if (options.nvfp4Checkpoint === undefined) return WanModel.fromTensors(weights, options);
+    if (options.weights !== 'nvfp4') {
+      throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `expected weights 'nvfp4' with an nvfp4Checkpoint, got ${JSON.stringify(options.weights ?? 'fp32')}`);
+    }
+    const file = options.nvfp4Checkpoint;
+    const r = await SafetensorsReader.open(file);
+    let hadamard: number;
+    try {
+      hadamard = Number(r.metadata.hadamard_block ?? NaN);
+      if (!Number.isInteger(hadamard) || hadamard < 0) {
+        throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `expected an integer "hadamard_block" in the metadata of ${file}, got ${JSON.stringify(r.metadata.hadamard_block)}`);
+      }
+      if (options.hadamardBlock !== undefined && options.hadamardBlock !== hadamard) {
+        throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `expected hadamardBlock ${options.hadamardBlock} to match ${file}'s hadamard_block ${hadamard}, got a mismatch`);
+      }
+      let replaced = 0;
+      for (const name of r.names()) {
+        const m = /^(.*)\.(weight_packed|weight_scale|weight_global_scale)$/.exec(name);
+        if (m === null) continue; // biases and anything else come from the model itself
+        if (m[2] === 'weight_packed') {
+          if (!weights.delete(`${m[1]}.weight`)) {
+            throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `expected ${name} in ${file} to replace a weight "${m[1]}.weight" of ${path}, got no such weight`);
+          }
+          replaced++;
+        }
+        weights.set(name, await r.tensor(name));
+      }
+      if (replaced === 0) throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `expected NVFP4 linears (*.weight_packed) in ${file}, got none`);
+    } finally {
+      await r.close();
+    }
+    return WanModel.fromTensors(weights, { ...options, hadamardBlock: hadamard });
   }
 
   /** From named tensors (F32, F16 or BF16); the config is inferred from their shapes unless given. */

@@ -80,6 +80,28 @@ Linear make_linear(std::vector<float> w, int64_t n, int64_t k, std::vector<float
     return l;
 }
 
+Linear make_nvfp4_linear(const slip_tensor &packed, const slip_tensor &scale, const slip_tensor &global, int64_t n,
+                         int64_t k, std::vector<float> bias, const slip_wan_model_options &o, const std::string &what) {
+    if (o.hadamard_block > 0 && k % o.hadamard_block != 0)
+        fail(SLIP_STATUS_SHAPE_MISMATCH, format("expected the input width of %s (%lld) to be a multiple of hadamard_block %d",
+                                                what.c_str(), static_cast<long long>(k), o.hadamard_block));
+    Linear l;
+    l.n = n;
+    l.k = k;
+    l.bias = std::move(bias);
+    l.hadamard = o.hadamard_block;
+    slip_qweight q{};
+    slip_quant_params_init(&q.params, SLIP_FORMAT_NVFP4);
+    q.codes = packed;
+    q.scales = scale;
+    q.global = global;
+    l.plan.reset(plan_or_fail(q, SLIP_ACT_INT8, what));
+    l.lowbit = true;
+    check(slip_linear_plan_weight_bytes(l.plan.get(), &l.weight_bytes));
+    l.weight_bytes += n * 4;
+    return l;
+}
+
 void Linear::run(const float *x, int64_t m, float *y, slip_wan_precision p) const {
     if (!lowbit && p != SLIP_WAN_PRECISION_FULL)
         fail(SLIP_STATUS_UNSUPPORTED,

@@ -84,9 +84,31 @@ class Weights {
         return out;
     }
 
+    // A tensor as given (no widening), checked for dtype and shape.
+    const slip_tensor &take_raw(const std::string &name, slip_dtype dtype, std::initializer_list<int64_t> shape) {
+        auto it = by_name_.find(name);
+        if (it == by_name_.end())
+            fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a tensor named \"%s\", got none", name.c_str()));
+        taken_.emplace(name);
+        const std::string what = format("tensor \"%s\"", name.c_str());
+        require_shape(it->second, what.c_str(), dtype, shape);
+        return *it->second;
+    }
+
     // weight [n, k] (given as `shape`, flattened to [n, rest]) and bias [n] -> a Linear; lowbit:
-    // one of the blocks' linears, which options.weights may store in NVFP4.
+    // one of the blocks' linears, which options.weights may store in NVFP4. An NVFP4 model may be
+    // given such a linear already quantized, as compressed-tensors names it (<prefix>.weight_packed
+    // U8 [n, k/2], .weight_scale F8_E4M3 [n, k/16], .weight_global_scale F32 [1]; e.g. GPTQ's,
+    // models/wan-mini/quantize_nvfp4.py), rotated by options.hadamard_block as the runtime would.
     Linear linear(const std::string &prefix, std::initializer_list<int64_t> shape, bool lowbit = false) {
+        if (lowbit && options_.weights == SLIP_WAN_WEIGHTS_NVFP4 && by_name_.count(prefix + ".weight_packed")) {
+            const int64_t n = *shape.begin(), k = *(shape.begin() + 1);
+            std::vector<float> bias = take(prefix + ".bias", {n});
+            return make_nvfp4_linear(take_raw(prefix + ".weight_packed", SLIP_DTYPE_U8, {n, k / 2}),
+                                     take_raw(prefix + ".weight_scale", SLIP_DTYPE_F8_E4M3, {n, k / 16}),
+                                     take_raw(prefix + ".weight_global_scale", SLIP_DTYPE_F32, {1}), n, k, std::move(bias),
+                                     options_, prefix);
+        }
         std::vector<float> w = take(prefix + ".weight", shape);
         const int64_t n = *shape.begin(), k = n ? static_cast<int64_t>(w.size()) / n : 0;
         std::vector<float> bias = take(prefix + ".bias", {n});

@@ -45,6 +45,12 @@ struct Linear {
 Linear make_linear(std::vector<float> w, int64_t n, int64_t k, std::vector<float> bias, bool lowbit,
                    const slip_wan_model_options &options, const std::string &what);
 
+// An NVFP4 weight already quantized (compressed-tensors tensors, rotated by
+// options.hadamard_block when that is > 0) -> the same Linear make_linear builds.
+Linear make_nvfp4_linear(const slip_tensor &packed, const slip_tensor &scale, const slip_tensor &global, int64_t n,
+                         int64_t k, std::vector<float> bias, const slip_wan_model_options &options,
+                         const std::string &what);
+
 struct Attention {
     Linear q, k, v, o;
     std::vector<float> norm_q, norm_k;  // RMSNorm weights [dim]
