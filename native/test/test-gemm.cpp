@@ -353,6 +353,30 @@ int main() {
                     if (isa == 0) first = y;
                     else CHECK_MSG(std::memcmp(first.data(), y.data(), y.size() * 4) == 0, "%s", what.c_str());
                 }
+                if (f.format == SLIP_FORMAT_NVFP4 && !f.dyn) {
+                    // One 4-bit plan made for INT8 activations, run with FP32 activations through
+                    // slip_linear_plan_run_as: its packed weight decodes to the same values as the
+                    // W4A16 plan's and feeds the same FP32 kernel, so the result is bit-identical.
+                    slip_linear_params pi;
+                    slip_linear_params_init(&pi);
+                    pi.act_quant = SLIP_ACT_INT8;
+                    slip_linear_plan_t plan = nullptr;
+                    CHECK(slip_linear_plan_create(&w.q, &pi, &plan) == SLIP_STATUS_OK);
+                    std::vector<float> y2(m * n, NAN);
+                    slip_tensor Y2;
+                    slip_tensor_init(&Y2, y2.data(), SLIP_DTYPE_F32, 2, ys);
+                    CHECK(slip_linear_plan_run_as(plan, &p, &X, &B, &Y2) == SLIP_STATUS_OK);
+                    CHECK_MSG(std::memcmp(y.data(), y2.data(), y.size() * 4) == 0, "run_as NONE, %s", what.c_str());
+                    // And with INT8 activations it is the plan's own W4A8 product.
+                    std::vector<float> y3(m * n, NAN), y4(m * n, NAN);
+                    slip_tensor Y3, Y4;
+                    slip_tensor_init(&Y3, y3.data(), SLIP_DTYPE_F32, 2, ys);
+                    slip_tensor_init(&Y4, y4.data(), SLIP_DTYPE_F32, 2, ys);
+                    CHECK(slip_linear_plan_run_as(plan, &pi, &X, &B, &Y3) == SLIP_STATUS_OK);
+                    CHECK(slip_linear_plan_run(plan, &X, &B, &Y4) == SLIP_STATUS_OK);
+                    CHECK(std::memcmp(y3.data(), y4.data(), y3.size() * 4) == 0);
+                    slip_linear_plan_free(plan);
+                }
                 if (f.format == SLIP_FORMAT_F32) {  // slip_gemm_f32 too
                     std::vector<float> y2(m * n);
                     slip_tensor Y2;

@@ -57,6 +57,7 @@ void pack_fp4(const uint8_t *codes, const uint8_t *scales, float global, int64_t
 }
 
 void PackedFp4::decode(int64_t n0, int64_t nc, int64_t k0, int64_t kc, float *dst) const {
+    if (NR == 32 && isa_active() >= SLIP_ISA_AVX512) return decode_fp4_avx512(*this, n0, nc, k0, kc, dst);
     float e2m1[16];
     for (int c = 0; c < 16; ++c) e2m1[c] = 2.0f * element::decode(static_cast<uint8_t>(c), element::kE2M1);
     // w2 · ws = e2m1 · (fp8 / global): the value NibbleSource decodes, bit for bit.

@@ -47,6 +47,10 @@ struct PackedFp4 : BSource {
     void decode(int64_t n0, int64_t nc, int64_t k0, int64_t kc, float *dst) const override;
 };
 
+// The AVX-512 decode of the same panels (fp4-decode-avx512.cpp), bit-identical; decode()
+// dispatches to it when NR is 32.
+void decode_fp4_avx512(const PackedFp4 &w, int64_t n0, int64_t nc, int64_t k0, int64_t kc, float *dst);
+
 // codes: NVFP4 [n, k/2] bytes (even column in the low nibble); scales: E4M3 [n, k/16].
 void pack_fp4(const uint8_t *codes, const uint8_t *scales, float global, int64_t n, int64_t k, PackedFp4 &out);
 
