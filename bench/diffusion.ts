@@ -49,11 +49,15 @@ function runTorch(threads: number): TorchResult {
 
 type Accelerate = Workflow['accelerate'];
 
+const GPTQ = 'nvfp4/model.safetensors';
+const TDC_DEFAULT = { threshold: 0.25, maxSkips: 3, purify: true };
+
 /** The table's rows: [group, label, accelerate section as a user would write it]. */
 const CONFIGS: [string, string, Record<string, unknown>][] = [
   ['tdc', 'TDC τ=0.03', { 'delta-cache': { threshold: 0.03, purify: false } }],
   ['tdc', 'TDC τ=0.06', { 'delta-cache': { threshold: 0.06, purify: false } }],
   ['tdc', 'TDC τ=0.12', { 'delta-cache': { threshold: 0.12, purify: false } }],
+  ['tdc', 'TDC τ=0.25 N_max=3', { 'delta-cache': { threshold: 0.25, maxSkips: 3, purify: false } }],
   ['anchor', 'TeaCache δ=0.3', { 'reference-caches': { method: 'teacache', threshold: 0.3 } }],
   ['anchor', 'TeaCache δ=0.6', { 'reference-caches': { method: 'teacache', threshold: 0.6 } }],
   ['anchor', 'First Block Cache 0.05', { 'reference-caches': { method: 'first-block-cache', threshold: 0.05 } }],
@@ -66,9 +70,13 @@ const CONFIGS: [string, string, Record<string, unknown>][] = [
   ['precision', 'NVFP4 weights, INT8 activations (W4A8)', { 'mixed-precision': { route: 'int8' } }],
   ['precision', 'NVFP4 weights, NVFP4 activations (W4A4)', { 'mixed-precision': { route: 'nvfp4' } }],
   ['precision', 'DMPQ alone', { 'mixed-precision': { route: 'dmpq' } }],
-  ['combined', 'TDC + PDR on W4A8 (route int8)', { 'mixed-precision': { route: 'int8' }, 'delta-cache': { threshold: 0.06, purify: true } }],
-  ['combined', 'DMPQ + TDC, no PDR (naive)', { 'mixed-precision': { route: 'dmpq' }, 'delta-cache': { threshold: 0.06, purify: false } }],
-  ['combined', 'DMPQ + TDC + PDR', { 'mixed-precision': { route: 'dmpq' }, 'delta-cache': { threshold: 0.06, purify: true } }],
+  ['precision', 'GPTQ NVFP4 weights, INT8 activations (W4A8)', { 'mixed-precision': { route: 'int8', checkpoint: GPTQ } }],
+  ['precision', 'GPTQ NVFP4 weights, DMPQ alone', { 'mixed-precision': { route: 'dmpq', checkpoint: GPTQ } }],
+  ['combined', 'TDC + PDR on W4A8 (route int8, GPTQ)', { 'mixed-precision': { route: 'int8', checkpoint: GPTQ }, 'delta-cache': TDC_DEFAULT }],
+  ['combined', 'DMPQ + TDC, no PDR (naive, GPTQ)', { 'mixed-precision': { route: 'dmpq', checkpoint: GPTQ }, 'delta-cache': { ...TDC_DEFAULT, purify: false } }],
+  ['combined', 'DMPQ + TDC + PDR (GPTQ)', { 'mixed-precision': { route: 'dmpq', checkpoint: GPTQ }, 'delta-cache': TDC_DEFAULT }],
+  ['combined', 'DMPQ + TDC + PDR, round-to-nearest weights', { 'mixed-precision': { route: 'dmpq' }, 'delta-cache': TDC_DEFAULT }],
+  ['combined', 'DMPQ + TDC + PDR + sparse attention (GPTQ)', { 'mixed-precision': { route: 'dmpq', checkpoint: GPTQ }, 'delta-cache': TDC_DEFAULT, 'sparse-attention': { topk: 0.5 } }],
   ['combined', 'everything (workflows/default.json)', {}],
 ];
 
@@ -102,6 +110,7 @@ export async function runDiffusionBench(opts: { out: string }): Promise<void> {
   const [table, codec] = await Promise.all([PromptTable.load(), LatentCodec.load()]);
   const fp32 = await WanModel.load(WAN_MINI_DIR);
   const nvfp4 = await WanModel.load(WAN_MINI_DIR, { weights: 'nvfp4' });
+  const gptq = await WanModel.load(WAN_MINI_DIR, { weights: 'nvfp4', nvfp4Checkpoint: path.join(WAN_MINI_DIR, GPTQ) });
   const gen = { steps: STEPS, cfg: 5, shift: 1, solver: 'euler' as const, ...VIDEO };
   const runAll = async (denoise: Denoiser, model: WanModel, before?: () => void) => {
     const frames: Uint8Array[][] = [];
@@ -125,7 +134,8 @@ export async function runDiffusionBench(opts: { out: string }): Promise<void> {
     for (const [group, label, section] of CONFIGS) {
       const accelerate: Accelerate =
         Object.keys(section).length === 0 ? defaults.accelerate : workflowSchema.parse({ name: 'bench', model: '.', prompts: PROMPTS, accelerate: section }).accelerate;
-      const model = acceleratedWeights(accelerate, WAN_MINI_DIR).weights === 'nvfp4' ? nvfp4 : fp32;
+      const load = acceleratedWeights(accelerate, WAN_MINI_DIR);
+      const model = load.weights === 'fp32' ? fp32 : load.nvfp4Checkpoint !== undefined ? gptq : nvfp4;
       const runner = new AcceleratedRunner(model, buildAccelerators(accelerate, profile, STEPS));
       let skipped = 0, cells = 0;
       try {
@@ -176,7 +186,7 @@ export async function runDiffusionBench(opts: { out: string }): Promise<void> {
       return `| ${r.label} | ${(baseSeconds / r.seconds).toFixed(2)}× | ${r.psnr.toFixed(2)} | ${a.label} | ${(baseSeconds / a.seconds).toFixed(2)}× | ${a.psnr.toFixed(2)} | ${(r.psnr - a.psnr).toFixed(2)} |`;
     });
     const naive = rows.find((r) => r.label.startsWith('DMPQ + TDC, no PDR'))!;
-    const pdr = rows.find((r) => r.label === 'DMPQ + TDC + PDR')!;
+    const pdr = rows.find((r) => r.label === 'DMPQ + TDC + PDR (GPTQ)')!;
     const all = rows.find((r) => r.label.startsWith('everything'))!;
     const lines = [
       '# Diffusion benchmark (CPU)',
@@ -205,7 +215,7 @@ export async function runDiffusionBench(opts: { out: string }): Promise<void> {
       '',
       ...group('anchor'),
       '',
-      '## Precision alone (weights stored once in NVFP4 behind a Hadamard-128 rotation)',
+      '## Precision alone (weights stored once in NVFP4 behind a Hadamard-128 rotation; round-to-nearest at load, or GPTQ offline)',
       '',
       ...group('precision'),
       '',
@@ -231,5 +241,6 @@ export async function runDiffusionBench(opts: { out: string }): Promise<void> {
   } finally {
     fp32.free();
     nvfp4.free();
+    gptq.free();
   }
 }
