@@ -14,6 +14,7 @@ import { profileSchema, type Profile } from '../../plugins/profile.js';
 import { EasyCache } from '../../plugins/reference-caches/easycache.js';
 import { referenceCachesManifest } from '../../plugins/reference-caches/manifest.js';
 import { FirstBlockCache, MagCache, TeaCache } from '../../plugins/reference-caches/stack-caches.js';
+import { sparseAttentionManifest } from '../../plugins/sparse-attention/manifest.js';
 import { acceleratedWeights, buildAccelerators } from './accelerators.js';
 import { loadWorkflow, workflowSchema } from './workflow.js';
 
@@ -60,8 +61,8 @@ describe('loadWorkflow', () => {
     expect(w.video).toEqual({ frames: 8, size: 16 });
     expect(w.output).toEqual({ dir: 'out', gifScale: 4, fps: 6 });
     expect(w.accelerate).toStrictEqual({
-      'mixed-precision': { route: 'dmpq', hadamardBlock: 128 },
-      'delta-cache': { threshold: 0.06, maxSkips: 2, purify: true, warmupSteps: 4, finalSteps: 1, outlierRatio: 25 },
+      'mixed-precision': { route: 'dmpq', hadamardBlock: 128, checkpoint: 'nvfp4/model.safetensors' },
+      'delta-cache': { threshold: 0.25, maxSkips: 3, purify: true, warmupSteps: 4, finalSteps: 1, outlierRatio: 25 },
     });
   });
 
@@ -167,7 +168,7 @@ describe('loadWorkflow', () => {
   });
 
   it('keys accelerate by the plugin manifests\' ids, each value exactly that manifest\'s params', () => {
-    const manifests = [mixedPrecisionManifest, deltaCacheManifest, referenceCachesManifest];
+    const manifests = [mixedPrecisionManifest, deltaCacheManifest, referenceCachesManifest, sparseAttentionManifest];
     const accelerate = workflowSchema.schema.shape.accelerate;
     expect(Object.keys(accelerate.shape).sort()).toEqual(manifests.map((m) => m.id).sort());
     for (const m of manifests) {
