@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 
 import { acceleratedWeights, buildAccelerators, describeAccelerators } from '../adapters/embedded/accelerators.js';
 import { AcceleratedRunner } from '../adapters/embedded/pipeline.js';
+import { concatFrames } from '../adapters/embedded/report/index.js';
 import { LatentCodec, PromptTable, WAN_MINI_DIR, generateVideo } from '../adapters/embedded/wan-mini.js';
 import { workflowSchema, type Workflow } from '../adapters/embedded/workflow.js';
 import { psnr, ssim, timeIt } from '../core/src/metrics/index.js';
@@ -92,16 +93,6 @@ interface Row {
   weightBytes: number;
 }
 
-function concat(frames: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-  let o = 0;
-  for (const f of frames) {
-    out.set(f, o);
-    o += f.length;
-  }
-  return out;
-}
-
 export async function runDiffusionBench(opts: { out: string }): Promise<void> {
   const root = packageRoot();
   const caps = capabilities();
@@ -148,7 +139,7 @@ export async function runDiffusionBench(opts: { out: string }): Promise<void> {
         });
         skipped += runner.blockMap.flat().filter((a) => a === 'skip').length;
         cells += runner.blockMap.flat().length;
-        const psnrs = r.frames.map((f, i) => psnr(concat(f), concat(base.frames[i]!), 255));
+        const psnrs = r.frames.map((f, i) => psnr(concatFrames(f), concatFrames(base.frames[i]!), 255));
         const ssims = r.frames.flatMap((f, i) => f.map((fr, j) => ssim(fr, base.frames[i]![j]!, [PX, PX, 3], { dataRange: 255 })));
         rows.push({
           group,

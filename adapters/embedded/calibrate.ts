@@ -13,7 +13,7 @@ import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { SlipstreamError } from '../../core/src/errors/index.js';
-import { fitLine, fitPolynomial, relativeL1 } from '../../core/src/metrics/index.js';
+import { fitLine, fitPolynomial, meanAbs, meanAbsError, relativeL1 } from '../../core/src/metrics/index.js';
 import { createProgress, type ProgressStream } from '../../core/src/progress/index.js';
 import { WanModel, type Denoiser } from '../../core/src/runtime/index.js';
 import { mixedPrecisionManifest } from '../../plugins/mixed-precision/manifest.js';
@@ -27,18 +27,6 @@ export interface CalibrateOptions {
   /** The NVFP4 error a block may have; 'median' = the median measured E_rel. */
   targetError: number | 'median';
   progress?: ProgressStream | null;
-}
-
-function meanAbsDiff(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += Math.abs(a[i]! - b[i]!);
-  return s / a.length;
-}
-
-function meanAbs(a: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += Math.abs(a[i]!);
-  return s / a.length;
 }
 
 function median(v: number[]): number {
@@ -96,7 +84,7 @@ export async function calibrate(loaded: LoadedWorkflow, o: CalibrateOptions): Pr
           session.writeTokens(input);
           const full = session.runBlock(i, { precision: 'full' });
           const outF = session.readTokens().data;
-          const eRel = meanAbsDiff(outQ, outF) / Math.max(meanAbs(outF), 1e-30);
+          const eRel = meanAbsError(outQ, outF) / Math.max(meanAbs(outF), 1e-30);
           if (prevGamma[i] !== undefined) {
             gammas.push(prevGamma[i]!);
             errors.push(eRel);

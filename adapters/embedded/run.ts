@@ -17,7 +17,7 @@ import { parseJsonFile } from '../../core/src/schema/index.js';
 import { profileSchema, type Profile } from '../../plugins/profile.js';
 import { acceleratedWeights, buildAccelerators, describeAccelerators } from './accelerators.js';
 import { AcceleratedRunner } from './pipeline.js';
-import { encodeGif, renderReport, sideBySide, type PipelineSummary, type RunReport, type VideoResult } from './report/index.js';
+import { concatFrames, encodeGif, renderReport, sideBySide, type PipelineSummary, type RunReport, type VideoResult } from './report/index.js';
 import { LatentCodec, PromptTable, generateVideo } from './wan-mini.js';
 import type { LoadedWorkflow } from './workflow.js';
 
@@ -37,16 +37,6 @@ const PIXELS_PER_LATENT = 4;
 
 function peakRss(): number {
   return process.resourceUsage().maxRSS * 1024;
-}
-
-function concat(frames: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-  let o = 0;
-  for (const f of frames) {
-    out.set(f, o);
-    o += f.length;
-  }
-  return out;
 }
 
 function slug(prompt: string): string {
@@ -111,7 +101,7 @@ export async function runWorkflow(loaded: LoadedWorkflow, options: RunOptions = 
         baselineSeconds: seconds,
         acceleratedSeconds: acc.seconds,
         speedup: seconds / acc.seconds,
-        psnr: psnr(concat(acc.frames), concat(frames), 255),
+        psnr: psnr(concatFrames(acc.frames), concatFrames(frames), 255),
         ssim: ssims.reduce((a, b) => a + b, 0) / ssims.length,
         blockMap: acc.blockMap,
         ...(w.accelerate['sparse-attention'] ? { attentionSparsity: acc.attentionSparsity } : {}),

@@ -17,6 +17,7 @@ import { FirstBlockCache, MagCache, TeaCache } from '../../plugins/reference-cac
 import { sparseAttentionManifest } from '../../plugins/sparse-attention/manifest.js';
 import { acceleratedWeights, buildAccelerators } from './accelerators.js';
 import { loadWorkflow, workflowSchema } from './workflow.js';
+import { thrown } from '../../test/errors.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const DEFAULT = path.join(REPO, 'workflows', 'default.json');
@@ -199,16 +200,6 @@ const PROFILE: Profile = profileSchema.parse({
 /** The accelerate section as loadWorkflow would give it (defaults applied). */
 function section(accelerate: Record<string, unknown>) {
   return workflowSchema.parse({ ...MINIMAL, accelerate }).accelerate;
-}
-
-function thrown(fn: () => unknown): SlipstreamError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SlipstreamError);
-    return e as SlipstreamError;
-  }
-  throw new Error('expected a throw');
 }
 
 describe('buildAccelerators', () => {

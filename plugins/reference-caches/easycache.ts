@@ -5,23 +5,12 @@
  * change ε = k · mean|x_t − x_{t−1}| / mean|v_last| accumulates, and Δ is reused (v = x + Δ) while
  * the sum stays below τ. The first warm-up steps (5) and the last step always run.
  */
+import { meanAbs, meanAbsError } from '../../core/src/metrics/index.js';
 import type { PluginParams } from '../manifest.js';
 import type { CallInfo, OutputCache } from '../policy.js';
 import type { referenceCachesManifest } from './manifest.js';
 
 type Params = PluginParams<typeof referenceCachesManifest>;
-
-function meanAbsDiff(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += Math.abs(a[i]! - b[i]!);
-  return s / a.length;
-}
-
-function meanAbs(a: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += Math.abs(a[i]!);
-  return s / a.length;
-}
 
 export class EasyCache implements OutputCache {
   readonly id = 'easycache';
@@ -44,7 +33,7 @@ export class EasyCache implements OutputCache {
     this.#xPrev = Float32Array.from(x);
     const warmup = this.params.warmupSteps ?? 5;
     if (call.step < warmup || call.step === call.steps - 1 || this.#rate === null || prev === null || this.#vLast === null) return null;
-    this.#acc += (this.#rate * meanAbsDiff(x, prev)) / Math.max(meanAbs(this.#vLast), 1e-12);
+    this.#acc += (this.#rate * meanAbsError(x, prev)) / Math.max(meanAbs(this.#vLast), 1e-12);
     if (this.#acc >= this.params.threshold) return null;
     const v = new Float32Array(x.length);
     for (let i = 0; i < v.length; i++) v[i] = x[i]! + (this.#vLast[i]! - this.#xLast![i]!);
@@ -53,8 +42,8 @@ export class EasyCache implements OutputCache {
 
   observe(_call: CallInfo, x: Float32Array, v: Float32Array): void {
     if (this.#xLast !== null && this.#vLast !== null) {
-      const dx = meanAbsDiff(x, this.#xLast);
-      if (dx > 0) this.#rate = meanAbsDiff(v, this.#vLast) / dx;
+      const dx = meanAbsError(x, this.#xLast);
+      if (dx > 0) this.#rate = meanAbsError(v, this.#vLast) / dx;
     }
     this.#xLast = Float32Array.from(x);
     this.#vLast = Float32Array.from(v);

@@ -106,10 +106,6 @@ export class FirstBlockCache extends StackCache {
     this.#before = signals.tokens();
   }
 
-  override skip(): boolean {
-    return this.skipStep;
-  }
-
   override observe(block: number, _stats: BlockStats, signals: CallSignals): void {
     if (block !== 0 || this.#before === null) return;
     const after = signals.tokens();

@@ -53,3 +53,14 @@ export function sideBySide(
   });
   return { frames, width: total, height };
 }
+
+/** The frames of a video end to end, for metrics over the whole video. */
+export function concatFrames(frames: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  let o = 0;
+  for (const f of frames) {
+    out.set(f, o);
+    o += f.length;
+  }
+  return out;
+}

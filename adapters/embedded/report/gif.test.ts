@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
-import { SlipstreamError } from '../../../core/src/errors/index.js';
 import { maxAbsError } from '../../../core/src/metrics/index.js';
 import { GAP_RGB, encodeGif, sideBySide } from './gif.js';
+import { codeOf } from '../../../test/errors.js';
 
 /*
  * An independent GIF reader, written from the GIF89a specification for these tests, so that the
@@ -211,16 +211,6 @@ function frameOf(width: number, height: number, colour: (x: number, y: number) =
   const f = new Uint8Array(width * height * 3);
   for (let y = 0; y < height; y += 1) for (let x = 0; x < width; x += 1) f.set(colour(x, y), (y * width + x) * 3);
   return f;
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SlipstreamError);
-    return (e as SlipstreamError).code;
-  }
-  throw new Error('expected a throw');
 }
 
 describe('encodeGif', () => {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
-import { SlipstreamError } from '../../../core/src/errors/index.js';
 import { encodeGif, sideBySide } from './gif.js';
 import { renderReport } from './html.js';
 import type { BlockAction, RunReport } from './types.js';
+import { codeOf } from '../../../test/errors.js';
 
 const NASTY = `red <circle> & "blue" square's`;
 
@@ -78,16 +78,6 @@ function checkNesting(html: string): void {
     else expect(stack.pop(), `closing </${name}>`).toBe(name);
   }
   expect(stack).toEqual([]);
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SlipstreamError);
-    return (e as SlipstreamError).code;
-  }
-  throw new Error('expected a throw');
 }
 
 describe('renderReport', () => {

@@ -13,6 +13,7 @@ import { SlipstreamError } from '../errors/index.js';
 import { dequantizeSync, quantizeSync } from '../quant/index.js';
 import { Tensor, decodeFloatBits } from '../tensor/index.js';
 import { LinearPlan, gemmF32, measurePeak, type QuantizedWeight } from './index.js';
+import { thrown } from '../../../test/errors.js';
 
 // ---- deterministic data (mulberry32)
 function rng(seed: number) {
@@ -240,16 +241,6 @@ describe('LinearPlan', () => {
 });
 
 /** The SlipstreamError thrown by fn, for code/message checks. */
-function thrown(fn: () => unknown): SlipstreamError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SlipstreamError);
-    return e as SlipstreamError;
-  }
-  throw new Error('expected a throw');
-}
-
 describe('LinearPlan errors name the argument', () => {
   const made = makeWeight('W4A16', 8, 256);
   const plan = LinearPlan.create(made.w);

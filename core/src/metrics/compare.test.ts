@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SlipstreamError } from '../errors/index.js';
 import { cosineSimilarity, maxAbsError, mse, perplexity, psnr, relativeL1, rmse } from './compare.js';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SlipstreamError);
-    return (e as SlipstreamError).code;
-  }
-  throw new Error('expected a throw');
-}
+import { codeOf } from '../../../test/errors.js';
 
 describe('closed-form values', () => {
   it('cosine similarity', () => {

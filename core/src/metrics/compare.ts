@@ -79,6 +79,22 @@ export function rmse(a: Values, b: Values): number {
   return Math.sqrt(mse(a, b));
 }
 
+/** mean |a − b|. */
+export function meanAbsError(a: Values, b: Values): number {
+  checkPair(a, b, 'meanAbsError');
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += Math.abs(a[i] - b[i]);
+  return s / a.length;
+}
+
+/** mean |a|. */
+export function meanAbs(a: Values): number {
+  checkPair(a, a, 'meanAbs');
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += Math.abs(a[i]);
+  return s / a.length;
+}
+
 export function maxAbsError(a: Values, b: Values): number {
   checkPair(a, b, 'maxAbsError');
   let m = 0;

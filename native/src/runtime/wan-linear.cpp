@@ -23,6 +23,12 @@ void check(slip_status st) {
     if (st != SLIP_STATUS_OK) fail(st, slip_last_error());
 }
 
+void check_hadamard(int64_t k, const slip_wan_model_options &o, const std::string &what) {
+    if (o.hadamard_block > 0 && k % o.hadamard_block != 0)
+        fail(SLIP_STATUS_SHAPE_MISMATCH, format("expected the input width of %s (%lld) to be a multiple of hadamard_block %d",
+                                                what.c_str(), static_cast<long long>(k), o.hadamard_block));
+}
+
 }  // namespace
 
 Linear make_linear(std::vector<float> w, int64_t n, int64_t k, std::vector<float> bias, bool lowbit,
@@ -43,15 +49,11 @@ Linear make_linear(std::vector<float> w, int64_t n, int64_t k, std::vector<float
     }
     // NVFP4: rotate K in Hadamard blocks first, so that (x H)(W H)^T = x W^T, and the rotated
     // weight (outliers spread over the block) quantizes with less error.
+    check_hadamard(k, o, what);
     if (o.hadamard_block > 0) {
-        if (k % o.hadamard_block != 0)
-            fail(SLIP_STATUS_SHAPE_MISMATCH,
-                 format("expected the input width of %s (%lld) to be a multiple of hadamard_block %d", what.c_str(),
-                        static_cast<long long>(k), o.hadamard_block));
         slip_tensor wt;
         slip_tensor_init(&wt, w.data(), SLIP_DTYPE_F32, 2, ws);
         check(slip_hadamard(&wt, o.hadamard_block));
-        l.hadamard = o.hadamard_block;
     }
     slip_qweight q{};
     slip_quant_params_init(&q.params, SLIP_FORMAT_NVFP4);
@@ -73,18 +75,12 @@ Linear make_linear(std::vector<float> w, int64_t n, int64_t k, std::vector<float
     slip_tensor wt;
     slip_tensor_init(&wt, w.data(), SLIP_DTYPE_F32, 2, ws);
     check(slip_quantize(&wt, &q.params, &q.codes, &q.scales, &q.global));
-    l.plan.reset(plan_or_fail(q, SLIP_ACT_INT8, what));
-    l.lowbit = true;
-    check(slip_linear_plan_weight_bytes(l.plan.get(), &l.weight_bytes));
-    l.weight_bytes += n * 4;
-    return l;
+    return make_nvfp4_linear(q.codes, q.scales, q.global, n, k, std::move(l.bias), o, what);
 }
 
 Linear make_nvfp4_linear(const slip_tensor &packed, const slip_tensor &scale, const slip_tensor &global, int64_t n,
                          int64_t k, std::vector<float> bias, const slip_wan_model_options &o, const std::string &what) {
-    if (o.hadamard_block > 0 && k % o.hadamard_block != 0)
-        fail(SLIP_STATUS_SHAPE_MISMATCH, format("expected the input width of %s (%lld) to be a multiple of hadamard_block %d",
-                                                what.c_str(), static_cast<long long>(k), o.hadamard_block));
+    check_hadamard(k, o, what);
     Linear l;
     l.n = n;
     l.k = k;
