@@ -44,7 +44,7 @@ export function buildAccelerators(a: AccelerateSection, profile: Profile | undef
   const dc = a['delta-cache'];
   if (dc !== undefined) {
     out.skip = new TemporalDeltaCache(dc);
-    if (dc.purify) out.purifyOutlierRatio = dc.outlierRatio;
+    if (dc.purify) out.purify = { outlierRatio: dc.outlierRatio, precision: dc.purifyPrecision };
   }
   const sa = a['sparse-attention'];
   if (sa !== undefined) out.attention = new SparseAttention(sa);

@@ -6,11 +6,11 @@
  *   precision     at which activation precision a running block's linears go (DMPQ)
  *   purify        Purified Delta Refresh, where skipping and low precision meet: every run of a
  *                 block refreshes its cached delta, so it runs with the outlier guard (linears
- *                 with max|X|/mean|X| above the ratio at full precision), and the first run after
- *                 a skip goes INT8, because the skip left no fresh Γ to route by.
+ *                 with max|X|/mean|X| above the ratio at BF16 or FP32), and the first run after
+ *                 a skip goes INT8 rather than NVFP4, because the skip left no fresh Γ to route by.
  * What every block did at every call is recorded (blockMap) for the report.
  */
-import type { BlockRunOptions, BlockStats, CallInfo, Denoiser, WanModel, WanSession } from '../../core/src/runtime/index.js';
+import type { BlockRunOptions, BlockStats, CallInfo, Denoiser, GuardPrecision, WanModel, WanSession } from '../../core/src/runtime/index.js';
 import { Tensor } from '../../core/src/tensor/index.js';
 import type { CallSignals, OutputCache, PrecisionPolicy, SkipPolicy } from '../../plugins/policy.js';
 import type { SparseAttention } from '../../plugins/sparse-attention/policy.js';
@@ -21,8 +21,8 @@ export interface Accelerators {
   precision?: PrecisionPolicy;
   output?: OutputCache;
   attention?: SparseAttention;
-  /** PDR's outlier ratio (25), or undefined for no purification. */
-  purifyOutlierRatio?: number;
+  /** Purified Delta Refresh: the outlier ratio (25) and the precision outlier layers go to; undefined for none. */
+  purify?: { outlierRatio: number; precision: GuardPrecision };
 }
 
 function actionOf(options: BlockRunOptions, stats: BlockStats): BlockAction {
@@ -63,7 +63,7 @@ export class AcceleratedRunner {
   }
 
   #call(x: Tensor<'F32'>, t: Tensor<'F32'>, context: Tensor<'F32'>, call: CallInfo): Tensor<'F32'> {
-    const { skip, precision, output, attention, purifyOutlierRatio } = this.accelerators;
+    const { skip, precision, output, attention, purify } = this.accelerators;
     const reused = output?.reuse(call, x.data);
     if (reused) {
       this.blockMap.push(new Array<BlockAction>(this.#layers).fill('skip'));
@@ -85,9 +85,10 @@ export class AcceleratedRunner {
         continue;
       }
       const options: BlockRunOptions = { ...precision?.choose(i, call), ...attention?.options(i, call) };
-      if (purifyOutlierRatio !== undefined && precision !== undefined) {
-        options.outlierGuard = purifyOutlierRatio;
-        if (this.#skippedLast[i] && options.precision !== 'full') options.precision = 'int8';
+      if (purify !== undefined && precision !== undefined) {
+        options.outlierGuard = purify.outlierRatio;
+        options.guardPrecision = purify.precision;
+        if (this.#skippedLast[i] && options.precision === 'nvfp4') options.precision = 'int8';
       }
       const stats = s.runBlock(i, options);
       this.#ran[i] = true;

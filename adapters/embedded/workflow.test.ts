@@ -63,7 +63,7 @@ describe('loadWorkflow', () => {
     expect(w.output).toEqual({ dir: 'out', gifScale: 4, fps: 6 });
     expect(w.accelerate).toStrictEqual({
       'mixed-precision': { route: 'dmpq', hadamardBlock: 128, checkpoint: 'nvfp4/model.safetensors' },
-      'delta-cache': { threshold: 0.25, maxSkips: 3, purify: true, warmupSteps: 4, finalSteps: 1, outlierRatio: 25 },
+      'delta-cache': { threshold: 0.25, maxSkips: 3, purify: true, warmupSteps: 4, finalSteps: 1, outlierRatio: 25, purifyPrecision: 'bf16' },
       'sparse-attention': { topk: 0.5, topp: 0, startPercent: 0.2, endPercent: 1, denseBlocks: 1 },
     });
   });
@@ -120,7 +120,7 @@ describe('loadWorkflow', () => {
       `${b.file}: accelerate.reference-caches.method: expected one of "teacache", "first-block-cache", "magcache", "easycache", got "pab"`,
     );
     const c = await loadError({ ...MINIMAL, accelerate: { 'mixed-precision': { route: 'fp8' } } });
-    expect(c.error.message).toBe(`${c.file}: accelerate.mixed-precision.route: expected one of "dmpq", "int8", "nvfp4", "full", got "fp8"`);
+    expect(c.error.message).toBe(`${c.file}: accelerate.mixed-precision.route: expected one of "dmpq", "int8", "nvfp4", "bf16", "full", got "fp8"`);
     const d = await loadError({ ...MINIMAL, accelerate: { 'reference-caches': { method: 'magcache', threshold: 0 } } });
     expect(d.error.message).toMatch(new RegExp(`^${escape(d.file)}: accelerate\\.reference-caches\\.threshold: expected number > 0, got 0$`));
   });
@@ -281,11 +281,19 @@ describe('buildAccelerators', () => {
     const on = buildAccelerators(section({ 'mixed-precision': {}, 'delta-cache': { outlierRatio: 30 } }), PROFILE, 10);
     expect(on.skip).toBeInstanceOf(TemporalDeltaCache);
     expect(on.precision).toBeInstanceOf(MixedPrecision);
-    expect(on.purifyOutlierRatio).toBe(30);
-    expect((on.skip as TemporalDeltaCache).params).toStrictEqual({ threshold: 0.06, maxSkips: 2, warmupSteps: 4, finalSteps: 1, purify: true, outlierRatio: 30 });
+    expect(on.purify).toStrictEqual({ outlierRatio: 30, precision: 'bf16' });
+    expect((on.skip as TemporalDeltaCache).params).toStrictEqual({
+      threshold: 0.06,
+      maxSkips: 2,
+      warmupSteps: 4,
+      finalSteps: 1,
+      purify: true,
+      outlierRatio: 30,
+      purifyPrecision: 'bf16',
+    });
     const off = buildAccelerators(section({ 'delta-cache': { purify: false } }), undefined, 10);
     expect(off.skip).toBeInstanceOf(TemporalDeltaCache);
-    expect(off.purifyOutlierRatio).toBeUndefined();
+    expect(off.purify).toBeUndefined();
     expect(off.precision).toBeUndefined();
   });
 });

@@ -91,7 +91,10 @@ typedef enum slip_cpu_feature {
     SLIP_CPU_AVX512VL = 1u << 5,
     SLIP_CPU_AVX512VNNI = 1u << 6,
     SLIP_CPU_AVX512BF16 = 1u << 7,
-    SLIP_CPU_AVXVNNI = 1u << 8
+    SLIP_CPU_AVXVNNI = 1u << 8,
+    SLIP_CPU_AMX_TILE = 1u << 9,  /* AMX tiles, with the OS's permission to use their state */
+    SLIP_CPU_AMX_BF16 = 1u << 10,
+    SLIP_CPU_AMX_INT8 = 1u << 11
 } slip_cpu_feature;
 
 /* Instruction-set levels that kernels are dispatched on, lowest first. */
@@ -99,7 +102,8 @@ typedef enum slip_isa {
     SLIP_ISA_PORTABLE = 0,   /* plain C++; runs on any x86-64 (and elsewhere) */
     SLIP_ISA_AVX2 = 1,       /* AVX2 + FMA + F16C */
     SLIP_ISA_AVX512 = 2,     /* AVX-512 F/BW/VL/DQ */
-    SLIP_ISA_AVX512VNNI = 3  /* AVX-512 plus VNNI int8 dot products */
+    SLIP_ISA_AVX512VNNI = 3, /* AVX-512 plus VNNI int8 dot products */
+    SLIP_ISA_AMX = 4         /* AVX512VNNI plus AVX-512 BF16 and AMX tiles (BF16, INT8) */
 } slip_isa;
 
 typedef struct slip_capabilities {
@@ -122,7 +126,7 @@ SLIP_API slip_status slip_list_kernels(char *buf, size_t buf_size, size_t *neede
 
 /* Force kernels to a lower instruction-set level (tests compare levels; users work around a bad
  * CPU). Asking above the detected level gives SLIP_STATUS_UNSUPPORTED. The environment variable
- * SLIPSTREAM_ISA (portable|avx2|avx512|avx512vnni) sets the initial level. */
+ * SLIPSTREAM_ISA (portable|avx2|avx512|avx512vnni|amx) sets the initial level. */
 SLIP_API slip_status slip_set_isa(slip_isa isa);
 
 /* Thread pool size. SLIPSTREAM_NUM_THREADS sets the initial size; default: all cores. */
@@ -337,11 +341,18 @@ typedef struct slip_qweight {
 typedef enum slip_act_quant {
     SLIP_ACT_NONE = 0,
     SLIP_ACT_DYNAMIC = 1, /* the weight format's own activation scheme, listed above */
-    SLIP_ACT_INT8 = 2     /* dynamic per-token INT8 activations (scale amax/127) against any
+    SLIP_ACT_INT8 = 2,    /* dynamic per-token INT8 activations (scale amax/127) against any
                              weight format whose codes are exact small integers: INT8 (= W8A8),
                              and NVFP4 (W4A8: E2M1 x 2 is an integer, so the product is an exact
                              integer dot product per 16-column group). Other formats:
                              SLIP_STATUS_UNSUPPORTED */
+    SLIP_ACT_BF16 = 3     /* activations rounded to BF16 (nearest even) against an NVFP4 weight,
+                             which BF16 holds exactly (E2M1 x E4M3 has at most 6 significant bits;
+                             the global scale goes to the epilogue), FP32 accumulation: the
+                             16-bit "high precision" of mixed-precision schemes. AMX BF16 tiles at
+                             SLIP_ISA_AMX; below it the FP32 product of the rounded activations
+                             and the decoded weight, equal up to FP32 summation order. Served by
+                             slip_linear_plan_run_as on NVFP4 plans only */
 } slip_act_quant;
 
 typedef struct slip_linear_params {
@@ -368,7 +379,7 @@ SLIP_API slip_status slip_linear_plan_run(slip_linear_plan_t plan, const slip_te
  * planned weight serves several activation precisions (a mixed-precision policy switches per call
  * without a second copy of the weight). A plan of an NVFP4 weight made with SLIP_ACT_INT8 or
  * SLIP_ACT_DYNAMIC serves p->act_quant NONE (the decoded weight against FP32 activations),
- * INT8 (W4A8) and DYNAMIC (W4A4, with p->act_global_scale); any plan serves its own mode.
+ * BF16, INT8 (W4A8) and DYNAMIC (W4A4, with p->act_global_scale); any plan serves its own mode.
  * Anything else: SLIP_STATUS_UNSUPPORTED. */
 SLIP_API slip_status slip_linear_plan_run_as(slip_linear_plan_t plan, const slip_linear_params *p,
                                              const slip_tensor *x, const slip_tensor *bias,
@@ -764,20 +775,22 @@ typedef struct slip_wan_session_s *slip_wan_session_t;
 typedef enum slip_wan_precision {
     SLIP_WAN_PRECISION_FULL = 0,  /* FP32 activations (FP32 weights, or the NVFP4 weight decoded) */
     SLIP_WAN_PRECISION_INT8 = 1,  /* dynamic per-token INT8 activations (W4A8 on NVFP4 weights) */
-    SLIP_WAN_PRECISION_NVFP4 = 2  /* dynamic NVFP4 activations (W4A4) */
+    SLIP_WAN_PRECISION_NVFP4 = 2, /* dynamic NVFP4 activations (W4A4) */
+    SLIP_WAN_PRECISION_BF16 = 3   /* BF16 activations against the exact NVFP4 weight (SLIP_ACT_BF16) */
 } slip_wan_precision;
 
 typedef struct slip_wan_block_options {
     int32_t precision;   /* slip_wan_precision for the block's linears: FULL */
-    float outlier_guard; /* > 0: a linear whose input has max|X| / mean|X| above this runs at FULL
-                            precision whatever `precision` says (Purified Delta Refresh: 25);
-                            0 = off */
+    float outlier_guard; /* > 0: a linear whose input has max|X| / mean|X| above this runs at
+                            guard_precision whatever `precision` says (Purified Delta Refresh:
+                            25); 0 = off */
     float sparse_topk;   /* self-attention: > 0 or sparse_topp > 0 runs it block-sparse on a
                             SpargeAttention2 mask predicted from this call's q and k (Top-k keeps
                             this fraction of key blocks per query block, Top-p this cumulative
                             pooled mass; both: their union). 0 and 0 = dense */
     float sparse_topp;
-    int32_t reserved[4];
+    int32_t guard_precision; /* what the outlier guard promotes to: FULL (default) or BF16 */
+    int32_t reserved[3];
 } slip_wan_block_options;
 
 SLIP_API slip_status slip_wan_block_options_init(slip_wan_block_options *o);
@@ -790,10 +803,10 @@ typedef struct slip_wan_block_stats {
                              residual moved since its last run (-1 when it has not run before in
                              this session, or was reset) */
     float max_outlier;    /* the largest max|X| / mean|X| over the inputs of the block's linears */
-    int32_t full_linears; /* linears of this block run at FULL precision this time (of the 8 on
-                             the token stream; cross-attention's key and value projections of
-                             the context, a few rows that never change, always run FULL) */
-    int32_t lowbit_linears;
+    int32_t full_linears; /* linears of this block run at FULL or BF16 precision this time (of the
+                             8 on the token stream; cross-attention's key and value projections
+                             of the context, a few rows that never change, always run FULL) */
+    int32_t lowbit_linears; /* ... at INT8 or NVFP4 */
     float attention_sparsity; /* fraction of self-attention key blocks skipped (0 when dense) */
     int32_t reserved[2];
 } slip_wan_block_stats;

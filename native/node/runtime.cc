@@ -58,7 +58,7 @@ class WanSession : public Napi::ObjectWrap<WanSession> {
         return info.Env().Undefined();
     }
 
-    // runBlock(i, { precision, outlierGuard }) -> stats
+    // runBlock(i, { precision, outlierGuard, guardPrecision, sparseTopk, sparseTopp }) -> stats
     Napi::Value RunBlock(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         const int64_t block = ToInt64(info[0], "block");
@@ -67,6 +67,7 @@ class WanSession : public Napi::ObjectWrap<WanSession> {
         Options opts(info[1], "options");
         if (opts.has("precision")) o.precision = opts.i32("precision");
         if (opts.has("outlierGuard")) o.outlier_guard = opts.f32("outlierGuard");
+        if (opts.has("guardPrecision")) o.guard_precision = opts.i32("guardPrecision");
         if (opts.has("sparseTopk")) o.sparse_topk = opts.f32("sparseTopk");
         if (opts.has("sparseTopp")) o.sparse_topp = opts.f32("sparseTopp");
         slip_wan_block_stats st{};

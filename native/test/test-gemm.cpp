@@ -214,6 +214,69 @@ void check_nvfp4_integer(int64_t m, int64_t k, int64_t n, bool int8_acts, bool w
     slip_linear_plan_free(plan);
 }
 
+// ---- NVFP4 weights against BF16 activations (SLIP_ACT_BF16): AMX tiles at SLIP_ISA_AMX, the FP32
+// product of the rounded activations and the decoded weight below it. Reference: the activations
+// rounded to BF16 (nearest even, done here bit by bit) times the decoded weight in float64; the
+// weight is exact in BF16, so only FP32 accumulation (and the epilogue) separates the levels.
+
+double bf16_round(float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    const uint32_t lsb = (b >> 16) & 1u;
+    b = ((b + 0x7fffu + lsb) >> 16) << 16;
+    float r;
+    std::memcpy(&r, &b, 4);
+    return r;
+}
+
+void check_nvfp4_bf16(int64_t m, int64_t k, int64_t n, bool with_bias, bool from_int8_plan, int isa_max) {
+    Weight w = make_weight(SLIP_FORMAT_NVFP4, n, k);
+    std::vector<float> x(m * k), bias(n, 0.0f);
+    for (auto &v : x) v = uni() * 3.0f;
+    if (m * k > 3) x[3] = 300.0f;  // an outlier: BF16 keeps it, with its neighbours, to 8 bits
+    if (with_bias)
+        for (auto &v : bias) v = uni();
+    const double gamma = (k + 6) * std::ldexp(1.0, -24) / (1 - (k + 6) * std::ldexp(1.0, -24));
+    int64_t xs[2] = {m, k}, ys[2] = {m, n}, bs[1] = {n};
+    slip_tensor X, Y, B;
+    slip_tensor_init(&X, x.data(), SLIP_DTYPE_F32, 2, xs);
+    slip_tensor_init(&B, bias.data(), SLIP_DTYPE_F32, 1, bs);
+    slip_linear_params p;
+    slip_linear_params_init(&p);
+    p.act_quant = from_int8_plan ? SLIP_ACT_INT8 : SLIP_ACT_BF16;
+    slip_linear_plan_t plan = nullptr;
+    CHECK_OK(slip_linear_plan_create(&w.q, &p, &plan));
+    p.act_quant = SLIP_ACT_BF16;
+    std::vector<float> first;
+    for (int isa = 0; isa <= isa_max; ++isa) {
+        CHECK(slip_set_isa(static_cast<slip_isa>(isa)) == SLIP_STATUS_OK);
+        std::vector<float> y(m * n, NAN);
+        slip_tensor_init(&Y, y.data(), SLIP_DTYPE_F32, 2, ys);
+        CHECK_OK(slip_linear_plan_run_as(plan, &p, &X, with_bias ? &B : nullptr, &Y));
+        const std::string what = "NVFP4 x BF16 isa " + std::to_string(isa) + " m,k,n " + std::to_string(m) + "," +
+                                 std::to_string(k) + "," + std::to_string(n) + (with_bias ? " bias" : "") +
+                                 (from_int8_plan ? " (W4A8 plan)" : "");
+        int64_t bad = 0;
+        for (int64_t i = 0; i < m && bad < 3; ++i)
+            for (int64_t j = 0; j < n && bad < 3; ++j) {
+                double r = bias[j], g = std::fabs(bias[j]);
+                for (int64_t c = 0; c < k; ++c) {
+                    const double t = bf16_round(x[i * k + c]) * w.dec[j * k + c];
+                    r += t;
+                    g += std::fabs(t);
+                }
+                const double got = y[i * n + j], bound = gamma * g + 1e-30;
+                const bool ok = std::fabs(got - r) <= bound && (first.empty() || std::fabs(got - first[i * n + j]) <= 2 * bound);
+                if (!ok && bad++ == 0)
+                    std::fprintf(stderr, "%s: y[%lld,%lld] = %.9g, ref %.9g, isa 0 %.9g, bound %.3g\n", what.c_str(),
+                                 (long long)i, (long long)j, got, r, first.empty() ? NAN : first[i * n + j], bound);
+            }
+        CHECK_MSG(bad == 0, "%s", what.c_str());
+        if (isa == 0) first = y;
+    }
+    slip_linear_plan_free(plan);
+}
+
 // The quantizers themselves: with an identity weight, y is the decoded activations (times 1), so
 // the levels must agree on every code. The rows probe the rounding boundaries: INT8 ties
 // (j + 1/2) * s and their neighbours, E2M1 thresholds (0.25, 0.75, ... times s/g), blocks whose
@@ -400,6 +463,11 @@ int main() {
         for (const Shape &sh : shapes)
             for (bool int8_acts : {true, false}) check_nvfp4_integer(sh.m, sh.k, sh.n, int8_acts, ++i % 2, caps.isa_detected);
         check_nvfp4_quantizers(caps.isa_detected);
+        // BF16: K a multiple of 32 takes the AMX tiles (M and N tails inside a 32 x 32 block); K =
+        // 48 and 528 fall back to the FP32 product at every level.
+        const Shape bf16_shapes[] = {{1, 32, 1}, {33, 64, 47}, {1024, 1024, 256}, {64, 256, 1024}, {3, 48, 17}, {5, 528, 33}};
+        for (const Shape &sh : bf16_shapes)
+            for (bool from_int8_plan : {false, true}) check_nvfp4_bf16(sh.m, sh.k, sh.n, ++i % 2, from_int8_plan, caps.isa_detected);
         slip_set_isa(static_cast<slip_isa>(caps.isa_detected));
     }
 
@@ -467,9 +535,16 @@ int main() {
             CHECK_FAILS(slip_linear_plan_create(&wf.q, &p, &plan), SLIP_STATUS_UNSUPPORTED, text.c_str());
             CHECK(plan == nullptr);
         }
-        p.act_quant = 3;
+        p.act_quant = 4;
         Weight nv = make_weight(SLIP_FORMAT_NVFP4, 8, 256);
-        CHECK_FAILS(slip_linear_plan_create(&nv.q, &p, &plan), SLIP_STATUS_INVALID_ARGUMENT, "SLIP_ACT_INT8 (2)");
+        CHECK_FAILS(slip_linear_plan_create(&nv.q, &p, &plan), SLIP_STATUS_INVALID_ARGUMENT, "SLIP_ACT_BF16 (3)");
+        // BF16 activations need a weight BF16 holds exactly: NVFP4 only.
+        p.act_quant = SLIP_ACT_BF16;
+        for (int32_t f : {SLIP_FORMAT_INT8, SLIP_FORMAT_F32, SLIP_FORMAT_MXFP4}) {
+            Weight wf = make_weight(f, 8, 256);
+            CHECK_FAILS(slip_linear_plan_create(&wf.q, &p, &plan), SLIP_STATUS_UNSUPPORTED, "SLIP_ACT_BF16");
+            CHECK(plan == nullptr);
+        }
         // ... and for INT8 weights it is W8A8, bit for bit.
         Weight w8 = make_weight(SLIP_FORMAT_INT8, 40, 96);
         std::vector<float> x8(5 * 96), y8a(5 * 40), y8b(5 * 40);

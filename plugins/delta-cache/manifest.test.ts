@@ -19,12 +19,20 @@ describe('delta-cache manifest', () => {
     expect(Object.isFrozen(deltaCacheManifest)).toBe(true);
   });
 
-  it('parses {} to the documented defaults (τ 0.06, N_max 2, warm-up 4, final 1, PDR on, outlier ratio 25)', () => {
-    expect(params.parse({})).toStrictEqual({ threshold: 0.06, maxSkips: 2, warmupSteps: 4, finalSteps: 1, purify: true, outlierRatio: 25 });
+  it('parses {} to the documented defaults (τ 0.06, N_max 2, warm-up 4, final 1, PDR on, outlier ratio 25, BF16)', () => {
+    expect(params.parse({})).toStrictEqual({
+      threshold: 0.06,
+      maxSkips: 2,
+      warmupSteps: 4,
+      finalSteps: 1,
+      purify: true,
+      outlierRatio: 25,
+      purifyPrecision: 'bf16',
+    });
   });
 
   it('keeps given values and accepts the range ends', () => {
-    const all = { threshold: 0.5, maxSkips: 16, warmupSteps: 2, finalSteps: 0, purify: false, outlierRatio: 0.5 };
+    const all = { threshold: 0.5, maxSkips: 16, warmupSteps: 2, finalSteps: 0, purify: false, outlierRatio: 0.5, purifyPrecision: 'full' };
     expect(params.parse(all)).toStrictEqual(all);
     expect(params.parse({ maxSkips: 1 }).maxSkips).toBe(1);
   });
@@ -44,6 +52,7 @@ describe('delta-cache manifest', () => {
     expect(rejected({ finalSteps: -1 })).toEqual(['too_small@finalSteps']);
     expect(rejected({ outlierRatio: 0 })).toEqual(['too_small@outlierRatio']);
     expect(rejected({ purify: 'yes' })).toEqual(['invalid_type@purify']);
+    expect(rejected({ purifyPrecision: 'int8' })).toEqual(['invalid_value@purifyPrecision']);
     expect(rejected({ threshold: '0.1' })).toEqual(['invalid_type@threshold']);
   });
 });

@@ -19,7 +19,11 @@ export const deltaCacheManifest = definePlugin({
     maxSkips: z.int().min(1).max(16).default(2).describe('N_max: most consecutive steps one block may be skipped'),
     warmupSteps: z.int().min(2).default(4).describe('first steps always computed (two are needed to see how a delta moves)'),
     finalSteps: z.int().min(0).default(1).describe('last steps always computed'),
-    purify: z.boolean().default(true).describe('Purified Delta Refresh: refreshing recomputes run outlier layers at full precision, and the first recompute after a skip runs in INT8'),
-    outlierRatio: z.number().positive().default(25).describe('PDR: a linear whose input has max|X|/mean|X| above this runs at full precision on a refresh'),
+    purify: z.boolean().default(true).describe('Purified Delta Refresh: refreshing recomputes run outlier layers at high precision, and the first recompute after a skip runs in INT8'),
+    outlierRatio: z.number().positive().default(25).describe('PDR: a linear whose input has max|X|/mean|X| above this runs at high precision on a refresh'),
+    purifyPrecision: z
+      .enum(['bf16', 'full'])
+      .default('bf16')
+      .describe("PDR's high precision: 'bf16' (BF16 activations against the exact NVFP4 weight, the 16-bit precision the paper uses; AMX tiles where the CPU has them) or 'full' (FP32)"),
   }),
 });

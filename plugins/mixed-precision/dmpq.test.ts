@@ -15,7 +15,7 @@ function stats(gamma: number): BlockStats {
 
 const call: CallInfo = { step: 3, steps: 10, sigma: 0.7 };
 
-function policy(route: 'dmpq' | 'int8' | 'nvfp4' | 'full', threshold: number): PrecisionPolicy {
+function policy(route: 'dmpq' | 'int8' | 'nvfp4' | 'bf16' | 'full', threshold: number): PrecisionPolicy {
   return new MixedPrecision(mixedPrecisionManifest.params.parse({ route }), threshold);
 }
 
@@ -63,7 +63,7 @@ describe('MixedPrecision', () => {
   });
 
   it('fixed routes ignore Γ and the threshold', () => {
-    for (const route of ['int8', 'nvfp4', 'full'] as const) {
+    for (const route of ['int8', 'nvfp4', 'bf16', 'full'] as const) {
       const p = policy(route, 0.25);
       expect(p.choose(0, call)).toEqual({ precision: route });
       p.observe(0, stats(0.01));

@@ -12,9 +12,9 @@ export const mixedPrecisionManifest = definePlugin({
   runtimes: ['embedded', 'comfyui'],
   params: z.strictObject({
     route: z
-      .enum(['dmpq', 'int8', 'nvfp4', 'full'])
+      .enum(['dmpq', 'int8', 'nvfp4', 'bf16', 'full'])
       .default('dmpq')
-      .describe('dmpq: by Γ; int8 / nvfp4 / full: every block at that activation precision (ablations)'),
+      .describe('dmpq: by Γ; int8 / nvfp4 / bf16 / full: every block at that activation precision (ablations)'),
     gammaThreshold: z
       .number()
       .nonnegative()

@@ -221,6 +221,7 @@ export interface NativeWanModelOptions {
 export interface NativeWanBlockOptions {
   precision?: number;
   outlierGuard?: number;
+  guardPrecision?: number;
   sparseTopk?: number;
   sparseTopp?: number;
 }

@@ -2,10 +2,10 @@
 import { callNative } from './call.js';
 import { native } from './loader.js';
 
-export const ISA_LEVELS = ['portable', 'avx2', 'avx512', 'avx512vnni'] as const;
+export const ISA_LEVELS = ['portable', 'avx2', 'avx512', 'avx512vnni', 'amx'] as const;
 export type IsaLevel = (typeof ISA_LEVELS)[number];
 
-const CPU_FEATURES = ['avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512vnni', 'avx512bf16', 'avxvnni'] as const;
+const CPU_FEATURES = ['avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512vnni', 'avx512bf16', 'avxvnni', 'amx-tile', 'amx-bf16', 'amx-int8'] as const;
 
 export interface Capabilities {
   version: string;

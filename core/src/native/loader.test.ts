@@ -8,7 +8,7 @@ describe('native loader', () => {
     expect(native().abiVersion()).toBe(ABI_VERSION);
     const caps = capabilities();
     expect(caps.numThreads).toBeGreaterThanOrEqual(1);
-    expect(['portable', 'avx2', 'avx512', 'avx512vnni']).toContain(caps.isaActive);
+    expect(['portable', 'avx2', 'avx512', 'avx512vnni', 'amx']).toContain(caps.isaActive);
   });
 
   it('gives one error listing every candidate when nothing loads', () => {
@@ -44,6 +44,6 @@ describe('native loader', () => {
       err = e;
     }
     expect((err as { code: string }).code).toBe('SLIP_STATUS_INVALID_ARGUMENT');
-    expect((err as Error).message).toBe('expected a slip_isa (0..3) for isa, got 7');
+    expect((err as Error).message).toBe('expected a slip_isa (0..4) for isa, got 7');
   });
 });

@@ -1,5 +1,5 @@
 export { GaussianNoise } from './noise.js';
 export { flowSigmas, modelDenoiser, sample, type CallInfo, type Denoiser, type SampleOptions } from './sampler.js';
 export { SOLVER_NAMES, createSolver, type Solver, type SolverName } from './solvers.js';
-export { PRECISIONS, WanSession, type BlockRunOptions, type BlockStats, type Precision } from './session.js';
+export { PRECISIONS, WanSession, type BlockRunOptions, type BlockStats, type GuardPrecision, type Precision } from './session.js';
 export { WAN_EPS, WAN_HEAD_DIM, WanModel, inferWanConfig, readWanWeights, type WanConfig, type WanLoadOptions, type WanTrace, type WanWeights } from './wan.js';

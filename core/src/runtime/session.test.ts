@@ -141,14 +141,44 @@ describe('WanSession', () => {
     }
   });
 
+  it("the outlier guard promotes a linear to the guard's precision, and counts it as high precision", async () => {
+    const nv = await WanModel.load(MODEL_DIR, { weights: 'nvfp4' });
+    const s = nv.createSession();
+    try {
+      // A guard below every ratio promotes every linear: INT8 guarded to BF16 is BF16, bit for bit.
+      const run = (options: Parameters<WanSession['runBlock']>[1]) => {
+        s.reset();
+        s.begin(x, t, ctx);
+        const stats = [];
+        for (let i = 0; i < nv.config.layers; i++) stats.push(s.runBlock(i, options));
+        return { out: Array.from(s.finish().data), stats };
+      };
+      const bf16 = run({ precision: 'bf16' });
+      const guarded = run({ precision: 'int8', outlierGuard: 1e-6, guardPrecision: 'bf16' });
+      expect(guarded.out).toEqual(bf16.out);
+      expect(guarded.stats.every((b) => b.fullLinears === 8 && b.lowbitLinears === 0)).toBe(true);
+      expect(run({ precision: 'int8', outlierGuard: 1e-6 }).out).toEqual(run({ precision: 'full' }).out);
+      // An unreachable guard leaves INT8 alone, and BF16 is not INT8.
+      const int8 = run({ precision: 'int8', outlierGuard: 1e9, guardPrecision: 'bf16' });
+      expect(int8.stats.every((b) => b.fullLinears === 0 && b.lowbitLinears === 8)).toBe(true);
+      expect(int8.out).toEqual(run({ precision: 'int8' }).out);
+      expect(int8.out).not.toEqual(bf16.out);
+    } finally {
+      s.free();
+      nv.free();
+    }
+  });
+
   it('refuses what it cannot do, naming it', () => {
     session.reset();
     session.begin(x, t, ctx);
     expect(() => session.skipBlock(1)).toThrow(/block 1 to have run before it is skipped/);
     expect(() => session.runBlock(8)).toThrow(/block index in \[0, 8\), got 8/);
     expect(() => session.runBlock(0, { precision: 'int8' })).toThrow(SlipstreamError);
-    expect(() => session.runBlock(0, { precision: 'int8' })).toThrow(/low-bit precisions need weights/);
-    expect(() => session.runBlock(0, { precision: 'fp16' as never })).toThrow(/one of full, int8, nvfp4 for precision/);
+    expect(() => session.runBlock(0, { precision: 'int8' })).toThrow(/other precisions need weights/);
+    expect(() => session.runBlock(0, { precision: 'bf16' })).toThrow(/other precisions need weights/);
+    expect(() => session.runBlock(0, { precision: 'fp16' as never })).toThrow(/one of full, bf16, int8, nvfp4 for precision/);
+    expect(() => session.runBlock(0, { guardPrecision: 'int8' as never })).toThrow(/full or bf16 for guardPrecision/);
     session.runBlock(0);
     const x1 = new GaussianNoise(5).tensor([1, 16, 2, 8, 8]);
     expect(() => session.begin(x1, Tensor.fromArray('F32', [1], [500]), new GaussianNoise(6).tensor([1, 8, 4096]))).toThrow(/reset/);

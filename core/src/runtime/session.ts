@@ -1,7 +1,7 @@
 /**
  * WanSession: one Wan forward taken apart block by block (slip_wan_session_*), for the policies
  * that decide per block: skip it and re-add its cached residual delta (block caches), or run it
- * at FULL, INT8 or NVFP4 activation precision (mixed precision). Every call runs inline: a block
+ * at FULL, BF16, INT8 or NVFP4 activation precision (mixed precision). Every call runs inline: a block
  * of a small model is milliseconds, and the policies need its statistics before the next one.
  */
 import { SlipstreamError, invalidArgument } from '../errors/index.js';
@@ -10,15 +10,20 @@ import { callNative } from '../native/call.js';
 import { Tensor } from '../tensor/index.js';
 import type { WanConfig } from './wan.js';
 
-export type Precision = 'full' | 'int8' | 'nvfp4';
-export const PRECISIONS: readonly Precision[] = ['full', 'int8', 'nvfp4'];
-const PRECISION_CODE: Record<Precision, number> = { full: 0, int8: 1, nvfp4: 2 };
+/** FP32; BF16 against the exact NVFP4 weight (AMX tiles where the CPU has them); INT8; NVFP4. */
+export type Precision = 'full' | 'bf16' | 'int8' | 'nvfp4';
+export const PRECISIONS: readonly Precision[] = ['full', 'bf16', 'int8', 'nvfp4'];
+const PRECISION_CODE: Record<Precision, number> = { full: 0, int8: 1, nvfp4: 2, bf16: 3 };
+/** What the outlier guard may promote a linear to. */
+export type GuardPrecision = 'full' | 'bf16';
 
 export interface BlockRunOptions {
   /** Activation precision of the block's linears. Default 'full'. */
   precision?: Precision;
-  /** > 0: linears whose input has max|X|/mean|X| above it run at full precision (PDR: 25). */
+  /** > 0: linears whose input has max|X|/mean|X| above it run at guardPrecision (PDR: 25). */
   outlierGuard?: number;
+  /** The high precision of the outlier guard. Default 'full'. */
+  guardPrecision?: GuardPrecision;
   /** Self-attention block-sparse on a SpargeAttention2 mask: Top-k fraction and/or Top-p mass
    *  (0 = rule off; both 0 = dense). */
   sparseTopk?: number;
@@ -73,10 +78,13 @@ export class WanSession {
     const s = this.#live();
     const precision = options.precision ?? 'full';
     if (!(precision in PRECISION_CODE)) throw invalidArgument('precision', `one of ${PRECISIONS.join(', ')}`, precision);
+    const guard = options.guardPrecision ?? 'full';
+    if (guard !== 'full' && guard !== 'bf16') throw invalidArgument('guardPrecision', 'full or bf16', guard);
     const r = callNative(() =>
       s.runBlock(block, {
         precision: PRECISION_CODE[precision],
         outlierGuard: options.outlierGuard ?? 0,
+        guardPrecision: PRECISION_CODE[guard],
         sparseTopk: options.sparseTopk ?? 0,
         sparseTopp: options.sparseTopp ?? 0,
       }),

@@ -10,6 +10,10 @@
 #include <cpuid.h>
 #define SLIP_X86 1
 #endif
+#if defined(SLIP_X86) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace slip {
 
@@ -22,6 +26,17 @@ uint64_t xgetbv0() {
     return (static_cast<uint64_t>(edx) << 32) | eax;
 }
 #endif
+
+// Linux hands out AMX tile state only to processes that ask (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XFEATURE_XTILEDATA, kernel 5.16+); the first tile instruction of one that did not is SIGILL.
+bool os_permits_amx() {
+#if defined(SLIP_X86) && defined(__linux__) && defined(SYS_arch_prctl)
+    constexpr int kReqXcompPerm = 0x1023, kXtileData = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
+#else
+    return false;
+#endif
+}
 
 uint32_t detect_features() {
     uint32_t f = 0;
@@ -46,6 +61,13 @@ uint32_t detect_features() {
         if (b & (1u << 31)) f |= SLIP_CPU_AVX512VL;
         if (c & (1u << 11)) f |= SLIP_CPU_AVX512VNNI;
     }
+    // AMX: the tile config and tile data state enabled in XCR0 (bits 17, 18), then the OS asked.
+    const bool amx_cpu = (d & (1u << 24)) && (xcr0 & 0x60000) == 0x60000;
+    if (amx_cpu && os_permits_amx()) {
+        f |= SLIP_CPU_AMX_TILE;
+        if (d & (1u << 22)) f |= SLIP_CPU_AMX_BF16;
+        if (d & (1u << 25)) f |= SLIP_CPU_AMX_INT8;
+    }
     unsigned a1, b1, c1, d1;
     if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) {
         if (zmm_os && (a1 & (1u << 5))) f |= SLIP_CPU_AVX512BF16;
@@ -58,6 +80,9 @@ uint32_t detect_features() {
 slip_isa level_from(uint32_t f) {
     const uint32_t avx2 = SLIP_CPU_AVX2 | SLIP_CPU_FMA | SLIP_CPU_F16C;
     const uint32_t avx512 = avx2 | SLIP_CPU_AVX512F | SLIP_CPU_AVX512BW | SLIP_CPU_AVX512VL;
+    const uint32_t amx = avx512 | SLIP_CPU_AVX512VNNI | SLIP_CPU_AVX512BF16 | SLIP_CPU_AMX_TILE |
+                         SLIP_CPU_AMX_BF16 | SLIP_CPU_AMX_INT8;
+    if ((f & amx) == amx) return SLIP_ISA_AMX;
     if ((f & (avx512 | SLIP_CPU_AVX512VNNI)) == (avx512 | SLIP_CPU_AVX512VNNI))
         return SLIP_ISA_AVX512VNNI;
     if ((f & avx512) == avx512) return SLIP_ISA_AVX512;
@@ -74,6 +99,7 @@ slip_isa initial_active() {
     else if (!std::strcmp(env, "avx2")) want = SLIP_ISA_AVX2;
     else if (!std::strcmp(env, "avx512")) want = SLIP_ISA_AVX512;
     else if (!std::strcmp(env, "avx512vnni")) want = SLIP_ISA_AVX512VNNI;
+    else if (!std::strcmp(env, "amx")) want = SLIP_ISA_AMX;
     // An unknown or too-high request keeps the detected level: loading must not fail here,
     // and slip_get_capabilities shows what is in force.
     return want < best ? want : best;
@@ -105,9 +131,9 @@ void set_isa_active(slip_isa isa) { g_active.store(isa, std::memory_order_relaxe
 
 extern "C" SLIP_API slip_status slip_set_isa(slip_isa isa) {
     return slip::guard([&] {
-        if (isa < SLIP_ISA_PORTABLE || isa > SLIP_ISA_AVX512VNNI)
+        if (isa < SLIP_ISA_PORTABLE || isa > SLIP_ISA_AMX)
             slip::fail(SLIP_STATUS_INVALID_ARGUMENT,
-                       slip::format("expected a slip_isa (0..3) for isa, got %d", isa));
+                       slip::format("expected a slip_isa (0..4) for isa, got %d", isa));
         if (isa > slip::isa_detected())
             slip::fail(SLIP_STATUS_UNSUPPORTED,
                        slip::format("expected isa at most %d (what this CPU supports), got %d",

@@ -9,6 +9,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
 #include "error.h"
 
 namespace slip {
@@ -16,6 +20,19 @@ namespace slip {
 namespace {
 
 thread_local bool tls_in_parallel = false;
+
+// A forward pass is a few hundred short parallel regions. Waking a sleeping worker through a
+// futex costs tens of microseconds on a VM, so workers and the caller spin this many pauses
+// (~50 µs) on the shared counters before they block.
+constexpr int kSpinPauses = 2000;
+
+inline void cpu_pause() {
+#if defined(__x86_64__) || defined(_M_X64)
+    _mm_pause();
+#else
+    std::this_thread::yield();
+#endif
+}
 
 class Pool {
   public:
@@ -48,14 +65,15 @@ class Pool {
             n_ = n;
             step_ = step;
             next_.store(0);
-            pending_ = static_cast<int>(workers_.size());
+            pending_.store(static_cast<int>(workers_.size()));
             error_ = nullptr;
-            ++generation_;
+            generation_.fetch_add(1, std::memory_order_release);
         }
         cv_.notify_all();
         work();
+        for (int i = 0; i < kSpinPauses && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_pause();
         std::unique_lock<std::mutex> lock(mutex_);
-        done_cv_.wait(lock, [&] { return pending_ == 0; });
+        done_cv_.wait(lock, [&] { return pending_.load() == 0; });
         body_ = nullptr;
         if (error_) std::rethrow_exception(error_);
     }
@@ -96,15 +114,16 @@ class Pool {
     void loop() {
         uint64_t seen = 0;
         for (;;) {
+            for (int i = 0; i < kSpinPauses && generation_.load(std::memory_order_acquire) == seen; ++i) cpu_pause();
             {
                 std::unique_lock<std::mutex> lock(mutex_);
-                cv_.wait(lock, [&] { return quit_ || generation_ != seen; });
+                cv_.wait(lock, [&] { return quit_ || generation_.load() != seen; });
                 if (quit_) return;
-                seen = generation_;
+                seen = generation_.load();
             }
             work();
             std::lock_guard<std::mutex> lock(mutex_);
-            if (--pending_ == 0) done_cv_.notify_one();
+            if (pending_.fetch_sub(1) == 1) done_cv_.notify_one();
         }
     }
 
@@ -115,8 +134,8 @@ class Pool {
     const std::function<void(int64_t, int64_t)> *body_ = nullptr;
     int64_t n_ = 0, step_ = 1;
     std::atomic<int64_t> next_{0};
-    int pending_ = 0;
-    uint64_t generation_ = 0;
+    std::atomic<int> pending_{0};
+    std::atomic<uint64_t> generation_{0};
     bool quit_ = false;
     std::exception_ptr error_;
 };

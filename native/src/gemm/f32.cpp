@@ -36,6 +36,7 @@ Aligned<T> &Aligned<T>::operator=(Aligned &&o) noexcept {
 template struct Aligned<float>;
 template struct Aligned<int8_t>;
 template struct Aligned<uint8_t>;
+template struct Aligned<uint16_t>;
 
 // ---- portable kernels (plain C++; the compiler vectorizes the column loop with SSE2)
 

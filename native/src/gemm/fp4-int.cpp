@@ -36,6 +36,7 @@ void pack_fp4(const uint8_t *codes, const uint8_t *scales, float global, int64_t
     out.n = n;
     out.k = k;
     out.groups = groups;
+    out.global = global;
     out.codes = Aligned<uint8_t>(panels * groups * 4 * 64);
     out.scales.assign(static_cast<size_t>(panels * groups * NR), 0);
     for (int c = 0; c < 256; ++c)

@@ -44,6 +44,7 @@ struct PackedFp4 : BSource {
     Aligned<uint8_t> codes;             // [ceil(n/NR)][groups][4][64]
     std::vector<uint8_t> scales;        // [ceil(n/NR)][groups][NR] E4M3 codes
     float scale_lut[256] = {};          // E4M3 code -> decode(code) / global / 2
+    float global = 1.0f;                // the weight's global scale (a divisor)
     void decode(int64_t n0, int64_t nc, int64_t k0, int64_t kc, float *dst) const override;
 };
 

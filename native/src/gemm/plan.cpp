@@ -5,6 +5,7 @@
 #include "../base/error.h"
 #include "../base/kernels.h"
 #include "../base/tensor.h"
+#include "fp4-bf16.h"
 #include "plan.h"
 
 namespace {
@@ -44,6 +45,7 @@ void run_plan(const slip::gemm::Plan &pl, slip::gemm::Path path, float act_globa
             ep.col_scale = pl.col_scale.data();
             return run_f32(xq.data(), m, *pl.b, ep, yd);
         }
+        case Path::NVFP4_BF16: return run_fp4_bf16(xd, m, static_cast<const PackedFp4 &>(*pl.b), bd, yd);
         case Path::NVFP4_A8:
         case Path::NVFP4_A4:
             return run_fp4(xd, m, static_cast<const PackedFp4 &>(*pl.b), path == Path::NVFP4_A4, act_global, bd, yd);
@@ -88,15 +90,16 @@ SLIP_API slip_status slip_linear_plan_run_as(slip_linear_plan_t plan, const slip
         slip::require_not_null(plan, "plan");
         slip::require_not_null(p, "p");
         const Plan &pl = *plan->plan;
-        const bool fp4 = pl.path == Path::NVFP4_A8 || pl.path == Path::NVFP4_A4;
+        const bool fp4 = pl.path == Path::NVFP4_A8 || pl.path == Path::NVFP4_A4 || pl.path == Path::NVFP4_BF16;
         Path path = pl.path;
         if (fp4 && p->act_quant == SLIP_ACT_NONE) path = Path::F32;  // PackedFp4 decodes as a BSource
+        else if (fp4 && p->act_quant == SLIP_ACT_BF16) path = Path::NVFP4_BF16;
         else if (fp4 && p->act_quant == SLIP_ACT_INT8) path = Path::NVFP4_A8;
         else if (fp4 && p->act_quant == SLIP_ACT_DYNAMIC) path = Path::NVFP4_A4;
         else if (p->act_quant != pl.act_quant)
             slip::fail(SLIP_STATUS_UNSUPPORTED,
                        slip::format("expected an NVFP4 plan made with SLIP_ACT_INT8 or SLIP_ACT_DYNAMIC (its weight serves "
-                                    "NONE, INT8 and DYNAMIC activations), or p.act_quant equal to the plan's own, got "
+                                    "NONE, BF16, INT8 and DYNAMIC activations), or p.act_quant equal to the plan's own, got "
                                     "p.act_quant %d for a plan of another kind",
                                     p->act_quant));
         run_plan(pl, path, p->act_global_scale, x, bias, y);

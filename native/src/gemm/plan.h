@@ -31,8 +31,9 @@ struct PackedSource : BSource {
 };
 
 // NVFP4_A8 / NVFP4_A4: an NVFP4 weight (a PackedFp4 in b) against per-token INT8 / NVFP4
-// activations, as integer products (fp4-int.h).
-enum class Path { F32, I8, FP8, NVFP4_A8, NVFP4_A4 };
+// activations, as integer products (fp4-int.h); NVFP4_BF16 against BF16 ones (fp4-bf16.h), only
+// through slip_linear_plan_run_as.
+enum class Path { F32, I8, FP8, NVFP4_A8, NVFP4_A4, NVFP4_BF16 };
 
 struct Plan {
     int32_t format = 0;

@@ -254,15 +254,16 @@ std::unique_ptr<Plan> build_plan(const slip_qweight *w, const slip_linear_params
     require_not_null(w, "w");
     slip_linear_params defaults{};
     if (!p) p = &defaults;
-    if (p->act_quant != SLIP_ACT_NONE && p->act_quant != SLIP_ACT_DYNAMIC && p->act_quant != SLIP_ACT_INT8)
+    if (p->act_quant < SLIP_ACT_NONE || p->act_quant > SLIP_ACT_BF16)
         fail(SLIP_STATUS_INVALID_ARGUMENT,
-             format("expected SLIP_ACT_NONE (0), SLIP_ACT_DYNAMIC (1) or SLIP_ACT_INT8 (2) for p.act_quant, got %d",
+             format("expected SLIP_ACT_NONE (0), SLIP_ACT_DYNAMIC (1), SLIP_ACT_INT8 (2) or SLIP_ACT_BF16 (3) for "
+                    "p.act_quant, got %d",
                     p->act_quant));
     if (!(std::isfinite(p->act_global_scale) && p->act_global_scale >= 0.0f))
         fail(SLIP_STATUS_INVALID_ARGUMENT,
              format("expected a finite, non-negative p.act_global_scale, got %g", p->act_global_scale));
-    const bool int8 = p->act_quant == SLIP_ACT_INT8;
-    const bool dynamic = p->act_quant == SLIP_ACT_DYNAMIC || int8;
+    const bool int8 = p->act_quant == SLIP_ACT_INT8, bf16 = p->act_quant == SLIP_ACT_BF16;
+    const bool dynamic = p->act_quant == SLIP_ACT_DYNAMIC || int8 || bf16;
     const int32_t f = w->params.format;
     auto pl = std::make_unique<Plan>();
     pl->format = f;
@@ -272,6 +273,10 @@ std::unique_ptr<Plan> build_plan(const slip_qweight *w, const slip_linear_params
         fail(SLIP_STATUS_UNSUPPORTED,
              format("expected an INT8 or NVFP4 weight for p.act_quant SLIP_ACT_INT8 (integer activations "
                     "need weight codes that are exact small integers), got format %s", format_name(f)));
+    if (bf16 && f != SLIP_FORMAT_NVFP4)
+        fail(SLIP_STATUS_UNSUPPORTED,
+             format("expected an NVFP4 weight for p.act_quant SLIP_ACT_BF16 (the weight must be exact in BF16), "
+                    "got format %s", format_name(f)));
     if (dynamic && !has_dynamic)
         fail(SLIP_STATUS_UNSUPPORTED,
              format("expected p.act_quant SLIP_ACT_NONE for a %s weight (it has no activation "
@@ -294,7 +299,7 @@ std::unique_ptr<Plan> build_plan(const slip_qweight *w, const slip_linear_params
         case SLIP_FORMAT_MXFP4:
             plan_nibbles(*w, dynamic, *pl);
             if (dynamic) {
-                pl->path = int8 ? Path::NVFP4_A8 : Path::NVFP4_A4;
+                pl->path = bf16 ? Path::NVFP4_BF16 : int8 ? Path::NVFP4_A8 : Path::NVFP4_A4;
                 pl->act_global = p->act_global_scale;
             }
             break;

@@ -157,7 +157,7 @@ Step embed(const Model &m, const slip_tensor &x, const slip_tensor &t, const sli
 namespace {
 
 // Picks the precision of one linear from its input: the block's precision unless the outlier
-// guard promotes it to FULL. The ratio is measured on the raw input (before any Hadamard
+// guard promotes it to the guard's (high) precision. The ratio is measured on the raw input (before any Hadamard
 // rotation), as Purified Delta Refresh defines it.
 class PrecisionChooser {
   public:
@@ -165,13 +165,14 @@ class PrecisionChooser {
 
     slip_wan_precision operator()(const float *x, int64_t count, int n_linears) {
         slip_wan_precision p = o_ ? static_cast<slip_wan_precision>(o_->precision) : SLIP_WAN_PRECISION_FULL;
-        const bool guard = o_ && o_->outlier_guard > 0.0f && p != SLIP_WAN_PRECISION_FULL;
+        const bool guard = o_ && o_->outlier_guard > 0.0f && p != SLIP_WAN_PRECISION_FULL && p != o_->guard_precision;
         if (guard || probe_) {
             const float ratio = outlier_ratio(x, count);
             if (probe_) probe_->max_outlier = std::max(probe_->max_outlier, ratio);
-            if (guard && ratio > o_->outlier_guard) p = SLIP_WAN_PRECISION_FULL;
+            if (guard && ratio > o_->outlier_guard) p = static_cast<slip_wan_precision>(o_->guard_precision);
         }
-        if (probe_) (p == SLIP_WAN_PRECISION_FULL ? probe_->full : probe_->lowbit) += n_linears;
+        const bool high = p == SLIP_WAN_PRECISION_FULL || p == SLIP_WAN_PRECISION_BF16;
+        if (probe_) (high ? probe_->full : probe_->lowbit) += n_linears;
         return p;
     }
 

@@ -101,7 +101,7 @@ Linear make_nvfp4_linear(const slip_tensor &packed, const slip_tensor &scale, co
 void Linear::run(const float *x, int64_t m, float *y, slip_wan_precision p) const {
     if (!lowbit && p != SLIP_WAN_PRECISION_FULL)
         fail(SLIP_STATUS_UNSUPPORTED,
-             "expected SLIP_WAN_PRECISION_FULL for a model whose weights are FP32 (low-bit precisions need "
+             "expected SLIP_WAN_PRECISION_FULL for a model whose weights are FP32 (the other precisions need "
              "weights = SLIP_WAN_WEIGHTS_NVFP4), got a low-bit precision");
     // One rotation buffer per thread: blocks may run on several threads, each with its own.
     thread_local std::vector<float> rotated;
@@ -120,7 +120,10 @@ void Linear::run(const float *x, int64_t m, float *y, slip_wan_precision p) cons
     slip_tensor_init(&bt, const_cast<float *>(bias.data()), SLIP_DTYPE_F32, 1, bs);
     slip_linear_params lp;
     slip_linear_params_init(&lp);
-    lp.act_quant = p == SLIP_WAN_PRECISION_INT8 ? SLIP_ACT_INT8 : p == SLIP_WAN_PRECISION_NVFP4 ? SLIP_ACT_DYNAMIC : SLIP_ACT_NONE;
+    lp.act_quant = p == SLIP_WAN_PRECISION_INT8    ? SLIP_ACT_INT8
+                   : p == SLIP_WAN_PRECISION_NVFP4 ? SLIP_ACT_DYNAMIC
+                   : p == SLIP_WAN_PRECISION_BF16  ? SLIP_ACT_BF16
+                                                   : SLIP_ACT_NONE;
     check(slip_linear_plan_run_as(plan.get(), &lp, &xt, bias.empty() ? nullptr : &bt, &yt));
 }
 

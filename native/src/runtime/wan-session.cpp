@@ -128,10 +128,12 @@ SLIP_API slip_status slip_wan_session_run_block(slip_wan_session_t session, int6
     return guard([&] {
         slip_wan_session_s &s = begun(session);
         checked_block(s, block);
-        if (options && options->precision != SLIP_WAN_PRECISION_FULL && options->precision != SLIP_WAN_PRECISION_INT8 &&
-            options->precision != SLIP_WAN_PRECISION_NVFP4)
+        if (options && (options->precision < SLIP_WAN_PRECISION_FULL || options->precision > SLIP_WAN_PRECISION_BF16))
             fail(SLIP_STATUS_INVALID_ARGUMENT,
-                 format("expected options.precision FULL (0), INT8 (1) or NVFP4 (2), got %d", options->precision));
+                 format("expected options.precision FULL (0), INT8 (1), NVFP4 (2) or BF16 (3), got %d", options->precision));
+        if (options && options->guard_precision != SLIP_WAN_PRECISION_FULL && options->guard_precision != SLIP_WAN_PRECISION_BF16)
+            fail(SLIP_STATUS_INVALID_ARGUMENT,
+                 format("expected options.guard_precision FULL (0) or BF16 (3), got %d", options->guard_precision));
         if (options && !(options->sparse_topk >= 0.0f && options->sparse_topk <= 1.0f && options->sparse_topp >= 0.0f &&
                          options->sparse_topp <= 1.0f))
             fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected options.sparse_topk and sparse_topp in [0, 1], got %g and %g",
