@@ -525,11 +525,30 @@ typedef struct slip_sage_params {
  * sm89 kernel's CTA_Q/CTA_K/WARP_Q. */
 SLIP_API slip_status slip_sage_params_init(slip_sage_params *sp);
 
-/* q, k, v, mask, p, out, lse as slip_attn_dense without varlen (mask and lse may be NULL). */
+/* q, k, v, mask, p, out, lse as slip_attn_dense without varlen (mask and lse may be NULL).
+ *
+ * CUDA tensors (device SLIP_DEVICE_CUDA, all on one device, the work queued on q's stream): q, k,
+ * v and out BF16 or F16 (one dtype), any strides with D contiguous, D 64, 128 or 256; lse F32
+ * contiguous or NULL; no token mask; SAGE2 only (Hopper's FP8 MMA has no FP16 accumulator),
+ * quantize 1, smooth_q 0, block_k 64 (the kernel's tile, the unit of the FP22 flush); any
+ * granularity, block_q and warp_q (they define the INT8 scale groups). Compute capability 8.9 or
+ * newer (FP8 MMA). Scratch comes from the stream-ordered allocator, so a call can be captured in
+ * a CUDA graph. Inputs are not checked for NaN/Inf there (a check needs a device-to-host copy):
+ * non-finite inputs give non-finite rows. */
 SLIP_API slip_status slip_attn_sage(const slip_tensor *q, const slip_tensor *k,
                                     const slip_tensor *v, const slip_tensor *mask,
                                     const slip_attn_params *p, const slip_sage_params *sp,
                                     slip_tensor *out, slip_tensor *lse);
+
+/* slip_attn_sage on the (query tile, key tile) pairs block_mask keeps, tiles of sp->block_q and
+ * sp->block_k tokens: U8 [B, Hq, ceil(Nq/block_q), ceil(Nk/block_k)], 1 = compute (a mask from
+ * slip_attn_sparse_predict with the same block sizes). Dropped pairs are skipped, not masked;
+ * rows that keep nothing get 0 and LSE -inf. No token mask. On CUDA block_q must be 128 (the
+ * kernel's query tile) and the mask on the same device. */
+SLIP_API slip_status slip_attn_sage_block_sparse(const slip_tensor *q, const slip_tensor *k,
+                                                 const slip_tensor *v, const slip_tensor *block_mask,
+                                                 const slip_attn_params *p, const slip_sage_params *sp,
+                                                 slip_tensor *out, slip_tensor *lse);
 
 /* SageBwd (arXiv 2603.02170): gradients of attention given the forward's out and lse (the true,
  * smooth-K-corrected LSE that slip_attn_sage returns). Four of its five matmuls are INT8:

@@ -312,6 +312,53 @@ void test_large_v() {
     CHECK_MSG(a.rel_l1 <= 0.045, "large V: relL1 %.4f", a.rel_l1);
 }
 
+// slip_attn_sage_block_sparse skips the dropped (128-query, 64-key) tile pairs: the result is bit
+// for bit slip_attn_sage with a token mask blocking exactly those tiles (a fully blocked tile adds
+// exact zeros), including a query tile that keeps nothing (0 and -inf). GQA, tails in both
+// lengths, causal; then the mask's shape is checked.
+void test_block_sparse() {
+    for (bool causal : {false, true}) {
+        Dims d;
+        d.Hq = 2, d.Hk = 1, d.Nq = 300, d.Nk = causal ? 300 : 333, d.D = 64, d.causal = causal;
+        const int64_t nqt = 3, nkt = (d.Nk + 63) / 64;
+        std::vector<uint8_t> keep(d.Hq * nqt * nkt);
+        uint64_t x = 12345;
+        for (auto &b : keep) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            b = (x >> 33) % 3 != 0;
+        }
+        for (int64_t j = 0; j < nkt; ++j) keep[(1 * nqt + 1) * nkt + j] = 0;  // head 1, query tile 1: nothing
+        std::vector<float> q = sref::gaussian(d.Hq * d.Nq * d.D, 41), k = sref::gaussian(d.Nk * d.D, 42);
+        std::vector<float> v = sref::gaussian(d.Nk * d.D, 43);
+        Result sparse;
+        sparse.out.assign(q.size(), 0.0f);
+        sparse.lse.assign(d.Hq * d.Nq, 0.0f);
+        slip_tensor tq = sref::tensor(d.qshape(), q.data(), SLIP_DTYPE_F32);
+        slip_tensor tk = sref::tensor(d.kshape(), k.data(), SLIP_DTYPE_F32);
+        slip_tensor tv = sref::tensor(d.kshape(), v.data(), SLIP_DTYPE_F32);
+        slip_tensor to = sref::tensor(d.qshape(), sparse.out.data(), SLIP_DTYPE_F32);
+        slip_tensor tl = sref::tensor({d.B, d.Hq, d.Nq}, sparse.lse.data(), SLIP_DTYPE_F32);
+        slip_tensor tm = sref::tensor({1, d.Hq, nqt, nkt}, keep.data(), SLIP_DTYPE_U8);
+        slip_attn_params p;
+        slip_attn_params_init(&p);
+        p.causal = causal;
+        const slip_sage_params sp = sage(0, 2);
+        CHECK_OK(slip_attn_sage_block_sparse(&tq, &tk, &tv, &tm, &p, &sp, &to, &tl));
+        d.mh = d.Hq;
+        d.u8.assign(d.Hq * d.Nq * d.Nk, 0);
+        for (int64_t h = 0; h < d.Hq; ++h)
+            for (int64_t i = 0; i < d.Nq; ++i)
+                for (int64_t j = 0; j < d.Nk; ++j) d.u8[(h * d.Nq + i) * d.Nk + j] = keep[(h * nqt + i / 128) * nkt + j / 64];
+        const Result masked = run(d, q, k, v, sp);
+        CHECK_OK(masked.st);
+        CHECK_MSG(sparse.out == masked.out && sparse.lse == masked.lse, "block-sparse vs token-masked, causal %d", causal);
+        CHECK(sparse.out[(1 * d.Nq + 200) * d.D] == 0.0f && sparse.lse[1 * d.Nq + 200] == -INFINITY);
+        slip_tensor bad = sref::tensor({1, d.Hq, nqt, nkt - 1}, keep.data(), SLIP_DTYPE_U8);
+        CHECK_FAILS(slip_attn_sage_block_sparse(&tq, &tk, &tv, &bad, &p, &sp, &to, &tl), SLIP_STATUS_SHAPE_MISMATCH, "block_mask");
+        CHECK_FAILS(slip_attn_sage_block_sparse(&tq, &tk, &tv, nullptr, &p, &sp, &to, &tl), SLIP_STATUS_INVALID_ARGUMENT, "block_mask");
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -321,5 +368,6 @@ int main() {
     test_awkward();
     test_masked_key_inert();
     test_large_v();
+    test_block_sparse();
     return slip_test::report("test-attention-sage");
 }

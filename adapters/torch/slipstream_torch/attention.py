@@ -347,6 +347,24 @@ def sage(q, k, v, *, layout: str = "HND", causal: bool = False, scale: Optional[
     return (out, lse) if return_lse else out
 
 
+def sage_block_sparse(q, k, v, block_mask, *, layout: str = "HND", causal: bool = False, scale: Optional[float] = None,
+                      return_lse: bool = False, **options):
+    """sage() on the (query tile, key tile) pairs block_mask keeps (slip_attn_sage_block_sparse):
+    U8 or bool [B, Hq, ceil(Nq/block_q), ceil(Nk/block_k)], tiles of sage_params' block_q x block_k."""
+    q, k, v = as_input(q, "q"), as_input(k, "k"), as_input(v, "v")
+    bm = as_input(block_mask, "block_mask", (np.uint8, np.bool_))
+    bm = bm.view(np.uint8) if bm.dtype == np.bool_ else bm
+    sp = sage_params(**options)
+    out = np.empty_like(q)
+    lse = np.empty(lse_shape(q, layout, False), dtype=np.float32) if return_lse else None
+    p = attn_params(layout, causal, scale)
+    tq, tk, tv, tm, to = (tensor_from_numpy(a) for a in (q, k, v, bm, out))
+    pl, _l = optional_tensor(lse)
+    check(_fn("slip_attn_sage_block_sparse", _SAGE)(_c.byref(tq), _c.byref(tk), _c.byref(tv), _c.byref(tm), _c.byref(p),
+                                                    _c.byref(sp), _c.byref(to), pl))
+    return (out, lse) if return_lse else out
+
+
 def sage_backward(q, k, v, out, dout, lse, *, layout: str = "HND", causal: bool = False,
                   scale: Optional[float] = None, mask=None, **options):
     """SageBwd (slip_attn_sage_backward): (dq, dk, dv) given the forward's out and lse. S, dV, dQ

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "attention-common.h"
+#include "base/cuda-backend.h"
 #include "base/kernels.h"
 #include "base/tensor.h"
 #include "sage.h"
@@ -93,6 +94,10 @@ SLIP_API slip_status slip_attn_sage(const slip_tensor *q, const slip_tensor *k,
                                     const slip_attn_params *p, const slip_sage_params *sp,
                                     slip_tensor *out, slip_tensor *lse) {
     return slip::guard([&] {
+        if (slip::cuda::any_on_device({q, k, v, mask, out, lse})) {
+            slip::sage::check_params(sp);
+            return slip::cuda::attn_sage(q, k, v, mask, nullptr, p, sp, out, lse);
+        }
         const slip::attn::Problem pr =
             slip::attn::make_problem(q, k, v, mask, nullptr, nullptr, p, out, lse);
         slip::sage::check_params(sp);
@@ -101,6 +106,26 @@ SLIP_API slip_status slip_attn_sage(const slip_tensor *q, const slip_tensor *k,
         slip::attn::require_finite(*k, "k");
         slip::attn::require_finite(*v, "v");
         slip::sage::run_forward(pr, *sp);
+    });
+}
+
+SLIP_API slip_status slip_attn_sage_block_sparse(const slip_tensor *q, const slip_tensor *k,
+                                                 const slip_tensor *v, const slip_tensor *block_mask,
+                                                 const slip_attn_params *p, const slip_sage_params *sp,
+                                                 slip_tensor *out, slip_tensor *lse) {
+    return slip::guard([&] {
+        slip::require_not_null(block_mask, "block_mask");
+        slip::sage::check_params(sp);
+        if (slip::cuda::any_on_device({q, k, v, block_mask, out, lse}))
+            return slip::cuda::attn_sage(q, k, v, nullptr, block_mask, p, sp, out, lse);
+        const slip::attn::Problem pr =
+            slip::attn::make_problem(q, k, v, nullptr, nullptr, nullptr, p, out, lse);
+        const int64_t nqt = (pr.nq + sp->block_q - 1) / sp->block_q, nkt = (pr.nk + sp->block_k - 1) / sp->block_k;
+        const slip_tensor &bm = slip::require_shape(block_mask, "block_mask", SLIP_DTYPE_U8, {pr.batch, pr.heads_q, nqt, nkt});
+        slip::attn::require_finite(*q, "q");
+        slip::attn::require_finite(*k, "k");
+        slip::attn::require_finite(*v, "v");
+        slip::sage::run_forward(pr, *sp, slip::data_as<const uint8_t>(bm));
     });
 }
 

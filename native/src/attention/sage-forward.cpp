@@ -35,8 +35,8 @@ float dot_f32(const float *a, const float *b, int64_t n) {
 class TileRunner {
   public:
     TileRunner(const attn::Problem &pr, const slip_sage_params &sp,
-               const std::vector<KvPrep> &kv)
-        : pr_(pr), sp_(sp), kv_(kv), D_(pr.dim) {}
+               const std::vector<KvPrep> &kv, const uint8_t *block_mask)
+        : pr_(pr), sp_(sp), kv_(kv), D_(pr.dim), mask_(block_mask) {}
 
     void run(int64_t task, Work &w) const {
         const int64_t nqt = (pr_.nq + sp_.block_q - 1) / sp_.block_q;
@@ -50,9 +50,12 @@ class TileRunner {
         w.m.assign(nr, -INFINITY);
         w.l.assign(nr, 0.0f);
         w.acc.assign(nr * D_, 0.0f);
+        const int64_t nkt = (pr_.nk + bk - 1) / bk;
+        const uint8_t *keep = mask_ ? mask_ + ((b * pr_.heads_q + h) * nqt + i0 / sp_.block_q) * nkt : nullptr;
         for (int64_t j0 = 0; j0 < s.nk; j0 += bk) {
             // Causality hides every later tile from every row of this one: stop, as the kernel.
             if (pr_.causal && j0 > i1 - 1 + s.causal_offset()) break;
+            if (keep && !keep[j0 / bk]) continue;  // block-sparse: the pair is skipped, not masked
             tile(s, h, i0, nr, j0, std::min(j0 + bk, s.nk), kp, w);
         }
         store(s, h, i0, nr, kp, w);
@@ -201,14 +204,15 @@ class TileRunner {
     const slip_sage_params &sp_;
     const std::vector<KvPrep> &kv_;
     const int64_t D_;
+    const uint8_t *mask_;
 };
 
 }  // namespace
 
-void run_forward(const attn::Problem &pr, const slip_sage_params &sp) {
+void run_forward(const attn::Problem &pr, const slip_sage_params &sp, const uint8_t *block_mask) {
     const float v_bound = sp.variant == SLIP_SAGE_VARIANT_SAGE2PP ? kVBound2pp : kPScale;
     const std::vector<KvPrep> kv = prepare_kv(pr, sp, sp.granularity, true, v_bound);
-    const TileRunner runner(pr, sp, kv);
+    const TileRunner runner(pr, sp, kv, block_mask);
     const int64_t nqt = (pr.nq + sp.block_q - 1) / sp.block_q;
     parallel_for(pr.batch * pr.heads_q * nqt, 1, [&](int64_t begin, int64_t end) {
         Work w;

@@ -92,7 +92,8 @@ inline MaskRow mask_row(const attn::Problem &pr, const attn::Seq &s, int64_t h, 
 }
 
 // Forward (sage-forward.cpp): writes pr.out and, when given, pr.lse.
-void run_forward(const attn::Problem &pr, const slip_sage_params &sp);
+// block_mask: U8 [B, Hq, ceil(Nq/block_q), ceil(Nk/block_k)] (1 = compute the tile pair), or null.
+void run_forward(const attn::Problem &pr, const slip_sage_params &sp, const uint8_t *block_mask = nullptr);
 
 // Gradients (sage-backward.cpp). out and d_out share q's layout and strides (pr.so for out);
 // lse [B, Hq, Nq] as pr.slse; dq like q, dk/dv like k/v.

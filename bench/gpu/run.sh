@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The GPU benchmark, in one command on a GPU machine (no Node there): build libslipstream with its
+# CUDA backend by cmake, then bench/gpu/attention.py against torch SDPA. Usage:
+#   bench/gpu/run.sh OUT_DIR [--quick] [--sanitize]
+# writes OUT_DIR/gpu.md (copy it to bench/gpu.md) and OUT_DIR/build.log.
+set -euo pipefail
+out=${1:?usage: bench/gpu/run.sh OUT_DIR [--quick] [--sanitize]}
+shift
+root=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$out"
+cmake -S "$root" -B "$root/build-gpu" -DSLIPSTREAM_TESTS=OFF -DCMAKE_BUILD_TYPE=Release >"$out/build.log" 2>&1
+cmake --build "$root/build-gpu" -j "$(nproc)" >>"$out/build.log" 2>&1 || { tail -50 "$out/build.log"; exit 1; }
+export SLIPSTREAM_LIB="$root/build-gpu/libslipstream.so"
+quick=""
+for arg in "$@"; do
+  case $arg in
+    --quick) quick=--quick ;;
+    --sanitize)
+      # Out-of-bounds and race checks on small shapes (compute-sanitizer is slow).
+      compute-sanitizer --tool memcheck --error-exitcode 9 python3 "$root/bench/gpu/attention.py" --quick --out "$out/sanitize.md" \
+        >"$out/memcheck.log" 2>&1 && echo "memcheck: clean" || { echo "memcheck: FAILED"; tail -30 "$out/memcheck.log"; }
+      ;;
+  esac
+done
+PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/attention.py" $quick --out "$out/gpu.md"

@@ -1,0 +1,20 @@
+// Entry points of the CUDA backend (native/cuda/), which the C API calls when its tensors live on
+// a CUDA device: the same functions, the device chosen by the tensors. A build without nvcc links
+// the stubs in cuda-stubs.cpp, which refuse with SLIP_STATUS_UNSUPPORTED.
+#pragma once
+
+#include <initializer_list>
+
+#include "slipstream.h"
+
+namespace slip::cuda {
+
+// True when any of the tensors (nullptr skipped) is on a CUDA device.
+bool any_on_device(std::initializer_list<const slip_tensor *> ts);
+
+// slip_attn_sage / slip_attn_sage_block_sparse on CUDA tensors; sp already checked by the caller.
+void attn_sage(const slip_tensor *q, const slip_tensor *k, const slip_tensor *v, const slip_tensor *mask,
+               const slip_tensor *block_mask, const slip_attn_params *p, const slip_sage_params *sp, slip_tensor *out,
+               slip_tensor *lse);
+
+}  // namespace slip::cuda

@@ -1,0 +1,30 @@
+// What the C API's CUDA calls do in a build without the CUDA backend: refuse, saying why.
+#include "cuda-backend.h"
+
+#include "error.h"
+
+namespace slip::cuda {
+
+bool any_on_device(std::initializer_list<const slip_tensor *> ts) {
+    for (const slip_tensor *t : ts)
+        if (t && t->device == SLIP_DEVICE_CUDA) return true;
+    return false;
+}
+
+#ifndef SLIPSTREAM_WITH_CUDA
+namespace {
+[[noreturn]] void no_cuda(const char *what) {
+    fail(SLIP_STATUS_UNSUPPORTED,
+         format("%s on CUDA tensors: this build of libslipstream has no CUDA backend (nvcc was not found when it "
+                "was built, or SLIPSTREAM_CUDA=0)",
+                what));
+}
+}  // namespace
+
+void attn_sage(const slip_tensor *, const slip_tensor *, const slip_tensor *, const slip_tensor *, const slip_tensor *,
+               const slip_attn_params *, const slip_sage_params *, slip_tensor *, slip_tensor *) {
+    no_cuda("slip_attn_sage");
+}
+#endif
+
+}  // namespace slip::cuda
