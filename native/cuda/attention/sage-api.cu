@@ -112,7 +112,7 @@ void attn_sage(const slip_tensor *q, const slip_tensor *k, const slip_tensor *v,
         fail(SLIP_STATUS_UNSUPPORTED, "expected sage_params.quantize 1 and smooth_q 0 on CUDA");
     if (sp->block_k != sage::kTileK)
         fail(SLIP_STATUS_UNSUPPORTED, format("expected sage_params.block_k 64 on CUDA (the kernel's key tile), got %d", sp->block_k));
-    if (block_mask && sp->block_q != sage::kWarps * sage::kWarpRows)
+    if (block_mask && sp->block_q != sage::kMaskRows)
         fail(SLIP_STATUS_UNSUPPORTED, format("expected sage_params.block_q 128 for the block-sparse kernel on CUDA, got %d", sp->block_q));
     const int64_t Nkp = (Nk + sage::kTileK - 1) / sage::kTileK * sage::kTileK;
     if (block_mask) {

@@ -19,9 +19,14 @@
 
 namespace slip::cuda::sage {
 
-constexpr int kTileK = 64;   // keys per K/V tile (SageAttention2's CTA_K; the FP22 flush unit)
+constexpr int kTileK = 64;     // keys per K/V tile (SageAttention2's CTA_K; the FP22 flush unit)
 constexpr int kWarpRows = 16;  // query rows per warp (one m16 MMA row block)
-constexpr int kWarps = 8;      // warps per CTA: 128 query rows
+constexpr int kWarps = 4;      // warps per CTA
+constexpr int kCtaRows = kWarps * kWarpRows;  // query rows per CTA
+// CTAs per SM the register budget is cut for: 3 x 128 threads leave 170 registers a thread (D 64
+// and 128 fit); D 256 keeps 64 accumulators more and gets 2 (255 registers).
+constexpr int ctas_per_sm(int d) { return d >= 256 ? 2 : 3; }
+constexpr int kMaskRows = 128; // query rows per block-mask tile (slip_attn_sage_block_sparse)
 
 // Position p of a 16-key group of vt holds key perm(p): thread t's fragment of m16n8k32 holds
 // logical k = 4t..4t+3, and the P fragment built from the S accumulators of two m16n8 tiles holds

@@ -22,6 +22,19 @@ namespace {
 
 constexpr float kLog2P448 = 8.807354922057604f;  // log2(448): P~ in [0, 448]
 constexpr float kLn2 = 0.6931471805599453f;
+// The S accumulators start at the bits of 1.5 * 2^23: an INT32 sum d, |d| <= 256 * 127 * 127 <
+// 2^22, then reads as the float 1.5 * 2^23 + d exactly, and one subtraction gives d as a float on
+// the full-rate FP32 pipe (I2F runs at a quarter of that, and would cost as much as the MMAs).
+constexpr int32_t kMagicBits = 0x4B400000;
+constexpr float kMagic = 12582912.0f;
+
+// 2^x on the special-function unit, one instruction (denormal results flush to 0: P~ below 2^-126
+// of 448 is 0 in E4M3 anyway).
+__device__ inline float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
 
 __device__ inline void mma_s8(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
     asm volatile(
@@ -54,6 +67,16 @@ __device__ inline uint32_t fp8x4(float x0, float x1, float x2, float x3) {
 #endif
 }
 
+// Four 8x8 b16 matrices (8 rows of 16 bytes each) from shared memory; lane L gives the address of
+// row L % 8 of matrix L / 8, and register i of thread (g, t) receives matrix i's row g, bytes
+// 4t..4t+3: for 8-bit data, an m16n8k32 B fragment half (4 k of one n).
+__device__ inline void ldmatrix_x4(uint32_t (&r)[4], const void *smem) {
+    const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+
 __device__ inline void cp_async16(void *smem, const void *gmem) {
     const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
@@ -73,14 +96,14 @@ struct Smem {
 };
 
 template <int D, bool BF16>
-__global__ void __launch_bounds__(kWarps * 32) attend_kernel(QuantBuffers buf, Shape s, int causal,
+__global__ void __launch_bounds__(kWarps * 32, ctas_per_sm(D)) attend_kernel(QuantBuffers buf, Shape s, int causal,
                                                              const uint8_t *block_mask, View4 out, float *lse) {
     using S = Smem<D>;
     extern __shared__ __align__(16) uint8_t smem[];
     const int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int hk = h / (s.Hq / s.Hk);
-    const int ra = qb * (kWarps * kWarpRows) + warp * kWarpRows + g, rb = ra + 8;
+    const int ra = qb * kCtaRows + warp * kWarpRows + g, rb = ra + 8;
     const int64_t qrow0 = (static_cast<int64_t>(b) * s.Hq + h) * s.Nq;
 
     uint32_t qa[D / 32][4];
@@ -105,13 +128,15 @@ __global__ void __launch_bounds__(kWarps * 32) attend_kernel(QuantBuffers buf, S
     // Tiles this CTA needs: all, or up to the last key its last row may see.
     const int nkt = s.Nkp / kTileK;
     int kt_end = nkt;
+    const int shift = s.Nk - s.Nq, first_row = qb * kCtaRows;
     if (causal) {
-        const int last_row = min(s.Nq - 1, (qb + 1) * kWarps * kWarpRows - 1);
-        const int last_key = last_row + (s.Nk - s.Nq);
+        const int last_key = min(s.Nq - 1, first_row + kCtaRows - 1) + shift;
         kt_end = last_key < 0 ? 0 : min(nkt, last_key / kTileK + 1);
     }
-    const int nqb = (s.Nq + kWarps * kWarpRows - 1) / (kWarps * kWarpRows);
-    const uint8_t *keep = block_mask ? block_mask + ((static_cast<int64_t>(b) * s.Hq + h) * nqb + qb) * nkt : nullptr;
+    // The block mask's query tiles are kMaskRows (128) rows: two CTAs share a row of it.
+    const int nqb = (s.Nq + kMaskRows - 1) / kMaskRows;
+    const uint8_t *keep =
+        block_mask ? block_mask + ((static_cast<int64_t>(b) * s.Hq + h) * nqb + first_row / kMaskRows) * nkt : nullptr;
     auto next = [&](int kt) {
         if (keep)
             while (kt < kt_end && !keep[kt]) ++kt;
@@ -153,37 +178,46 @@ __global__ void __launch_bounds__(kWarps * 32) attend_kernel(QuantBuffers buf, S
 
         int sacc[8][4];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) sacc[j][0] = sacc[j][1] = sacc[j][2] = sacc[j][3] = 0;
+        for (int j = 0; j < 8; ++j) sacc[j][0] = sacc[j][1] = sacc[j][2] = sacc[j][3] = kMagicBits;
+        // Lane L addresses row L % 8 of matrix L / 8: keys 8(j + m/2) + r, dims kk*32 + 16(m%2).
+        const uint8_t *kl = ks + (8 * ((lane / 8) / 2) + lane % 8) * S::kStride + 16 * ((lane / 8) % 2);
 #pragma unroll
         for (int kk = 0; kk < D / 32; ++kk)
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const uint8_t *kr = ks + (j * 8 + g) * S::kStride + kk * 32 + 4 * t;
-                mma_s8(sacc[j], qa[kk], *reinterpret_cast<const uint32_t *>(kr), *reinterpret_cast<const uint32_t *>(kr + 16));
+            for (int j = 0; j < 8; j += 2) {
+                uint32_t bf[4];
+                ldmatrix_x4(bf, kl + j * 8 * S::kStride + kk * 32);
+                mma_s8(sacc[j], qa[kk], bf[0], bf[1]);
+                mma_s8(sacc[j + 1], qa[kk], bf[2], bf[3]);
             }
 
-        // Scores in log2 units, masked past Nk and by causality.
+        // Scores in log2 units, S = S_int * q_scale * k_scale as the CPU reference rounds them;
+        // masked past Nk and by causality only on the tiles that need it.
         float sv[8][4];
         float mxa = -INFINITY, mxb = -INFINITY;
-        const int shift = s.Nk - s.Nq;
+        const bool edge = (cur + 1) * kTileK > s.Nk || (causal && (cur + 1) * kTileK - 1 > first_row + shift);
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
+        for (int j = 0; j < 8; ++j) {
+            const float2 kscale = *reinterpret_cast<const float2 *>(ss + j * 8 + 2 * t);
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
-                const int key_local = j * 8 + 2 * t + (i & 1), key = cur * kTileK + key_local, row = i < 2 ? ra : rb;
-                float x = static_cast<float>(sacc[j][i]) * (i < 2 ? qsa : qsb) * ss[key_local];
-                if (key >= s.Nk || (causal && key > row + shift)) x = -INFINITY;
+                float x = (__int_as_float(sacc[j][i]) - kMagic) * (i < 2 ? qsa : qsb) * ((i & 1) ? kscale.y : kscale.x);
+                if (edge) {
+                    const int key = cur * kTileK + j * 8 + 2 * t + (i & 1), row = i < 2 ? ra : rb;
+                    if (key >= s.Nk || (causal && key > row + shift)) x = -INFINITY;
+                }
                 sv[j][i] = x;
                 if (i < 2) mxa = fmaxf(mxa, x);
                 else mxb = fmaxf(mxb, x);
             }
+        }
         mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
         mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
         mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));
         mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 2));
         const float na = fmaxf(ma, mxa), nb = fmaxf(mb, mxb);
         // A row that has seen only -inf keeps m = -inf, alpha 1 and P~ 0 (never inf - inf).
-        const float alpha_a = ma == -INFINITY ? 1.0f : exp2f(ma - na), alpha_b = mb == -INFINITY ? 1.0f : exp2f(mb - nb);
+        const float alpha_a = ma == -INFINITY ? 1.0f : fast_exp2(ma - na), alpha_b = mb == -INFINITY ? 1.0f : fast_exp2(mb - nb);
         const float offa = na == -INFINITY ? 0.0f : kLog2P448 - na, offb = nb == -INFINITY ? 0.0f : kLog2P448 - nb;
         ma = na;
         mb = nb;
@@ -192,7 +226,7 @@ __global__ void __launch_bounds__(kWarps * 32) attend_kernel(QuantBuffers buf, S
         for (int j = 0; j < 8; ++j)
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
-                const float p = sv[j][i] == -INFINITY ? 0.0f : exp2f(sv[j][i] + (i < 2 ? offa : offb));
+                const float p = fast_exp2(sv[j][i] + (i < 2 ? offa : offb));  // masked: 2^-inf = 0
                 sv[j][i] = p;
                 if (i < 2) suma += p;
                 else sumb += p;
@@ -214,14 +248,15 @@ __global__ void __launch_bounds__(kWarps * 32) attend_kernel(QuantBuffers buf, S
             pa[c][2] = fp8x4(sv[4 * c + 2][0], sv[4 * c + 2][1], sv[4 * c + 3][0], sv[4 * c + 3][1]);
             pa[c][3] = fp8x4(sv[4 * c + 2][2], sv[4 * c + 2][3], sv[4 * c + 3][2], sv[4 * c + 3][3]);
         }
+        // Lane L addresses row L % 8 (a channel) of matrix L / 8: positions 32(m/2) + 16(m%2).
+        const uint8_t *vl = vs + (lane % 8) * S::vStride + 32 * ((lane / 8) / 2) + 16 * ((lane / 8) % 2);
 #pragma unroll
         for (int n = 0; n < D / 8; ++n) {
             float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // this tile's FP8 accumulator, then flushed
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-                const uint8_t *vr = vs + (n * 8 + g) * S::vStride + c * 32 + 4 * t;
-                mma_e4m3(part, pa[c], *reinterpret_cast<const uint32_t *>(vr), *reinterpret_cast<const uint32_t *>(vr + 16));
-            }
+            uint32_t bf[4];
+            ldmatrix_x4(bf, vl + n * 8 * S::vStride);
+            mma_e4m3(part, pa[0], bf[0], bf[1]);
+            mma_e4m3(part, pa[1], bf[2], bf[3]);
             o[n][0] += part[0];
             o[n][1] += part[1];
             o[n][2] += part[2];
@@ -264,7 +299,7 @@ void launch(const QuantBuffers &buf, const Shape &s, bool causal, const uint8_t 
     static const cudaError_t attr =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Smem<D>::total);
     (void)attr;  // a failure shows at launch
-    const dim3 grid((s.Nq + kWarps * kWarpRows - 1) / (kWarps * kWarpRows), s.Hq, s.B);
+    const dim3 grid((s.Nq + kCtaRows - 1) / kCtaRows, s.Hq, s.B);
     kernel<<<grid, kWarps * 32, Smem<D>::total, st>>>(buf, s, causal ? 1 : 0, mask, out, lse);
 }
 
