@@ -11,6 +11,7 @@
 //   (c) quantize = 0 (same tiling in FP32) within FP32 bounds; |V| > 65504 stays finite.
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "test-attention-sage-ref.h"
 
@@ -359,6 +360,28 @@ void test_block_sparse() {
     }
 }
 
+// CUDA descriptors where no GPU is (CI): a clear refusal that names CUDA, never a crash. A build
+// without the CUDA backend says it has none; one with it reaches the runtime and reports that no
+// device answers; a CPU tensor mixed in is named.
+void test_cuda_tensors_refused_cleanly() {
+    alignas(16) static uint16_t fake[4 * 64];  // never read on the host
+    auto cuda = [](std::vector<int64_t> shape) {
+        slip_tensor t = sref::tensor(shape, fake, SLIP_DTYPE_BF16);
+        t.device = SLIP_DEVICE_CUDA;
+        return t;
+    };
+    slip_tensor q = cuda({1, 1, 4, 64}), k = cuda({1, 1, 4, 64}), v = cuda({1, 1, 4, 64}), o = cuda({1, 1, 4, 64});
+    slip_attn_params p;
+    slip_attn_params_init(&p);
+    const slip_sage_params sp = sage(0, 2);
+    const slip_status st = slip_attn_sage(&q, &k, &v, nullptr, &p, &sp, &o, nullptr);
+    CHECK(st == SLIP_STATUS_UNSUPPORTED || st == SLIP_STATUS_CUDA_ERROR);
+    CHECK_MSG(std::strstr(slip_last_error(), "CUDA") != nullptr, "got: %s", slip_last_error());
+    slip_tensor cpu_v = sref::tensor({1, 1, 4, 64}, fake, SLIP_DTYPE_BF16);
+    const slip_status mixed = slip_attn_sage(&q, &k, &cpu_v, nullptr, &p, &sp, &o, nullptr);
+    CHECK(mixed == SLIP_STATUS_UNSUPPORTED || (mixed == SLIP_STATUS_INVALID_ARGUMENT && std::strstr(slip_last_error(), "v on CUDA")));
+}
+
 }  // namespace
 
 int main() {
@@ -369,5 +392,6 @@ int main() {
     test_masked_key_inert();
     test_large_v();
     test_block_sparse();
+    test_cuda_tensors_refused_cleanly();
     return slip_test::report("test-attention-sage");
 }
