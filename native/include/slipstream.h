@@ -346,13 +346,18 @@ typedef enum slip_act_quant {
                              and NVFP4 (W4A8: E2M1 x 2 is an integer, so the product is an exact
                              integer dot product per 16-column group). Other formats:
                              SLIP_STATUS_UNSUPPORTED */
-    SLIP_ACT_BF16 = 3     /* activations rounded to BF16 (nearest even) against an NVFP4 weight,
+    SLIP_ACT_BF16 = 3,    /* activations rounded to BF16 (nearest even) against an NVFP4 weight,
                              which BF16 holds exactly (E2M1 x E4M3 has at most 6 significant bits;
                              the global scale goes to the epilogue), FP32 accumulation: the
                              16-bit "high precision" of mixed-precision schemes. AMX BF16 tiles at
                              SLIP_ISA_AMX; below it the FP32 product of the rounded activations
                              and the decoded weight, equal up to FP32 summation order. Served by
                              slip_linear_plan_run_as on NVFP4 plans only */
+    SLIP_ACT_FP8 = 4      /* W4A8 on CUDA: activations quantized per token to FP8 E4M3 (scale
+                             amax/448, nearest even, saturating) against an NVFP4 weight, whose
+                             products BF16/FP16 tensor cores form exactly (both operands are exact
+                             there), FP32 accumulation; the row scale and 1/global go to the
+                             epilogue. CUDA plans only: the CPU answers SLIP_STATUS_UNSUPPORTED */
 } slip_act_quant;
 
 typedef struct slip_linear_params {
@@ -369,6 +374,18 @@ SLIP_API slip_status slip_linear_params_init(slip_linear_params *p);
  * at once. */
 typedef struct slip_linear_plan_s *slip_linear_plan_t;
 
+/* On CUDA. An NVFP4 weight whose codes, scales and global are CUDA tensors (the CPU layout above,
+ * K a multiple of 16) is planned on its device: repacked there, stream-ordered on w->codes.stream,
+ * still 4.5 bits per element; runs on other streams must be ordered after that one. Such a plan
+ * takes x BF16 or F16 [M, K] (contiguous, 16-byte aligned), bias F32 [N] or NULL, y of x's dtype
+ * [M, N], all on the weight's device, and runs on x's stream:
+ *   SLIP_ACT_NONE  W4A16: x as given against the weight decoded exactly to x's 16-bit type on
+ *                  chip, tensor-core products, FP32 accumulation, 1/global in the epilogue;
+ *   SLIP_ACT_FP8   W4A8: x quantized per token to E4M3 first (see SLIP_ACT_FP8).
+ * Either plan serves both through slip_linear_plan_run_as; other modes, other formats and GPUs
+ * below compute capability 8.9 give SLIP_STATUS_UNSUPPORTED. Activations are not checked for
+ * NaN/Inf on the device: they propagate to y. Compute capability 8.9 or newer. */
+
 SLIP_API slip_status slip_linear_plan_create(const slip_qweight *w, const slip_linear_params *p,
                                              slip_linear_plan_t *out);
 /* x: F32 [M, K]; bias: F32 [N] or NULL; y: F32 [M, N]. The result equals, up to FP32 summation
@@ -384,8 +401,8 @@ SLIP_API slip_status slip_linear_plan_run(slip_linear_plan_t plan, const slip_te
 SLIP_API slip_status slip_linear_plan_run_as(slip_linear_plan_t plan, const slip_linear_params *p,
                                              const slip_tensor *x, const slip_tensor *bias,
                                              slip_tensor *y);
-/* Resident bytes of the planned weight (panels, packed codes, scales, column sums): what the
- * plan costs in memory, for reporting a model's weight footprint. */
+/* Resident bytes of the planned weight (panels, packed codes, scales, column sums; device memory
+ * for a CUDA plan): what the plan costs in memory, for reporting a model's weight footprint. */
 SLIP_API slip_status slip_linear_plan_weight_bytes(slip_linear_plan_t plan, int64_t *bytes);
 SLIP_API void slip_linear_plan_free(slip_linear_plan_t plan);
 
@@ -600,7 +617,11 @@ SLIP_API slip_status slip_sparse_params_init(slip_sparse_params *p);
 
 /* block_mask_out: U8 [B, Hq, ceil(Nq/block_q), ceil(Nk/block_k)], 1 = keep. q, k as in
  * slip_attn_dense (HND or NHD; GQA). topk and topp may not both be 0. *sparsity_out (NULL to
- * skip) receives 1 - kept / allowed over the causally allowed pairs (0 when none is allowed). */
+ * skip) receives 1 - kept / allowed over the causally allowed pairs (0 when none is allowed).
+ * CUDA tensors (q, k BF16 or F16, D <= 256, at most 4096 key blocks; block_mask_out contiguous on
+ * the same device): the same rule with the same float64 pooling, queued on q's stream; masks
+ * equal the CPU's except where two pooled scores tie within double rounding. Asking for
+ * sparsity_out waits for the stream. */
 SLIP_API slip_status slip_attn_sparse_predict(const slip_tensor *q, const slip_tensor *k,
                                               const slip_attn_params *attn,
                                               const slip_sparse_params *sparse,

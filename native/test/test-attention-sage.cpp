@@ -380,6 +380,15 @@ void test_cuda_tensors_refused_cleanly() {
     slip_tensor cpu_v = sref::tensor({1, 1, 4, 64}, fake, SLIP_DTYPE_BF16);
     const slip_status mixed = slip_attn_sage(&q, &k, &cpu_v, nullptr, &p, &sp, &o, nullptr);
     CHECK(mixed == SLIP_STATUS_UNSUPPORTED || (mixed == SLIP_STATUS_INVALID_ARGUMENT && std::strstr(slip_last_error(), "v on CUDA")));
+    // The block-mask predictor dispatches the same way.
+    alignas(16) static uint8_t bits[1];
+    slip_tensor mask = sref::tensor({1, 1, 1, 1}, bits, SLIP_DTYPE_U8);
+    mask.device = SLIP_DEVICE_CUDA;
+    slip_sparse_params spp;
+    slip_sparse_params_init(&spp);
+    const slip_status pst = slip_attn_sparse_predict(&q, &k, &p, &spp, &mask, nullptr);
+    CHECK(pst == SLIP_STATUS_UNSUPPORTED || pst == SLIP_STATUS_CUDA_ERROR);
+    CHECK_MSG(std::strstr(slip_last_error(), "CUDA") != nullptr, "got: %s", slip_last_error());
 }
 
 }  // namespace

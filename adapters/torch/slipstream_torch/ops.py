@@ -95,3 +95,33 @@ def sage_attention_block_sparse(q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
 @sage_attention_block_sparse.register_fake
 def _(q, k, v, block_mask, causal=False, scale=0.0, layout="HND", granularity="thread", smooth_k=True):
     return torch.empty_like(q), q.new_empty(_lse_shape(q, layout), dtype=torch.float32)
+
+
+@torch.library.custom_op("slipstream::sparse_predict", mutates_args=())
+def sparse_predict(q: torch.Tensor, k: torch.Tensor, causal: bool = False, scale: float = 0.0, layout: str = "HND",
+                   topk: float = 0.5, topp: float = 0.0, sim_threshold: float = -0.1, attention_sink: bool = False,
+                   smooth_k: bool = True) -> torch.Tensor:
+    """SpargeAttention2's block mask, uint8 [B, Hq, ceil(Nq/128), ceil(Nk/64)] (1 = compute), the
+    input of sage_attention_block_sparse. Top-k and Top-p both on = the hybrid rule."""
+    options = dict(topk=topk, topp=topp, sim_threshold=sim_threshold, attention_sink=attention_sink, smooth_k=smooth_k)
+    if q.is_cuda:
+        sp = _attn.sparse_params(**options)
+        p = _attn.attn_params(layout, causal, scale if scale > 0 else None)
+        b, hq, nq = _lse_shape(q, layout)
+        nk = k.shape[2] if layout == "HND" else k.shape[1]
+        mask = torch.empty(b, hq, -(-nq // sp.block_q), -(-nk // sp.block_k), dtype=torch.uint8, device=q.device)
+        tq, tk, tm = (_cuda_desc(t) for t in (q, k, mask))
+        check(_attn._fn("slip_attn_sparse_predict", _attn._PRED)(_c.byref(tq), _c.byref(tk), _c.byref(p), _c.byref(sp),
+                                                                  _c.byref(tm), None))
+        return mask
+    mask, _ = _attn.sparse_predict(q.detach().float().contiguous().numpy(), k.detach().float().contiguous().numpy(),
+                                   layout=layout, causal=causal, scale=scale if scale > 0 else None, **options)
+    return torch.from_numpy(mask)
+
+
+@sparse_predict.register_fake
+def _(q, k, causal=False, scale=0.0, layout="HND", topk=0.5, topp=0.0, sim_threshold=-0.1, attention_sink=False,
+      smooth_k=True):
+    b, hq, nq = _lse_shape(q, layout)
+    nk = k.shape[2] if layout == "HND" else k.shape[1]
+    return q.new_empty((b, hq, -(-nq // 128), -(-nk // 64)), dtype=torch.uint8)

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "attention-common.h"
+#include "base/cuda-backend.h"
 #include "base/error.h"
 #include "base/kernels.h"
 #include "base/tensor.h"
@@ -91,6 +92,8 @@ slip_status slip_attn_sparse_predict(const slip_tensor *q, const slip_tensor *k,
                                      slip_tensor *block_mask_out, double *sparsity_out) {
     return slip::guard([&] {
         slip::require_not_null(q, "q");
+        if (slip::cuda::any_on_device({q, k, block_mask_out}))
+            return slip::cuda::attn_sparse_predict(q, k, attn, &check_params(sparse), block_mask_out, sparsity_out);
         // make_problem validates q and k as slip_attn_dense does; prediction has no v or out,
         // so k stands in for v and a copy of q's descriptor for out (read, never written).
         slip_tensor out_view = *q;

@@ -17,4 +17,8 @@ void attn_sage(const slip_tensor *q, const slip_tensor *k, const slip_tensor *v,
                const slip_tensor *block_mask, const slip_attn_params *p, const slip_sage_params *sp, slip_tensor *out,
                slip_tensor *lse);
 
+// slip_attn_sparse_predict on CUDA tensors; sp already checked by the caller.
+void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_attn_params *attn,
+                         const slip_sparse_params *sp, slip_tensor *block_mask_out, double *sparsity_out);
+
 }  // namespace slip::cuda

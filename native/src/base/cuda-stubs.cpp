@@ -25,6 +25,11 @@ void attn_sage(const slip_tensor *, const slip_tensor *, const slip_tensor *, co
                const slip_attn_params *, const slip_sage_params *, slip_tensor *, slip_tensor *) {
     no_cuda("slip_attn_sage");
 }
+
+void attn_sparse_predict(const slip_tensor *, const slip_tensor *, const slip_attn_params *, const slip_sparse_params *,
+                         slip_tensor *, double *) {
+    no_cuda("slip_attn_sparse_predict");
+}
 #endif
 
 }  // namespace slip::cuda
