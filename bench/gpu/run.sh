@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU benchmark, in one command on a GPU machine (no Node there): build libslipstream with its
-# CUDA backend by cmake, then bench/gpu/attention.py against torch SDPA. Usage:
+# CUDA backend by cmake, then bench/gpu/attention.py against torch SDPA and bench/gpu/gemm.py against
+# torch.matmul / torch._scaled_mm. Usage:
 #   bench/gpu/run.sh OUT_DIR [--quick] [--sanitize]
-# writes OUT_DIR/gpu.md (copy it to bench/gpu.md) and OUT_DIR/build.log.
+# writes OUT_DIR/gpu.md (copy it to bench/gpu.md), OUT_DIR/gemm.md and OUT_DIR/build.log.
 set -euo pipefail
 out=${1:?usage: bench/gpu/run.sh OUT_DIR [--quick] [--sanitize]}
 shift
@@ -19,7 +20,12 @@ for arg in "$@"; do
       # Out-of-bounds and race checks on small shapes (compute-sanitizer is slow).
       compute-sanitizer --tool memcheck --error-exitcode 9 python3 "$root/bench/gpu/attention.py" --quick --out "$out/sanitize.md" \
         >"$out/memcheck.log" 2>&1 && echo "memcheck: clean" || { echo "memcheck: FAILED"; tail -30 "$out/memcheck.log"; }
+      compute-sanitizer --tool memcheck --error-exitcode 9 python3 "$root/bench/gpu/gemm.py" --quick --no-flush \
+        --out "$out/sanitize-gemm.md" >"$out/memcheck-gemm.log" 2>&1 && echo "memcheck (gemm): clean" \
+        || { echo "memcheck (gemm): FAILED"; tail -30 "$out/memcheck-gemm.log"; }
       ;;
   esac
 done
+python3 -m pytest -q -p no:cacheprovider "$root/bench/gpu/test_gemm_cuda.py" | tail -3
 PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/attention.py" $quick --out "$out/gpu.md"
+PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/gemm.py" $quick --out "$out/gemm.md"

@@ -535,9 +535,47 @@ int main() {
             CHECK_FAILS(slip_linear_plan_create(&wf.q, &p, &plan), SLIP_STATUS_UNSUPPORTED, text.c_str());
             CHECK(plan == nullptr);
         }
-        p.act_quant = 4;
+        p.act_quant = 5;
         Weight nv = make_weight(SLIP_FORMAT_NVFP4, 8, 256);
         CHECK_FAILS(slip_linear_plan_create(&nv.q, &p, &plan), SLIP_STATUS_INVALID_ARGUMENT, "SLIP_ACT_BF16 (3)");
+        // FP8 activations (W4A8) are a CUDA plan's; the CPU refuses them, at create and at run_as.
+        p.act_quant = SLIP_ACT_FP8;
+        CHECK_FAILS(slip_linear_plan_create(&nv.q, &p, &plan), SLIP_STATUS_UNSUPPORTED, "CUDA");
+        CHECK(plan == nullptr);
+        p.act_quant = SLIP_ACT_INT8;
+        CHECK_OK(slip_linear_plan_create(&nv.q, &p, &plan));
+        {
+            std::vector<float> xn(2 * 256, 0.25f), yn(2 * 8);
+            int64_t xns[2] = {2, 256}, yns[2] = {2, 8};
+            slip_tensor XN, YN;
+            slip_tensor_init(&XN, xn.data(), SLIP_DTYPE_F32, 2, xns);
+            slip_tensor_init(&YN, yn.data(), SLIP_DTYPE_F32, 2, yns);
+            slip_linear_params pf;
+            slip_linear_params_init(&pf);
+            pf.act_quant = SLIP_ACT_FP8;
+            CHECK_FAILS(slip_linear_plan_run_as(plan, &pf, &XN, nullptr, &YN), SLIP_STATUS_UNSUPPORTED, "CUDA");
+        }
+        slip_linear_plan_free(plan);
+        plan = nullptr;
+        // A weight on a CUDA device goes to the CUDA backend, which plans NVFP4 with NONE or FP8
+        // activations; where no GPU is (CI) it refuses with a sentence naming CUDA, never a crash.
+        {
+            Weight cw = make_weight(SLIP_FORMAT_NVFP4, 8, 256);
+            cw.q.codes.device = cw.q.scales.device = cw.q.global.device = SLIP_DEVICE_CUDA;
+            slip_linear_params pc;
+            slip_linear_params_init(&pc);
+            const slip_status st = slip_linear_plan_create(&cw.q, &pc, &plan);
+            CHECK(st == SLIP_STATUS_UNSUPPORTED || st == SLIP_STATUS_CUDA_ERROR);
+            CHECK_MSG(std::strstr(slip_last_error(), "CUDA") != nullptr, "got: %s", slip_last_error());
+            CHECK(plan == nullptr);
+            pc.act_quant = SLIP_ACT_INT8;
+            CHECK_FAILS(slip_linear_plan_create(&cw.q, &pc, &plan), SLIP_STATUS_UNSUPPORTED, "CUDA");
+            Weight c8 = make_weight(SLIP_FORMAT_INT8, 8, 256);
+            c8.q.codes.device = c8.q.scales.device = SLIP_DEVICE_CUDA;
+            pc.act_quant = SLIP_ACT_NONE;
+            CHECK_FAILS(slip_linear_plan_create(&c8.q, &pc, &plan), SLIP_STATUS_UNSUPPORTED, "CUDA");
+            CHECK(plan == nullptr);
+        }
         // BF16 activations need a weight BF16 holds exactly: NVFP4 only.
         p.act_quant = SLIP_ACT_BF16;
         for (int32_t f : {SLIP_FORMAT_INT8, SLIP_FORMAT_F32, SLIP_FORMAT_MXFP4}) {

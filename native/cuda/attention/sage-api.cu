@@ -9,27 +9,12 @@
 #include "base/cuda-backend.h"
 #include "base/error.h"
 #include "base/tensor.h"
+#include "../cuda-common.cuh"
 #include "sage-cuda.cuh"
 
 namespace slip::cuda {
 
 namespace {
-
-void check_cuda(cudaError_t e, const char *what) {
-    if (e != cudaSuccess) fail(SLIP_STATUS_CUDA_ERROR, format("%s: %s", what, cudaGetErrorString(e)));
-}
-
-// Runs on the tensors' device and puts the caller's current device back.
-struct DeviceScope {
-    int prev = -1;
-    explicit DeviceScope(int device) {
-        check_cuda(cudaGetDevice(&prev), "cudaGetDevice");
-        if (prev != device) check_cuda(cudaSetDevice(device), "cudaSetDevice");
-    }
-    ~DeviceScope() {
-        if (prev >= 0) cudaSetDevice(prev);
-    }
-};
 
 const slip_tensor &require_cuda(const slip_tensor *t, const char *name, int device) {
     require_not_null(t, name);

@@ -17,6 +17,7 @@
 #include "base/cuda-backend.h"
 #include "base/error.h"
 #include "base/tensor.h"
+#include "../cuda-common.cuh"
 
 namespace slip::cuda {
 
@@ -232,10 +233,6 @@ __global__ void select_blocks(Dims s, float scale, float topk, float topp, float
     }
 }
 
-void check_cuda(cudaError_t e, const char *what) {
-    if (e != cudaSuccess) fail(SLIP_STATUS_CUDA_ERROR, format("%s: %s", what, cudaGetErrorString(e)));
-}
-
 View view(const slip_tensor *t, const char *name, int32_t layout, int dev, int64_t (&ext)[4]) {
     require_not_null(t, name);
     if (t->device != SLIP_DEVICE_CUDA || t->device_index != dev)
@@ -286,15 +283,7 @@ void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_
                  static_cast<int>(nqb), static_cast<int>(nkb), attn->causal != 0};
     const float scale = attn->scale > 0.0f ? attn->scale : 1.0f / std::sqrt(static_cast<float>(D));
 
-    int prev = -1;
-    check_cuda(cudaGetDevice(&prev), "cudaGetDevice");
-    if (prev != dev) check_cuda(cudaSetDevice(dev), "cudaSetDevice");
-    struct Restore {
-        int d;
-        ~Restore() {
-            if (d >= 0) cudaSetDevice(d);
-        }
-    } restore{prev};
+    DeviceScope scope(dev);
     cudaStream_t st = static_cast<cudaStream_t>(q->stream);
     const int chunks = static_cast<int>((Nk + kChunkRows - 1) / kChunkRows);
     const int64_t n_part = B * Hk * chunks * D, n_kmean = B * Hk * D, n_qm = B * Hq * nqb * D, n_qs = B * Hq * nqb,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <memory>
 
 #include "slipstream.h"
 
@@ -16,6 +17,14 @@ bool any_on_device(std::initializer_list<const slip_tensor *> ts);
 void attn_sage(const slip_tensor *q, const slip_tensor *k, const slip_tensor *v, const slip_tensor *mask,
                const slip_tensor *block_mask, const slip_attn_params *p, const slip_sage_params *sp, slip_tensor *out,
                slip_tensor *lse);
+
+// slip_linear_plan_* for a weight on a CUDA device (native/cuda/gemm/). The plan is opaque here:
+// its deleter frees the device copy. create validates w and p; run takes the activation mode of
+// this call (the plan's own, or run_as's).
+std::shared_ptr<void> linear_plan_create(const slip_qweight *w, const slip_linear_params *p);
+void linear_plan_run(const void *plan, const slip_linear_params *p, const slip_tensor *x, const slip_tensor *bias,
+                     slip_tensor *y);
+int64_t linear_plan_weight_bytes(const void *plan);
 
 // slip_attn_sparse_predict on CUDA tensors; sp already checked by the caller.
 void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_attn_params *attn,

@@ -30,6 +30,17 @@ void attn_sparse_predict(const slip_tensor *, const slip_tensor *, const slip_at
                          slip_tensor *, double *) {
     no_cuda("slip_attn_sparse_predict");
 }
+
+std::shared_ptr<void> linear_plan_create(const slip_qweight *, const slip_linear_params *) {
+    no_cuda("slip_linear_plan_create");
+}
+
+// No CUDA plan can exist in this build; these are here for the linker.
+void linear_plan_run(const void *, const slip_linear_params *, const slip_tensor *, const slip_tensor *, slip_tensor *) {
+    no_cuda("slip_linear_plan_run");
+}
+
+int64_t linear_plan_weight_bytes(const void *) { no_cuda("slip_linear_plan_weight_bytes"); }
 #endif
 
 }  // namespace slip::cuda

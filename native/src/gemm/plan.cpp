@@ -2,6 +2,7 @@
 // quantization, then one of the two drivers).
 #include <vector>
 
+#include "../base/cuda-backend.h"
 #include "../base/error.h"
 #include "../base/kernels.h"
 #include "../base/tensor.h"
@@ -79,7 +80,13 @@ SLIP_API slip_status slip_linear_plan_run(slip_linear_plan_t plan, const slip_te
                                           const slip_tensor *bias, slip_tensor *y) {
     return slip::guard([&] {
         slip::require_not_null(plan, "plan");
-        run_plan(*plan->plan, plan->plan->path, plan->plan->act_global, x, bias, y);
+        const slip::gemm::Plan &pl = *plan->plan;
+        if (pl.cuda) {
+            slip_linear_params own{};
+            own.act_quant = pl.act_quant;
+            return slip::cuda::linear_plan_run(pl.cuda.get(), &own, x, bias, y);
+        }
+        run_plan(pl, pl.path, pl.act_global, x, bias, y);
     });
 }
 
@@ -90,6 +97,10 @@ SLIP_API slip_status slip_linear_plan_run_as(slip_linear_plan_t plan, const slip
         slip::require_not_null(plan, "plan");
         slip::require_not_null(p, "p");
         const Plan &pl = *plan->plan;
+        if (pl.cuda) return slip::cuda::linear_plan_run(pl.cuda.get(), p, x, bias, y);
+        if (p->act_quant == SLIP_ACT_FP8)
+            slip::fail(SLIP_STATUS_UNSUPPORTED, "expected a plan of an NVFP4 weight on a CUDA device for p.act_quant "
+                                                "SLIP_ACT_FP8 (FP8 activations run on CUDA only), got a CPU plan");
         const bool fp4 = pl.path == Path::NVFP4_A8 || pl.path == Path::NVFP4_A4 || pl.path == Path::NVFP4_BF16;
         Path path = pl.path;
         if (fp4 && p->act_quant == SLIP_ACT_NONE) path = Path::F32;  // PackedFp4 decodes as a BSource
@@ -112,6 +123,10 @@ SLIP_API slip_status slip_linear_plan_weight_bytes(slip_linear_plan_t plan, int6
         slip::require_not_null(plan, "plan");
         slip::require_not_null(bytes, "bytes");
         const Plan &pl = *plan->plan;
+        if (pl.cuda) {
+            *bytes = slip::cuda::linear_plan_weight_bytes(pl.cuda.get());
+            return;
+        }
         int64_t b = static_cast<int64_t>(pl.col_scale.size() * sizeof(float));
         if (const auto *nib = dynamic_cast<const NibbleSource *>(pl.b.get()))
             b += static_cast<int64_t>(nib->bytes.size() + nib->factor.size() * sizeof(float));
@@ -131,6 +146,10 @@ SLIP_API slip_status slip_linear(const slip_tensor *x, const slip_qweight *w,
                                  slip_tensor *y) {
     return slip::guard([&] {
         auto plan = slip::gemm::build_plan(w, p);
+        if (plan->cuda) {
+            slip_linear_params defaults{};
+            return slip::cuda::linear_plan_run(plan->cuda.get(), p ? p : &defaults, x, bias, y);
+        }
         run_plan(*plan, plan->path, plan->act_global, x, bias, y);
     });
 }

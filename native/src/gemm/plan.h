@@ -45,6 +45,9 @@ struct Plan {
     std::unique_ptr<BSource> b;     // FP32 paths; the PackedFp4 of NVFP4_A8/A4
     std::vector<float> col_scale;   // FP8 dynamic: per-row weight scale, applied in the epilogue
     PackedI8 i8;                    // W8A8
+    // A weight on a CUDA device: its plan there (native/cuda/gemm/, opaque; freeing it frees the
+    // device copy). The members above then stay empty.
+    std::shared_ptr<void> cuda;
 };
 
 // Validates w and p and builds the plan (weights.cpp).

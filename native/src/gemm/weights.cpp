@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "../base/cpu.h"
+#include "../base/cuda-backend.h"
 #include "../base/error.h"
 #include "../base/tensor.h"
 #include "../quant/element.h"
@@ -252,12 +253,20 @@ void plan_nibbles(const slip_qweight &w, bool integer, Plan &pl) {
 
 std::unique_ptr<Plan> build_plan(const slip_qweight *w, const slip_linear_params *p) {
     require_not_null(w, "w");
+    // The weight's device picks the backend (w.global is not looked at: formats without one may
+    // leave it unset).
+    if (cuda::any_on_device({&w->codes, &w->scales})) {
+        auto pl = std::make_unique<Plan>();
+        pl->format = w->params.format;
+        pl->cuda = cuda::linear_plan_create(w, p);
+        return pl;
+    }
     slip_linear_params defaults{};
     if (!p) p = &defaults;
-    if (p->act_quant < SLIP_ACT_NONE || p->act_quant > SLIP_ACT_BF16)
+    if (p->act_quant < SLIP_ACT_NONE || p->act_quant > SLIP_ACT_FP8)
         fail(SLIP_STATUS_INVALID_ARGUMENT,
-             format("expected SLIP_ACT_NONE (0), SLIP_ACT_DYNAMIC (1), SLIP_ACT_INT8 (2) or SLIP_ACT_BF16 (3) for "
-                    "p.act_quant, got %d",
+             format("expected SLIP_ACT_NONE (0), SLIP_ACT_DYNAMIC (1), SLIP_ACT_INT8 (2), SLIP_ACT_BF16 (3) or "
+                    "SLIP_ACT_FP8 (4) for p.act_quant, got %d",
                     p->act_quant));
     if (!(std::isfinite(p->act_global_scale) && p->act_global_scale >= 0.0f))
         fail(SLIP_STATUS_INVALID_ARGUMENT,
@@ -265,6 +274,11 @@ std::unique_ptr<Plan> build_plan(const slip_qweight *w, const slip_linear_params
     const bool int8 = p->act_quant == SLIP_ACT_INT8, bf16 = p->act_quant == SLIP_ACT_BF16;
     const bool dynamic = p->act_quant == SLIP_ACT_DYNAMIC || int8 || bf16;
     const int32_t f = w->params.format;
+    if (p->act_quant == SLIP_ACT_FP8)
+        fail(SLIP_STATUS_UNSUPPORTED,
+             format("expected an NVFP4 weight on a CUDA device for p.act_quant SLIP_ACT_FP8 (FP8 activations "
+                    "against NVFP4 run on CUDA only), got a %s weight on the CPU",
+                    format_name(f)));
     auto pl = std::make_unique<Plan>();
     pl->format = f;
     const bool has_dynamic = f == SLIP_FORMAT_INT8 || f == SLIP_FORMAT_FP8_E4M3 ||

@@ -1,0 +1,219 @@
+"""GPU side of the linear benchmark: libslipstream's NVFP4-weight GEMMs on CUDA (W4A16 and W4A8, one
+plan, slip_linear_plan_run_as) next to torch.matmul in bf16 and torch._scaled_mm in FP8, measured in
+the same run on the same card, and their accuracy against float64. Run by bench/gpu/run.sh on a
+GPU machine; writes markdown.
+
+    SLIPSTREAM_LIB=build-gpu/libslipstream.so python3 bench/gpu/gemm.py --out gemm.md [--quick] [--no-flush]
+
+Weights: random normal [N, K], quantized to NVFP4 on the GPU by the small torch quantizer below
+(compressed-tensors' recipe: global = 448*6/amax(W), one E4M3 scale amax16/6*global per 16 columns,
+codes by nearest E2M1). Activations: random normal bf16 with a few large channels. Times: CUDA
+events around each call (the GPU kept busy ahead of it, so host overhead is out), median of repeats
+after warm-up, L2 flushed before each (so weights come from HBM, as in a model whose weights don't
+all fit in L2); ours includes quantizing x (W4A8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "adapters" / "torch"))
+from slipstream_torch.gemm_cuda import CudaLinearPlan  # noqa: E402
+
+DEV = "cuda"
+E2M1 = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+
+
+def quantize_nvfp4(w: torch.Tensor):
+    """float32 [N, K] (K a multiple of 16) -> codes uint8 [N, K/2], scales float8_e4m3fn [N, K/16],
+    global float32 [1]; weight = e2m1(code) * scale / global."""
+    n, k = w.shape
+    g = (448.0 * 6.0 / w.abs().max().float()).reshape(1)
+    blocks = w.float().view(n, k // 16, 16)
+    s = (blocks.abs().amax(-1) / 6.0 * g).clamp(max=448.0).to(torch.float8_e4m3fn)
+    sd = s.float()[..., None]
+    q = torch.where(sd > 0, blocks * g / torch.where(sd > 0, sd, 1.0), 0.0)
+    mid = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0], device=w.device)
+    code = torch.bucketize(q.abs().clamp(max=6.0), mid).to(torch.uint8) | ((q < 0).to(torch.uint8) << 3)
+    code = code.view(n, k)
+    return (code[:, 0::2] | (code[:, 1::2] << 4)).contiguous(), s.contiguous(), g.contiguous()
+
+
+def dequantize_nvfp4(codes, scales, g) -> torch.Tensor:
+    """The float64 [N, K] weight the codes stand for."""
+    n = codes.shape[0]
+    c = torch.stack([codes & 15, codes >> 4], -1).view(n, -1).long()
+    lut = torch.tensor(E2M1, dtype=torch.float64, device=codes.device)
+    v = lut[c & 7] * (1 - 2 * (c >> 3)).double()
+    return (v.view(n, -1, 16) * scales.double()[..., None] / g.double()).view(n, -1)
+
+
+def make_x(m, k, dtype, seed):
+    gen = torch.Generator(device=DEV).manual_seed(seed)
+    x = torch.randn(m, k, device=DEV, generator=gen)
+    x[:, torch.arange(7, k, 97, device=DEV)] *= 8.0  # a few outlier channels, as activations have
+    return x.to(dtype)
+
+
+def fp8_rows(x: torch.Tensor) -> torch.Tensor:
+    """x with each row through E4M3 at scale amax/448 (SLIP_ACT_FP8's numerics), float64. The
+    quotient is taken in float64; the kernel's float32 quotient rounds to another E4M3 value only
+    next to a tie."""
+    xf = x.double()
+    s = xf.abs().amax(-1, keepdim=True) / 448.0
+    q = torch.where(s > 0, xf / torch.where(s > 0, s, 1.0), 0.0).float().clamp(-448, 448).to(torch.float8_e4m3fn)
+    return q.double() * s
+
+
+def rel_l2(y, ref):
+    return ((y.double() - ref).norm() / ref.norm()).item()
+
+
+def time_ms(fn, flush, warmup=5, reps=30):
+    """Median over reps of the GPU time of one call; with flush, L2 is overwritten before each. A spin
+    kernel ahead of each call keeps the GPU busy while the host queues it, so host overhead (Python,
+    ctypes) stays out of the interval: these are kernel times."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        if flush is not None:
+            flush.zero_()
+        torch.cuda._sleep(1_000_000)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        ts.append(a.elapsed_time(b))
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def card():
+    name = torch.cuda.get_device_name()
+    try:
+        drv = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
+                             text=True, check=True).stdout.strip().splitlines()[0]
+    except Exception as e:  # noqa: BLE001 - reported, not fatal
+        drv = f"unknown ({e})"
+    return name, drv
+
+
+def accuracy(lines, shapes):
+    lines += ["## Accuracy against float64 (the dequantized NVFP4 weight times x as given)", "",
+              "| M, K, N | x | bias | kernel | W4A16 rel L2 | W4A8 rel L2 | W4A8 vs fp64 of its own FP8 x |",
+              "|---|---|---|---|---:|---:|---:|"]
+    for i, (m, k, n, dtype, with_bias) in enumerate(shapes):
+        gen = torch.Generator(device=DEV).manual_seed(100 + i)
+        w = torch.randn(n, k, device=DEV, generator=gen)
+        codes, scales, g = quantize_nvfp4(w)
+        wd = dequantize_nvfp4(codes, scales, g)
+        x = make_x(m, k, dtype, 200 + i)
+        bias = torch.randn(n, device=DEV, generator=gen) if with_bias else None
+        rows = torch.arange(m, device=DEV) if m <= 256 else torch.linspace(0, m - 1, 256, device=DEV).round().long()
+        ref = x[rows].double() @ wd.T + (bias.double() if with_bias else 0)
+        ref8 = fp8_rows(x[rows]) @ wd.T + (bias.double() if with_bias else 0)
+        with CudaLinearPlan(codes, scales, g) as plan:
+            y16 = plan(x, bias)[rows]
+            y8 = plan(x, bias, activations="fp8")[rows]
+        kernel = "skinny" if m <= 64 else "tiled"
+        lines.append(f"| {m}, {k}, {n} | {str(dtype).replace('torch.', '')} | {'yes' if with_bias else 'no'} | {kernel} | "
+                     f"{rel_l2(y16, ref):.2e} | {rel_l2(y8, ref):.2e} | {rel_l2(y8, ref8):.2e} |")
+        print(lines[-1], flush=True)
+    lines.append("")
+
+
+def speed(lines, ms, kns, flush):
+    lines += ["## Speed (K = N; weight bytes: ours 4.5 bits per weight, bf16 16, FP8 8)", "",
+              "| M | K = N | kernel | ms | TFLOPS | weight GB/s | speed vs bf16 matmul |",
+              "|---:|---:|---|---:|---:|---:|---:|"]
+    for kn in kns:
+        gen = torch.Generator(device=DEV).manual_seed(kn)
+        w = torch.randn(kn, kn, device=DEV, generator=gen)
+        codes, scales, g = quantize_nvfp4(w)
+        wd = dequantize_nvfp4(codes, scales, g)
+        w16 = wd.to(torch.bfloat16)
+        sw = (wd.abs().max() / 448.0).float()
+        w8 = (wd / sw).float().to(torch.float8_e4m3fn)
+        del wd, w
+        plan = CudaLinearPlan(codes, scales, g)
+        ours_bytes = plan.weight_bytes
+        for m in ms:
+            x = make_x(m, kn, torch.bfloat16, m)
+            sx = (x.float().abs().max() / 448.0).float()
+            x8 = (x.float() / sx).to(torch.float8_e4m3fn)
+            y = torch.empty(m, kn, dtype=torch.bfloat16, device=DEV)
+            flops = 2.0 * m * kn * kn
+            runs = [("ours W4A16", ours_bytes, lambda: plan(x, out=y)),
+                    ("ours W4A8 (x quantized in the call)", ours_bytes, lambda: plan(x, activations="fp8", out=y)),
+                    ("torch.matmul bf16", 2 * kn * kn, lambda: torch.matmul(x, w16.T)),
+                    ("torch._scaled_mm FP8 (per-tensor)", kn * kn,
+                     lambda: torch._scaled_mm(x8, w8.T, scale_a=sx, scale_b=sw, out_dtype=torch.bfloat16))]
+            times = {}
+            for label, _, fn in runs:
+                try:
+                    times[label] = time_ms(fn, flush)
+                except RuntimeError as e:  # a backend that refuses the shape is reported, not fatal
+                    print(f"{label} refused M={m}: {str(e).splitlines()[0]}", flush=True)
+                    times[label] = float("nan")
+            base = times["torch.matmul bf16"]
+            for label, nbytes, _ in runs:
+                t = times[label]
+                lines.append(f"| {m} | {kn} | {label} | {t:.4f} | {flops / t / 1e9:.1f} | {nbytes / t / 1e6:.0f} | "
+                             f"{base / t:.2f}× |")
+                print(lines[-1], flush=True)
+            del x, x8, y
+        plan.close()
+        del w16, w8, codes, scales
+        torch.cuda.empty_cache()
+    lines.append("")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true", help="small shapes only (a check, not the table)")
+    ap.add_argument("--no-flush", action="store_true", help="leave L2 warm between timed calls")
+    a = ap.parse_args()
+    name, drv = card()
+    cc = torch.cuda.get_device_capability()
+    flush = None if a.no_flush else torch.empty(256 << 20, dtype=torch.uint8, device=DEV)
+    lines = ["# GPU linear benchmark (NVFP4 weights)", "",
+             "Generated by `bench/gpu/run.sh` (bench/gpu/gemm.py) on the GPU machine; do not edit by hand.", "",
+             f"- Card: {name} (sm_{cc[0]}{cc[1]}), driver {drv}, torch {torch.__version__}, CUDA {torch.version.cuda}; "
+             f"{datetime.date.today().isoformat()}",
+             "- Ours: libslipstream's CUDA linear plan of an NVFP4 weight (`slip_linear_plan_run_as`): W4A16 decodes the "
+             "weight exactly to bf16 on chip (mma.sync m16n8k16, FP32 accumulation); W4A8 first quantizes x per token "
+             "to E4M3 (scale amax/448) and multiplies the exact bf16 images of both. M <= 64: the memory-bound skinny "
+             "kernel (K split over CTAs when the columns are few); larger M: 128 x 256 tiles, 3 cp.async stages.",
+             "- torch: `torch.matmul` in bf16 on the dequantized weight, `torch._scaled_mm` FP8 E4M3 with per-tensor "
+             "scales (x quantized outside the timed call). TFLOPS = 2·M·N·K / time; weight GB/s = bytes of the weight "
+             "in its format / time.",
+             f"- L2 {'flushed (256 MB memset) before every timed call' if flush is not None else 'left warm'}.",
+             ""]
+    acc_shapes = [(1, 4096, 4096, torch.bfloat16, False), (16, 4096, 4096, torch.bfloat16, True),
+                  (4096, 4096, 4096, torch.bfloat16, False), (16, 4096, 4096, torch.float16, False),
+                  (512, 4096, 4096, torch.float16, True), (5, 1040, 1003, torch.bfloat16, True),
+                  (37, 272, 520, torch.float16, False), (64, 2064, 200, torch.bfloat16, True),
+                  (65, 1040, 1003, torch.bfloat16, True), (300, 8192, 136, torch.float16, False)]
+    ms, kns = (1, 16, 4096), (4096, 8192)
+    if a.quick:
+        acc_shapes = [s for s in acc_shapes if s[0] * s[1] * s[2] <= 1 << 31]
+        ms, kns = (1, 16, 1024), (4096,)
+    accuracy(lines, acc_shapes)
+    speed(lines, ms, kns, flush)
+    Path(a.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+// Host-side pieces every CUDA entry point shares: CUDA errors as the library's errors, and running
+// on the tensors' device without leaving the caller's current device changed.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "base/error.h"
+
+namespace slip::cuda {
+
+inline void check_cuda(cudaError_t e, const char *what) {
+    if (e == cudaSuccess) return;
+    cudaGetLastError();  // a sticky error stays; a plain one is consumed so it does not poison later calls
+    fail(e == cudaErrorMemoryAllocation ? SLIP_STATUS_OUT_OF_MEMORY : SLIP_STATUS_CUDA_ERROR,
+         format("%s: %s", what, cudaGetErrorString(e)));
+}
+
+class DeviceScope {
+  public:
+    explicit DeviceScope(int device) {
+        check_cuda(cudaGetDevice(&prev_), "cudaGetDevice");
+        if (prev_ != device) check_cuda(cudaSetDevice(device), "cudaSetDevice");
+    }
+    ~DeviceScope() {
+        if (prev_ >= 0) cudaSetDevice(prev_);
+    }
+    DeviceScope(const DeviceScope &) = delete;
+    DeviceScope &operator=(const DeviceScope &) = delete;
+
+  private:
+    int prev_ = -1;
+};
+
+}  // namespace slip::cuda
