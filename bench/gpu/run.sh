@@ -3,7 +3,8 @@
 # CUDA backend by cmake, then bench/gpu/attention.py against torch SDPA and bench/gpu/gemm.py against
 # torch.matmul / torch._scaled_mm. Usage:
 #   bench/gpu/run.sh OUT_DIR [--quick] [--sanitize]
-# writes OUT_DIR/gpu.md (copy it to bench/gpu.md), OUT_DIR/gemm.md and OUT_DIR/build.log.
+# writes OUT_DIR/gpu.md and OUT_DIR/gemm.md (copy them to bench/gpu.md and bench/gpu-gemm.md) and
+# OUT_DIR/build.log; the GPU tests (bench/gpu/test_*.py) run first.
 set -euo pipefail
 out=${1:?usage: bench/gpu/run.sh OUT_DIR [--quick] [--sanitize]}
 shift

@@ -100,8 +100,7 @@ __global__ void __launch_bounds__(kWarps * 32, ctas_per_sm(D)) attend_kernel(Qua
                                                              const uint8_t *block_mask, View4 out, float *lse) {
     using S = Smem<D>;
     extern __shared__ __align__(16) uint8_t smem[];
-    // Causal: the last query tiles see the most keys; launching them first keeps the tail short.
-    const int qb = causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int hk = h / (s.Hq / s.Hk);
     const int ra = qb * kCtaRows + warp * kWarpRows + g, rb = ra + 8;
