@@ -105,7 +105,8 @@ const CONFIGS: [string, string, Record<string, unknown>][] = [
   ['combined', 'DMPQ + TDC + PDR (GPTQ)', { 'mixed-precision': { route: 'dmpq', checkpoint: GPTQ }, 'delta-cache': TDC_DEFAULT }],
   ['combined', 'DMPQ + TDC + PDR, outlier layers FP32 not BF16 (GPTQ)', { 'mixed-precision': { route: 'dmpq', checkpoint: GPTQ }, 'delta-cache': { ...TDC_DEFAULT, purifyPrecision: 'full' } }],
   ['combined', 'DMPQ + TDC + PDR, round-to-nearest weights', { 'mixed-precision': { route: 'dmpq' }, 'delta-cache': TDC_DEFAULT }],
-  ['combined', 'DMPQ + TDC + PDR + sparse attention (GPTQ)', { 'mixed-precision': { route: 'dmpq', checkpoint: GPTQ }, 'delta-cache': TDC_DEFAULT, 'sparse-attention': { topk: 0.5 } }],
+  ['combined', 'DMPQ + TDC + PDR + sparse FP32 attention (GPTQ)', { 'mixed-precision': { route: 'dmpq', checkpoint: GPTQ }, 'delta-cache': TDC_DEFAULT, 'sparse-attention': { topk: 0.5, precision: 'fp32' } }],
+  ['combined', 'DMPQ + TDC + PDR + sparse INT8/BF16 attention (GPTQ)', { 'mixed-precision': { route: 'dmpq', checkpoint: GPTQ }, 'delta-cache': TDC_DEFAULT, 'sparse-attention': { topk: 0.5 } }],
   ['combined', 'everything (workflows/default.json)', {}],
 ];
 

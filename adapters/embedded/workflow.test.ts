@@ -64,7 +64,7 @@ describe('loadWorkflow', () => {
     expect(w.accelerate).toStrictEqual({
       'mixed-precision': { route: 'dmpq', hadamardBlock: 128, checkpoint: 'nvfp4/model.safetensors' },
       'delta-cache': { threshold: 0.25, maxSkips: 3, purify: true, warmupSteps: 4, finalSteps: 1, outlierRatio: 25, purifyPrecision: 'bf16' },
-      'sparse-attention': { topk: 0.5, topp: 0, startPercent: 0.2, endPercent: 1, denseBlocks: 1 },
+      'sparse-attention': { topk: 0.5, topp: 0, startPercent: 0.2, endPercent: 1, denseBlocks: 1, precision: 'int8' },
     });
   });
 

@@ -586,6 +586,18 @@ SLIP_API slip_status slip_attn_sage_backward(const slip_tensor *q, const slip_te
                                              const slip_sage_params *sp, slip_tensor *dq,
                                              slip_tensor *dk, slip_tensor *dv);
 
+/* Low-bit attention for the CPU, fast (where slip_attn_sage emulates the GPU's numerics exactly):
+ * K minus its token mean (exact for softmax), Q and K to INT8 per token (amax/127, half away from
+ * zero), S = int32(Qc Kc^T) * sq * sk * scale in FP32, softmax in FP32, P and V rounded to BF16,
+ * out = (P~ V~) / l with FP32 accumulation, l the sum of the unrounded P. AMX tiles (INT8 and BF16)
+ * at SLIP_ISA_AMX with D a multiple of 64; the same numbers in scalar code otherwise (equal up to
+ * FP32 summation order and exp2's last bits). q, k, v, out as slip_attn_dense, FP32, not causal,
+ * no token mask, no varlen; block_mask (U8 [B, Hq, ceil(Nq/128), ceil(Nk/64)], 1 = compute) or
+ * NULL makes it block-sparse (rows that keep nothing get 0). Inputs must be finite. */
+SLIP_API slip_status slip_attn_lowbit(const slip_tensor *q, const slip_tensor *k, const slip_tensor *v,
+                                      const slip_tensor *block_mask, const slip_attn_params *p,
+                                      slip_tensor *out);
+
 /* --- attention: SpargeAttention2 mask prediction and SLA2 (section owner: sparse) */
 
 /* Training-free block-mask prediction (SpargeAttn / SpargeAttention2, arXiv 2602.13515).
@@ -830,8 +842,19 @@ typedef struct slip_wan_block_options {
                             pooled mass; both: their union). 0 and 0 = dense */
     float sparse_topp;
     int32_t guard_precision; /* what the outlier guard promotes to: FULL (default) or BF16 */
-    int32_t reserved[3];
+    int32_t attention;       /* slip_wan_attention of the self-attention: FP32 (default) */
+    int32_t reserved[2];
 } slip_wan_block_options;
+
+/* Self-attention arithmetic of a block. LOWBIT is SageAttention's recipe on the CPU: K minus its
+ * token mean, Q and K in INT8 per token (amax/127), scores from exact INT32 products, softmax in
+ * FP32, P and V in BF16 with FP32 accumulation; AMX tiles where present (head dim a multiple of
+ * 64), the same numbers in scalar code elsewhere. Block-sparse with sparse_topk/topp as FP32 is.
+ * Cross-attention (a few context keys) stays FP32. */
+typedef enum slip_wan_attention {
+    SLIP_WAN_ATTENTION_FP32 = 0,
+    SLIP_WAN_ATTENTION_LOWBIT = 1
+} slip_wan_attention;
 
 SLIP_API slip_status slip_wan_block_options_init(slip_wan_block_options *o);
 

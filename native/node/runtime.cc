@@ -68,6 +68,7 @@ class WanSession : public Napi::ObjectWrap<WanSession> {
         if (opts.has("precision")) o.precision = opts.i32("precision");
         if (opts.has("outlierGuard")) o.outlier_guard = opts.f32("outlierGuard");
         if (opts.has("guardPrecision")) o.guard_precision = opts.i32("guardPrecision");
+        if (opts.has("attention")) o.attention = opts.i32("attention");
         if (opts.has("sparseTopk")) o.sparse_topk = opts.f32("sparseTopk");
         if (opts.has("sparseTopp")) o.sparse_topp = opts.f32("sparseTopp");
         slip_wan_block_stats st{};

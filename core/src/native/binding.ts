@@ -222,6 +222,7 @@ export interface NativeWanBlockOptions {
   precision?: number;
   outlierGuard?: number;
   guardPrecision?: number;
+  attention?: number;
   sparseTopk?: number;
   sparseTopp?: number;
 }

@@ -28,6 +28,8 @@ export interface BlockRunOptions {
    *  (0 = rule off; both 0 = dense). */
   sparseTopk?: number;
   sparseTopp?: number;
+  /** Self-attention in INT8 (q·k, per token, smooth-K) and BF16 (p·v): slip_attn_lowbit's recipe. */
+  lowBitAttention?: boolean;
 }
 
 /** What one runBlock measured (means over every element of the block's input/residual). */
@@ -87,6 +89,7 @@ export class WanSession {
         guardPrecision: PRECISION_CODE[guard],
         sparseTopk: options.sparseTopk ?? 0,
         sparseTopp: options.sparseTopp ?? 0,
+        attention: options.lowBitAttention ? 1 : 0,
       }),
     );
     return {

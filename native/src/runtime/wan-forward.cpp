@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "../base/error.h"
 #include "../base/tensor.h"
@@ -26,9 +27,10 @@ void require_finite(const slip_tensor &t, const char *name) {
 }
 
 // softmax(q k^T / sqrt(hd)) v with q [B, Lq, H, hd], k and v [B, Lk, H, hd] (NHD, no transposes);
-// block-sparse on a predicted SpargeAttention2 mask when topk or topp > 0. Returns the sparsity.
+// block-sparse on a predicted SpargeAttention2 mask when topk or topp > 0; low-bit (INT8 QK, BF16
+// PV: attention/lowbit.h) when asked. Returns the sparsity.
 double attend(const float *q, const float *k, const float *v, float *out, int64_t batch, int64_t lq,
-              int64_t lk, int64_t heads, int64_t hd, float topk = 0.0f, float topp = 0.0f) {
+              int64_t lk, int64_t heads, int64_t hd, float topk = 0.0f, float topp = 0.0f, bool low_bit = false) {
     slip_tensor qt, kt, vt, ot;
     const int64_t qs[4] = {batch, lq, heads, hd}, ks[4] = {batch, lk, heads, hd};
     slip_tensor_init(&qt, const_cast<float *>(q), SLIP_DTYPE_F32, 4, qs);
@@ -38,7 +40,27 @@ double attend(const float *q, const float *k, const float *v, float *out, int64_
     slip_attn_params p;
     slip_attn_params_init(&p);
     p.layout = SLIP_ATTN_NHD;
-    if (topk > 0.0f || topp > 0.0f) {
+    const bool sparse = topk > 0.0f || topp > 0.0f;
+    if (low_bit) {
+        double sparsity = 0.0;
+        std::vector<uint8_t> keep;
+        slip_tensor mt;
+        if (sparse) {
+            slip_sparse_params sp;
+            slip_sparse_params_init(&sp);
+            sp.topk = topk;
+            sp.topp = topp;
+            const int64_t ms[4] = {batch, heads, (lq + sp.block_q - 1) / sp.block_q, (lk + sp.block_k - 1) / sp.block_k};
+            keep.resize(static_cast<size_t>(ms[0] * ms[1] * ms[2] * ms[3]));
+            slip_tensor_init(&mt, keep.data(), SLIP_DTYPE_U8, 4, ms);
+            const slip_status st = slip_attn_sparse_predict(&qt, &kt, &p, &sp, &mt, &sparsity);
+            if (st != SLIP_STATUS_OK) fail(st, slip_last_error());
+        }
+        const slip_status st = slip_attn_lowbit(&qt, &kt, &vt, sparse ? &mt : nullptr, &p, &ot);
+        if (st != SLIP_STATUS_OK) fail(st, slip_last_error());
+        return sparsity;
+    }
+    if (sparse) {
         slip_sparse_params sp;
         slip_sparse_params_init(&sp);
         sp.topk = topk;
@@ -235,7 +257,8 @@ void run_block(const Model &m, int64_t i, const Step &s, float *x, Scratch &w,
     rope_apply(w.q.data(), B, H, s.rope);
     rope_apply(w.k.data(), B, H, s.rope);
     const double sparsity = attend(w.q.data(), w.k.data(), w.v.data(), w.att.data(), B, L, L, H, hd,
-                                   options ? options->sparse_topk : 0.0f, options ? options->sparse_topp : 0.0f);
+                                   options ? options->sparse_topk : 0.0f, options ? options->sparse_topp : 0.0f,
+                                   options && options->attention == SLIP_WAN_ATTENTION_LOWBIT);
     if (probe) probe->attention_sparsity = static_cast<float>(sparsity);
     sa.o.run(w.att.data(), rows, w.h.data(), choose(w.att.data(), rows * d, 1));
     gated_residual(x, w.h.data(), B, L, d, mod + 2 * d, stride);

@@ -131,6 +131,9 @@ SLIP_API slip_status slip_wan_session_run_block(slip_wan_session_t session, int6
         if (options && (options->precision < SLIP_WAN_PRECISION_FULL || options->precision > SLIP_WAN_PRECISION_BF16))
             fail(SLIP_STATUS_INVALID_ARGUMENT,
                  format("expected options.precision FULL (0), INT8 (1), NVFP4 (2) or BF16 (3), got %d", options->precision));
+        if (options && options->attention != SLIP_WAN_ATTENTION_FP32 && options->attention != SLIP_WAN_ATTENTION_LOWBIT)
+            fail(SLIP_STATUS_INVALID_ARGUMENT,
+                 format("expected options.attention FP32 (0) or LOWBIT (1), got %d", options->attention));
         if (options && options->guard_precision != SLIP_WAN_PRECISION_FULL && options->guard_precision != SLIP_WAN_PRECISION_BF16)
             fail(SLIP_STATUS_INVALID_ARGUMENT,
                  format("expected options.guard_precision FULL (0) or BF16 (3), got %d", options->guard_precision));
