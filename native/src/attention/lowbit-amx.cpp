@@ -32,6 +32,32 @@ T *grow(std::vector<T> &v, int64_t n) {
 
 }  // namespace
 
+float quantize_row_amx(const float *x, const float *shift, int64_t n, int8_t *codes) {
+    // sage::int8_code on 16 lanes: x / s (IEEE), ± 0.5 toward the sign, clamp, truncate.
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 amax = zero;
+    for (int64_t c = 0; c < n; c += 16) {
+        const __mmask16 m = static_cast<__mmask16>(n - c >= 16 ? 0xffff : (1u << (n - c)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + c);
+        if (shift) v = _mm512_sub_ps(v, _mm512_maskz_loadu_ps(m, shift + c));
+        amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+    }
+    const float s = _mm512_reduce_max_ps(amax) / 127.0f;
+    const __m512 sv = _mm512_set1_ps(s), half = _mm512_set1_ps(0.5f), lim = _mm512_set1_ps(127.0f);
+    for (int64_t c = 0; c < n; c += 16) {
+        const __mmask16 m = static_cast<__mmask16>(n - c >= 16 ? 0xffff : (1u << (n - c)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + c);
+        if (shift) v = _mm512_sub_ps(v, _mm512_maskz_loadu_ps(m, shift + c));
+        __m512 t = s == 0.0f ? zero : _mm512_div_ps(v, sv);
+        const __mmask16 neg = _mm512_cmp_ps_mask(t, zero, _CMP_LT_OQ);
+        t = _mm512_mask_sub_ps(_mm512_add_ps(t, half), neg, t, half);
+        t = _mm512_min_ps(_mm512_max_ps(t, _mm512_sub_ps(zero, lim)), lim);
+        if (s == 0.0f) t = zero;
+        _mm_mask_storeu_epi8(codes + c, m, _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(t)));
+    }
+    return s;
+}
+
 void head_amx(const Head &h) {
     const int64_t hd = h.hd, lk = h.lk, lkp = (lk + 31) / 32 * 32, chunks = hd / 64, dtiles = hd / 16;
     const int64_t nkb = (lk + kMaskK - 1) / kMaskK;
@@ -39,28 +65,38 @@ void head_amx(const Head &h) {
     thread_local std::vector<uint16_t> vp, pb;
     thread_local std::vector<int32_t> sbuf;
     thread_local std::vector<float> obuf;
-    // K as tdpbssd B tiles: [key tile][chunk][row r][4n + i] = K[16 tile + n][64 chunk + 4r + i].
+    // K as tdpbssd B tiles: [key tile][chunk][row r][4n + i] = K[16 tile + n][64 chunk + 4r + i]:
+    // one 4-byte word of a key row per (r, n).
     int8_t *K = grow(kp, lkp / 16 * chunks * 1024);
     for (int64_t kt = 0; kt < lkp / 16; ++kt)
-        for (int64_t c = 0; c < chunks; ++c) {
-            int8_t *t = K + (kt * chunks + c) * 1024;
-            for (int r = 0; r < 16; ++r)
-                for (int n = 0; n < 16; ++n) {
-                    const int64_t key = kt * 16 + n;
-                    for (int i = 0; i < 4; ++i) t[r * 64 + 4 * n + i] = key < lk ? h.kc[key * hd + 64 * c + 4 * r + i] : 0;
+        for (int n = 0; n < 16; ++n) {
+            const int64_t key = kt * 16 + n;
+            for (int64_t c = 0; c < chunks; ++c) {
+                int8_t *t = K + (kt * chunks + c) * 1024 + 4 * n;
+                for (int r = 0; r < 16; ++r) {
+                    uint32_t w = 0;
+                    if (key < lk) std::memcpy(&w, h.kc + key * hd + 64 * c + 4 * r, 4);
+                    std::memcpy(t + r * 64, &w, 4);
                 }
+            }
         }
-    // V as tdpbf16ps B tiles: [key chunk of 32][channel tile][row r][2n + i] = V[32 chunk + 2r + i][16 tile + n].
+    // V as tdpbf16ps B tiles: [key chunk of 32][channel tile][row r][2n + i] = V[32 chunk + 2r + i][16 tile + n]:
+    // the 16 channels of keys 2r and 2r + 1 interleaved by one permute.
+    alignas(64) static const uint16_t pair_idx[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                                      8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i pairs = _mm512_load_si512(pair_idx);
     uint16_t *V = grow(vp, lkp / 32 * dtiles * 512);
     for (int64_t kc = 0; kc < lkp / 32; ++kc)
-        for (int64_t dt = 0; dt < dtiles; ++dt) {
-            uint16_t *t = V + (kc * dtiles + dt) * 512;
-            for (int r = 0; r < 16; ++r)
-                for (int n = 0; n < 16; ++n)
-                    for (int i = 0; i < 2; ++i) {
-                        const int64_t key = kc * 32 + 2 * r + i;
-                        t[r * 32 + 2 * n + i] = key < lk ? h.vb[key * hd + dt * 16 + n] : 0;
-                    }
+        for (int r = 0; r < 16; ++r) {
+            const int64_t k0 = kc * 32 + 2 * r, k1 = k0 + 1;
+            for (int64_t dt = 0; dt < dtiles; ++dt) {
+                const __m256i a = k0 < lk ? _mm256_loadu_si256(reinterpret_cast<const __m256i *>(h.vb + k0 * hd + dt * 16))
+                                          : _mm256_setzero_si256();
+                const __m256i b = k1 < lk ? _mm256_loadu_si256(reinterpret_cast<const __m256i *>(h.vb + k1 * hd + dt * 16))
+                                          : _mm256_setzero_si256();
+                const __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+                _mm512_storeu_si512(V + (kc * dtiles + dt) * 512 + r * 32, _mm512_permutexvar_epi16(pairs, ab));
+            }
         }
     int32_t *S = grow(sbuf, 16 * lkp);
     uint16_t *P = grow(pb, 16 * lkp);
@@ -120,6 +156,10 @@ void head_amx(const Head &h) {
             __m512 sum = _mm512_setzero_ps();
             const __m512 mv = _mm512_set1_ps(m == -INFINITY ? 0.0f : m);
             for (int64_t j = 0; j < lkp; j += 16) {
+                if (!kept(j)) {  // dropped by the mask: P~ 0, no exp2 (PV skips the chunk too)
+                    _mm256_storeu_si256(reinterpret_cast<__m256i *>(prow + j), _mm256_setzero_si256());
+                    continue;
+                }
                 const __m512 p = exp2_avx512(_mm512_sub_ps(_mm512_loadu_ps(srow + j), mv));
                 sum = _mm512_add_ps(sum, p);
                 _mm256_storeu_si256(reinterpret_cast<__m256i *>(prow + j), (__m256i)_mm512_cvtneps_pbh(p));

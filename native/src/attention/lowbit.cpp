@@ -87,9 +87,10 @@ void attend(const Problem &pr, const uint8_t *keep) {
             for (int64_t j = 0; j < lk; ++j)
                 for (int64_t c = 0; c < hd; ++c) sum[c] += pr.k_row(s, hk, j)[c];
             for (int64_t c = 0; c < hd; ++c) mean[c] = static_cast<float>(sum[c] / static_cast<double>(lk));
-            for (int64_t i = 0; i < lq; ++i) qs[i] = quantize_row(pr.q_row(s, hh, i), nullptr, hd, &qc[i * hd]) * pr.scale;
+            auto quantize = amx ? quantize_row_amx : quantize_row;
+            for (int64_t i = 0; i < lq; ++i) qs[i] = quantize(pr.q_row(s, hh, i), nullptr, hd, &qc[i * hd]) * pr.scale;
             for (int64_t j = 0; j < lk; ++j) {
-                ks[j] = quantize_row(pr.k_row(s, hk, j), mean.data(), hd, &kc[j * hd]);
+                ks[j] = quantize(pr.k_row(s, hk, j), mean.data(), hd, &kc[j * hd]);
                 const float *vj = pr.v_row(s, hk, j);
                 for (int64_t c = 0; c < hd; ++c) vb[j * hd + c] = bf16_bits(vj[c]);
             }

@@ -36,5 +36,8 @@ void attend(const Problem &pr, const uint8_t *keep);
 
 void head_portable(const Head &h);
 void head_amx(const Head &h);
+// One row to INT8 with its own scale amax/127 (returned), x - shift when shift is given; the AVX-512
+// twin of the scalar one in lowbit.cpp, bit for bit.
+float quantize_row_amx(const float *x, const float *shift, int64_t n, int8_t *codes);
 
 }  // namespace slip::attn::lowbit
