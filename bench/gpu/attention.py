@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "adapters" / "torch"))
 from slipstream_torch import attention as cpu_attn  # noqa: E402
 from slipstream_torch import ops  # noqa: E402,F401  (registers torch.ops.slipstream)
+from card import card  # noqa: E402  (bench/gpu/card.py)
 
 DEV = "cuda"
 
@@ -117,16 +117,6 @@ def sdpa(backend, q, k, v, causal):
 
 def flops(b, hq, n, d, causal):
     return 4.0 * b * hq * n * n * d / (2 if causal else 1)
-
-
-def card():
-    name = torch.cuda.get_device_name()
-    try:
-        drv = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
-                             text=True, check=True).stdout.strip().splitlines()[0]
-    except Exception as e:  # noqa: BLE001 - reported, not fatal
-        drv = f"unknown ({e})"
-    return name, drv
 
 
 def main():

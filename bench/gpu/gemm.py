@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "adapters" / "torch"))
 from slipstream_torch.gemm_cuda import CudaLinearPlan  # noqa: E402
+from card import card  # noqa: E402  (bench/gpu/card.py)
 
 DEV = "cuda"
 E2M1 = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
@@ -96,16 +96,6 @@ def time_ms(fn, flush, warmup=5, reps=30):
         ts.append(a.elapsed_time(b))
     ts.sort()
     return ts[len(ts) // 2]
-
-
-def card():
-    name = torch.cuda.get_device_name()
-    try:
-        drv = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
-                             text=True, check=True).stdout.strip().splitlines()[0]
-    except Exception as e:  # noqa: BLE001 - reported, not fatal
-        drv = f"unknown ({e})"
-    return name, drv
 
 
 def accuracy(lines, shapes):

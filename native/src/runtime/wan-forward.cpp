@@ -28,7 +28,7 @@ void require_finite(const slip_tensor &t, const char *name) {
 
 // softmax(q k^T / sqrt(hd)) v with q [B, Lq, H, hd], k and v [B, Lk, H, hd] (NHD, no transposes);
 // block-sparse on a predicted SpargeAttention2 mask when topk or topp > 0; low-bit (INT8 QK, BF16
-// PV: attention/lowbit.h) when asked. Returns the sparsity.
+// PV: slip_attn_lowbit) when asked. Returns the sparsity.
 double attend(const float *q, const float *k, const float *v, float *out, int64_t batch, int64_t lq,
               int64_t lk, int64_t heads, int64_t hd, float topk = 0.0f, float topp = 0.0f, bool low_bit = false) {
     slip_tensor qt, kt, vt, ot;
@@ -40,39 +40,32 @@ double attend(const float *q, const float *k, const float *v, float *out, int64_
     slip_attn_params p;
     slip_attn_params_init(&p);
     p.layout = SLIP_ATTN_NHD;
+    slip_sparse_params sp;
+    slip_sparse_params_init(&sp);
+    sp.topk = topk;
+    sp.topp = topp;
     const bool sparse = topk > 0.0f || topp > 0.0f;
+    double sparsity = 0.0;
+    slip_status st;
     if (low_bit) {
-        double sparsity = 0.0;
+        // The SpargeAttention2 mask first, then the low-bit kernel on the pairs it keeps.
         std::vector<uint8_t> keep;
         slip_tensor mt;
         if (sparse) {
-            slip_sparse_params sp;
-            slip_sparse_params_init(&sp);
-            sp.topk = topk;
-            sp.topp = topp;
             const int64_t ms[4] = {batch, heads, (lq + sp.block_q - 1) / sp.block_q, (lk + sp.block_k - 1) / sp.block_k};
             keep.resize(static_cast<size_t>(ms[0] * ms[1] * ms[2] * ms[3]));
             slip_tensor_init(&mt, keep.data(), SLIP_DTYPE_U8, 4, ms);
-            const slip_status st = slip_attn_sparse_predict(&qt, &kt, &p, &sp, &mt, &sparsity);
+            st = slip_attn_sparse_predict(&qt, &kt, &p, &sp, &mt, &sparsity);
             if (st != SLIP_STATUS_OK) fail(st, slip_last_error());
         }
-        const slip_status st = slip_attn_lowbit(&qt, &kt, &vt, sparse ? &mt : nullptr, &p, &ot);
-        if (st != SLIP_STATUS_OK) fail(st, slip_last_error());
-        return sparsity;
+        st = slip_attn_lowbit(&qt, &kt, &vt, sparse ? &mt : nullptr, &p, &ot);
+    } else if (sparse) {
+        st = slip_attn_sparse(&qt, &kt, &vt, nullptr, &p, &sp, &ot, nullptr, nullptr, &sparsity);
+    } else {
+        st = slip_attn_dense(&qt, &kt, &vt, nullptr, nullptr, nullptr, &p, &ot, nullptr);
     }
-    if (sparse) {
-        slip_sparse_params sp;
-        slip_sparse_params_init(&sp);
-        sp.topk = topk;
-        sp.topp = topp;
-        double sparsity = 0.0;
-        const slip_status st = slip_attn_sparse(&qt, &kt, &vt, nullptr, &p, &sp, &ot, nullptr, nullptr, &sparsity);
-        if (st != SLIP_STATUS_OK) fail(st, slip_last_error());
-        return sparsity;
-    }
-    const slip_status st = slip_attn_dense(&qt, &kt, &vt, nullptr, nullptr, nullptr, &p, &ot, nullptr);
     if (st != SLIP_STATUS_OK) fail(st, slip_last_error());
-    return 0.0;
+    return sparsity;
 }
 
 }  // namespace
