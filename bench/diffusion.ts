@@ -23,7 +23,7 @@ import { AcceleratedRunner } from '../adapters/embedded/pipeline.js';
 import { concatFrames } from '../adapters/embedded/report/index.js';
 import { LatentCodec, PromptTable, WAN_MINI_DIR, generateVideo } from '../adapters/embedded/wan-mini.js';
 import { workflowSchema, type Workflow } from '../adapters/embedded/workflow.js';
-import { psnr, ssim } from '../core/src/metrics/index.js';
+import { psnr, ssim, summarize } from '../core/src/metrics/index.js';
 import { capabilities, packageRoot } from '../core/src/native/index.js';
 import { GaussianNoise, WanModel, modelDenoiser, type Denoiser } from '../core/src/runtime/index.js';
 import { parseJsonFile } from '../core/src/schema/index.js';
@@ -69,10 +69,7 @@ class TorchPeer {
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
+const median = (xs: number[]) => summarize(xs).median;
 
 type Accelerate = Workflow['accelerate'];
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "adapters" / "torch"))
 from slipstream_torch import attention as cpu_attn  # noqa: E402
 from slipstream_torch import ops  # noqa: E402,F401  (registers torch.ops.slipstream)
-from card import card  # noqa: E402  (bench/gpu/card.py)
+from measure import card, time_ms  # noqa: E402  (bench/gpu/measure.py)
 
 DEV = "cuda"
 
@@ -86,22 +86,6 @@ def errors(out_rows, ref):
     rel_l1 = ((o - r).abs().sum() / r.abs().sum()).item()
     cos = F.cosine_similarity(o.flatten(), r.flatten(), 0).item()
     return rel_l1, cos, bool(torch.isfinite(o).all())
-
-
-def time_ms(fn, warmup=3, reps=10):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        ts.append(a.elapsed_time(b))
-    ts.sort()
-    return ts[len(ts) // 2]
 
 
 def ours(q, k, v, causal, mask=None):

@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "adapters" / "torch"))
 from slipstream_torch.gemm_cuda import CudaLinearPlan  # noqa: E402
-from card import card  # noqa: E402  (bench/gpu/card.py)
+from measure import card, time_ms as gpu_time_ms  # noqa: E402  (bench/gpu/measure.py)
 
 DEV = "cuda"
 E2M1 = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
@@ -80,22 +80,12 @@ def time_ms(fn, flush, warmup=5, reps=30):
     """Median over reps of the GPU time of one call; with flush, L2 is overwritten before each. A spin
     kernel ahead of each call keeps the GPU busy while the host queues it, so host overhead (Python,
     ctypes) stays out of the interval: these are kernel times."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    def before():
         if flush is not None:
             flush.zero_()
         torch.cuda._sleep(1_000_000)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        ts.append(a.elapsed_time(b))
-    ts.sort()
-    return ts[len(ts) // 2]
+
+    return gpu_time_ms(fn, warmup, reps, before)
 
 
 def accuracy(lines, shapes):

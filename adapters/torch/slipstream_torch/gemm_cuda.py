@@ -18,32 +18,14 @@ from typing import Optional
 
 import torch
 
-from ._lib import SlipLinearParams, SlipQuantParams, SlipQweight, SlipstreamError, SlipTensor, check, declare
+from ._lib import SlipLinearParams, SlipQweight, SlipstreamError, check
+from .linear import PlanHandle, _fn
 from .ops import _cuda_desc
 
 # slip_act_quant values a CUDA plan serves.
 ACTIVATIONS = {"none": 0, "fp8": 4}
 _NVFP4 = 4
 _F8_E4M3 = 4
-
-_S, _P = _c.c_int32, _c.POINTER
-_fns: dict = {}
-
-
-def _fn(name: str):
-    if name not in _fns:
-        protos = {
-            "slip_quant_params_init": (_S, [_P(SlipQuantParams), _c.c_int32]),
-            "slip_linear_params_init": (_S, [_P(SlipLinearParams)]),
-            "slip_linear_plan_create": (_S, [_P(SlipQweight), _P(SlipLinearParams), _P(_c.c_void_p)]),
-            "slip_linear_plan_run_as": (_S, [_c.c_void_p, _P(SlipLinearParams), _P(SlipTensor), _P(SlipTensor),
-                                             _P(SlipTensor)]),
-            "slip_linear_plan_weight_bytes": (_S, [_c.c_void_p, _P(_c.c_int64)]),
-            "slip_linear_plan_free": (None, [_c.c_void_p]),
-        }
-        restype, argtypes = protos[name]
-        _fns[name] = declare(name, restype, argtypes)
-    return _fns[name]
 
 
 def _params(activations: str) -> SlipLinearParams:
@@ -66,7 +48,7 @@ def _require_cuda(t, name: str, dtypes: tuple) -> torch.Tensor:
     return t.contiguous()
 
 
-class CudaLinearPlan:
+class CudaLinearPlan(PlanHandle):
     """y = x @ W.T (+ bias) for one NVFP4 weight on the GPU, planned once (the library keeps a
     repacked device copy; the tensors passed in may be freed afterwards). activations: the plan's
     default, "none" (W4A16) or "fp8" (W4A8); each call may ask for the other."""
@@ -126,21 +108,3 @@ class CudaLinearPlan:
         return y
 
     __call__ = run
-
-    def close(self) -> None:
-        """Frees the device copy (waits for work still queued on it); idempotent."""
-        if self._plan is not None:
-            _fn("slip_linear_plan_free")(self._plan)
-            self._plan = None
-
-    def __enter__(self) -> "CudaLinearPlan":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass

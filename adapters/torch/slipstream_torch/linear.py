@@ -43,6 +43,9 @@ def _fn(name: str):
             "slip_linear_params_init": (_S, [_P(SlipLinearParams)]),
             "slip_linear_plan_create": (_S, [_P(SlipQweight), _P(SlipLinearParams), _P(_c.c_void_p)]),
             "slip_linear_plan_run": (_S, [_c.c_void_p, _P(SlipTensor), _P(SlipTensor), _P(SlipTensor)]),
+            "slip_linear_plan_run_as": (_S, [_c.c_void_p, _P(SlipLinearParams), _P(SlipTensor), _P(SlipTensor),
+                                             _P(SlipTensor)]),
+            "slip_linear_plan_weight_bytes": (_S, [_c.c_void_p, _P(_c.c_int64)]),
             "slip_linear_plan_free": (None, [_c.c_void_p]),
             "slip_gemm_f32": (_S, [_P(SlipTensor), _P(SlipTensor), _P(SlipTensor), _P(SlipTensor)]),
             "slip_bench_peak": (_S, [_c.c_int32, _c.c_double, _P(_c.c_double)]),
@@ -124,7 +127,34 @@ def _qweight(w) -> tuple[SlipQweight, int, int, str, list]:
     return q, codes.shape[0], codes.shape[1] * per_item, fmt, keep
 
 
-class LinearPlan:
+class PlanHandle:
+    """Owns one native slip_linear_plan_t (self._plan): freed by close(), a with-block or the GC."""
+
+    _plan = None
+
+    def close(self) -> None:
+        """Frees the native plan (a CUDA one waits for work still queued on it); idempotent."""
+        if self._plan is not None:
+            _fn("slip_linear_plan_free")(self._plan)
+            self._plan = None
+
+    free = close
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        # Interpreter shutdown may have torn down the module globals already.
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class LinearPlan(PlanHandle):
     """y = x @ W.T (+ bias) for one weight, planned once.
 
     w: quantize()'s dict ({"format", "codes", "scales", "global", "options"}) or a float32 [N, K]
@@ -168,27 +198,6 @@ class LinearPlan:
         return y.reshape(*lead, self.n)
 
     __call__ = run
-
-    def close(self) -> None:
-        """Frees the native plan; idempotent."""
-        if self._plan is not None:
-            _fn("slip_linear_plan_free")(self._plan)
-            self._plan = None
-
-    free = close
-
-    def __enter__(self) -> "LinearPlan":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        # Interpreter shutdown may have torn down the module globals already.
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def gemm_f32(x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray:

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../base/bf16.h"
 #include "../base/cpu.h"
 #include "../base/thread-pool.h"
 #include "sage.h"
@@ -12,20 +13,6 @@
 namespace slip::attn::lowbit {
 
 namespace {
-
-uint16_t bf16_bits(float f) {
-    uint32_t b;
-    std::memcpy(&b, &f, 4);
-    if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((b >> 16) | 0x40);
-    return static_cast<uint16_t>((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
-}
-
-float bf16_value(uint16_t h) {
-    const uint32_t b = static_cast<uint32_t>(h) << 16;
-    float f;
-    std::memcpy(&f, &b, 4);
-    return f;
-}
 
 // One row to INT8 with its own scale amax/127 (sage::int8_code rounds as SageAttention does).
 float quantize_row(const float *x, const float *shift, int64_t n, int8_t *codes) {

@@ -34,10 +34,7 @@ void run_fp4_bf16(const float *x, int64_t m, const PackedFp4 &w, const float *bi
         return;
     }
     Aligned<float> xr(m * k);
-    for (int64_t i = 0; i < m * k; ++i) {
-        const uint32_t bits = static_cast<uint32_t>(xb[i]) << 16;
-        std::memcpy(xr.data() + i, &bits, 4);
-    }
+    for (int64_t i = 0; i < m * k; ++i) xr.data()[i] = bf16_value(xb[i]);
     Epilogue ep;
     ep.bias = bias;
     run_f32(xr.data(), m, w, ep, y);

@@ -6,18 +6,10 @@
 
 #include <cstdint>
 
+#include "../base/bf16.h"
 #include "fp4-int.h"
 
 namespace slip::gemm {
-
-// Round-to-nearest-even to BF16 (NaN stays NaN), as bits; the AMX driver and the FP32 emulation
-// round identically.
-inline uint16_t bf16_bits(float f) {
-    uint32_t b;
-    __builtin_memcpy(&b, &f, 4);
-    if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((b >> 16) | 0x40);
-    return static_cast<uint16_t>((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
-}
 
 // Rows [r0, r1) of x [m, k] rounded into dst [m, k]. The AVX-512 twin is the same loop compiled
 // for it (the compiler vectorizes the integer rounding).
