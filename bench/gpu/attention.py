@@ -14,8 +14,10 @@ repeats after warm-up; our time includes quantizing Q, K and V (the whole slip_a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -88,6 +90,16 @@ def errors(out_rows, ref):
     return rel_l1, cos, bool(torch.isfinite(o).all())
 
 
+@contextlib.contextmanager
+def mma_sync_kernel():
+    """Runs slip_attn_sage's mma.sync kernel instead of the wgmma one on Hopper (read per call)."""
+    os.environ["SLIPSTREAM_SAGE_KERNEL"] = "mma"
+    try:
+        yield
+    finally:
+        del os.environ["SLIPSTREAM_SAGE_KERNEL"]
+
+
 def ours(q, k, v, causal, mask=None):
     if mask is None:
         return torch.ops.slipstream.sage_attention(q, k, v, causal)[0]
@@ -116,7 +128,10 @@ def main():
               f"- Card: {name} (sm_{cc[0]}{cc[1]}), driver {drv}, torch {torch.__version__}, CUDA {torch.version.cuda}; "
               f"{datetime.date.today().isoformat()}",
               "- Ours: libslipstream `slip_attn_sage` on CUDA (INT8 QK with smooth-K and per-thread scales, FP8 E4M3 P and "
-              "per-channel V, FP32 flush per 64-key tile; mma.sync m16n8k32), **quantization of Q, K, V included** in every time.",
+              "per-channel V), **quantization of Q, K, V included** in every time. On sm_90 the wgmma kernels that "
+              "native/cuda/triton/aot.py generates (FP32 flush per 128-key tile at D 64 and 128; at D 256 the FP8 MMA "
+              "accumulates into the FP32 tile directly); the `mma.sync` column is the hand-written m16n8k32 kernel "
+              "(flush per 64 keys), the one sm_89 runs, timed in the same run.",
               "- SDPA: `torch.nn.functional.scaled_dot_product_attention` in bf16 with the cuDNN and FlashAttention-2 backends, "
               "same inputs, same run. TOPS = 4·B·H·N²·D / time (causal: half).",
               "- Accuracy: relative L1 and cosine against float64 attention on 64 query rows per head spread over the sequence.",
@@ -124,8 +139,9 @@ def main():
 
     # 1. The CUDA kernel computes the CPU reference's numerics (small shapes, every head dim).
     lines += ["## CUDA against the CPU reference emulation (slip_attn_sage on the CPU, same bf16 inputs)", "",
-              "| shape | causal | max abs diff / max abs out | rel L1 CUDA vs CPU | rel L1 CUDA vs fp64 | rel L1 CPU vs fp64 |",
-              "|---|---|---:|---:|---:|---:|"]
+              "| shape | causal | max abs diff / max abs out | rel L1 CUDA vs CPU | rel L1 CUDA vs fp64 | rel L1 CPU vs fp64 | "
+              "rel L1 mma.sync vs CPU |",
+              "|---|---|---:|---:|---:|---:|---:|"]
     for (hq, hk, n, d, causal) in [(2, 2, 1000, 64, False), (2, 1, 777, 128, True), (2, 2, 640, 256, False),
                                    (4, 2, 1024, 128, False)]:
         q, k, v = make_inputs("llm" if causal else "dit", 1, hq, hk, n, d, seed=5)
@@ -134,9 +150,11 @@ def main():
                                             causal=causal)).to(DEV)
         rows = torch.arange(n, device=DEV)
         ref = reference_rows(q, k, v, rows, causal)
+        with mma_sync_kernel():
+            om = ours(q, k, v, causal).float()
         diff = ((o - oc).abs().max() / oc.abs().max()).item()
         lines.append(f"| B1 H{hq}/{hk} N{n} D{d} | {causal} | {diff:.2e} | {errors(o, oc.double())[0]:.2e} | "
-                     f"{errors(o, ref)[0]:.2e} | {errors(oc, ref)[0]:.2e} |")
+                     f"{errors(o, ref)[0]:.2e} | {errors(oc, ref)[0]:.2e} | {errors(om, oc.double())[0]:.2e} |")
         print(lines[-1], flush=True)
     lines.append("")
 
@@ -148,12 +166,14 @@ def main():
         shapes = [(1, 4, 4, 8192, 128, False), (1, 8, 2, 4096, 128, True)]
     lines += ["## Dense attention, TOPS and accuracy", "",
               "| B, H (q/kv), N, D, causal | ours ms | ours TOPS | cuDNN ms | cuDNN TFLOPS | flash ms | flash TFLOPS | "
-              "ours / cuDNN | rel L1 ours | cos ours | rel L1 cuDNN |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "ours / cuDNN | rel L1 ours | cos ours | rel L1 cuDNN | mma.sync ms | mma.sync / cuDNN |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (b, hq, hk, n, d, causal) in shapes:
         q, k, v = make_inputs("llm" if causal else "dit", b, hq, hk, n, d, seed=1)
         f = flops(b, hq, n, d, causal)
         t_ours = time_ms(lambda: ours(q, k, v, causal))
+        with mma_sync_kernel():
+            t_mma = time_ms(lambda: ours(q, k, v, causal))
         res = {}
         for label, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
             try:
@@ -171,7 +191,8 @@ def main():
         tops = lambda t: f / t / 1e9  # noqa: E731
         lines.append(f"| {b}, {hq}/{hk}, {n}, {d}, {causal} | {t_ours:.2f} | {tops(t_ours):.0f} | {res['cudnn']:.2f} | "
                      f"{tops(res['cudnn']):.0f} | {res['flash']:.2f} | {tops(res['flash']):.0f} | "
-                     f"{res['cudnn'] / t_ours:.2f}× | {e_ours[0]:.2e} | {e_ours[1]:.6f} | {e_cudnn:.2e} |")
+                     f"{res['cudnn'] / t_ours:.2f}× | {e_ours[0]:.2e} | {e_ours[1]:.6f} | {e_cudnn:.2e} | {t_mma:.2f} | "
+                     f"{res['cudnn'] / t_mma:.2f}× |")
         print(lines[-1], flush=True)
         del q, k, v, ref
         torch.cuda.empty_cache()
@@ -203,6 +224,10 @@ def main():
               "| Top-k | sparsity | predict ms | sparse ms | speedup over dense (incl. predict) | ideal | rel L1 vs fp64 |",
               "|---:|---:|---:|---:|---:|---:|---:|",
               f"| dense | 0% | | {t_dense:.2f} | 1.00× | 1.00× | {e_dense:.2e} |"]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        torch.ops.slipstream.sparse_predict(q, k, False, topk=0.1)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12), flush=True)
     for topk in (0.5, 0.2, 0.1, 0.05):
         mask = torch.ops.slipstream.sparse_predict(q, k, False, topk=topk)
         kept = mask.float().mean().item()

@@ -27,6 +27,6 @@ for arg in "$@"; do
       ;;
   esac
 done
-python3 -m pytest -q -p no:cacheprovider "$root/bench/gpu/test_gemm_cuda.py" | tail -3
+python3 -m pytest -q -p no:cacheprovider "$root/bench/gpu/test_gemm_cuda.py" "$root/bench/gpu/test_attention_cuda.py" | tail -15
 PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/attention.py" $quick --out "$out/gpu.md"
 PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/gemm.py" $quick --out "$out/gemm.md"

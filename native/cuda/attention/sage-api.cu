@@ -99,10 +99,9 @@ void attn_sage(const slip_tensor *q, const slip_tensor *k, const slip_tensor *v,
         fail(SLIP_STATUS_UNSUPPORTED, format("expected sage_params.block_k 64 on CUDA (the kernel's key tile), got %d", sp->block_k));
     if (block_mask && sp->block_q != sage::kMaskRows)
         fail(SLIP_STATUS_UNSUPPORTED, format("expected sage_params.block_q 128 for the block-sparse kernel on CUDA, got %d", sp->block_q));
-    const int64_t Nkp = (Nk + sage::kTileK - 1) / sage::kTileK * sage::kTileK;
     if (block_mask) {
         require_cuda(block_mask, "block_mask", dev);
-        const int64_t want[4] = {B, Hq, (Nq + 127) / 128, Nkp / sage::kTileK};
+        const int64_t want[4] = {B, Hq, (Nq + 127) / 128, (Nk + sage::kTileK - 1) / sage::kTileK};
         bool ok = block_mask->dtype == SLIP_DTYPE_U8 && block_mask->ndim == 4;
         for (int i = 0; ok && i < 4; ++i) ok = block_mask->shape[i] == want[i];
         ok = ok && block_mask->strides[3] == 1 && block_mask->strides[2] == want[3] && block_mask->strides[1] == want[2] * want[3];
@@ -127,6 +126,10 @@ void attn_sage(const slip_tensor *q, const slip_tensor *k, const slip_tensor *v,
     if (major * 10 + minor < 89)
         fail(SLIP_STATUS_UNSUPPORTED, format("expected a GPU of compute capability 8.9 or newer (FP8 tensor cores), got %d.%d", major, minor));
 
+    // Hopper runs the wgmma kernels (sage-sm90.cu), which read V in key order and keys padded to 128.
+    const bool sm90 = sage::sm90_available(dev);
+    const int64_t key_align = sm90 ? sage::kSm90KeyAlign : sage::kTileK;
+    const int64_t Nkp = (Nk + key_align - 1) / key_align * key_align;
     const sage::Shape s{static_cast<int>(B), static_cast<int>(Hq), static_cast<int>(Hk), static_cast<int>(Nq),
                         static_cast<int>(Nk), static_cast<int>(Nkp), static_cast<int>(D)};
     const bool want_corr = lse && sp->smooth_k;
@@ -137,8 +140,7 @@ void attn_sage(const slip_tensor *q, const slip_tensor *k, const slip_tensor *v,
     size_t total = 0;
     for (size_t n : sizes) total += n;
     cudaStream_t stream = static_cast<cudaStream_t>(q->stream);
-    uint8_t *pool = nullptr;
-    check_cuda(cudaMallocAsync(reinterpret_cast<void **>(&pool), total, stream), "cudaMallocAsync (attention scratch)");
+    uint8_t *pool = static_cast<uint8_t *>(scratch_alloc(total, stream, "attention scratch"));
     uint8_t *at = pool;
     auto take = [&](size_t n) {
         uint8_t *r = n ? at : nullptr;
@@ -153,16 +155,29 @@ void attn_sage(const slip_tensor *q, const slip_tensor *k, const slip_tensor *v,
     buf.vt = take(sizes[4]);
     buf.vs = reinterpret_cast<float *>(take(sizes[5]));
     buf.lsec = reinterpret_cast<float *>(take(sizes[6]));
+    buf.vt_permuted = !sm90;
     float *scratch = reinterpret_cast<float *>(take(sizes[7]));
     const float scale = p->scale > 0.0f ? p->scale : 1.0f / std::sqrt(static_cast<float>(D));
     sage::quantize(qv, kv, vv, dt == SLIP_DTYPE_BF16, s, sp->granularity, sp->block_q, sp->block_k, sp->warp_q,
                    sp->smooth_k != 0, scale, 448.0f, buf, scratch, stream);
     const cudaError_t qerr = cudaGetLastError();
-    if (qerr == cudaSuccess)
-        sage::attend(buf, s, p->causal != 0, block_mask ? static_cast<const uint8_t *>(block_mask->data) : nullptr, ov,
-                     dt == SLIP_DTYPE_BF16, lse ? static_cast<float *>(lse->data) : nullptr, stream);
-    const cudaError_t aerr = cudaGetLastError();
-    cudaFreeAsync(pool, stream);
+    cudaError_t aerr = cudaSuccess;
+    if (qerr == cudaSuccess) {
+        const uint8_t *bm = block_mask ? static_cast<const uint8_t *>(block_mask->data) : nullptr;
+        float *lsep = lse ? static_cast<float *>(lse->data) : nullptr;
+        if (sm90) {
+            try {
+                sage::attend_sm90(buf, s, p->causal != 0, bm, ov, dt == SLIP_DTYPE_BF16, lsep, stream);
+            } catch (...) {
+                scratch_free(pool, stream);
+                throw;
+            }
+        } else {
+            sage::attend(buf, s, p->causal != 0, bm, ov, dt == SLIP_DTYPE_BF16, lsep, stream);
+        }
+        aerr = cudaGetLastError();
+    }
+    scratch_free(pool, stream);
     check_cuda(qerr, "SageAttention quantization kernels");
     check_cuda(aerr, "SageAttention kernel");
 }

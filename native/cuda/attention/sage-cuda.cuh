@@ -5,8 +5,9 @@
 //   qs     f32  [B, Hq, Nq]         each Q row's scale times softmax scale times log2(e)
 //   kc     int8 [B, Hk, Nkp, D]     K' = K - mean(K) codes, Nkp = Nk rounded up to 64, rows past Nk 0
 //   ks     f32  [B, Hk, Nkp]        each K row's scale (0 past Nk)
-//   vt     fp8  [B, Hk, D, Nkp]     V per channel in E4M3, transposed, keys permuted in each group
-//                                   of 16 so that one 32-bit load is an m16n8k32 B fragment
+//   vt     fp8  [B, Hk, D, Nkp]     V per channel in E4M3, transposed; for the mma.sync kernel
+//                                   (vt_permuted) keys permuted in each group of 16 so that one
+//                                   32-bit load is an m16n8k32 B fragment, in order for wgmma
 //   vs     f32  [B, Hk, D]          V's per-channel scale
 //   lsec   f32  [B, Hq, Nq]         smooth-K's LSE correction scale·(q · mean(K)), or none
 // Scales are per row (each row carries its group's scale), so the attention kernel does not
@@ -50,6 +51,7 @@ struct QuantBuffers {
     uint8_t *vt;
     float *vs;
     float *lsec;  // nullptr: no correction (no smooth-K, or no LSE wanted)
+    bool vt_permuted;
 };
 
 struct Shape {
@@ -65,7 +67,15 @@ void quantize(const View4 &q, const View4 &k, const View4 &v, bool in_bf16, cons
 int64_t quantize_scratch_floats(const Shape &s);
 
 // The attention kernel (sage-forward.cu). block_mask: U8 [B, Hq, ceil(Nq/128), Nkp/64] or nullptr.
+// Needs vt_permuted and Nkp a multiple of 64.
 void attend(const QuantBuffers &buf, const Shape &s, bool causal, const uint8_t *block_mask, const View4 &out,
             bool out_bf16, float *lse, cudaStream_t stream);
+
+// Hopper's kernels (sage-sm90.cu: Triton-generated wgmma, native/cuda/triton). Needs vt in order
+// and Nkp a multiple of kSm90KeyAlign; block_mask as attend()'s, with ceil(Nk/64) columns.
+constexpr int kSm90KeyAlign = 128;
+bool sm90_available(int device);
+void attend_sm90(const QuantBuffers &buf, const Shape &s, bool causal, const uint8_t *block_mask, const View4 &out,
+                 bool out_bf16, float *lse, cudaStream_t stream);
 
 }  // namespace slip::cuda::sage

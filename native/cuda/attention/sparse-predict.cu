@@ -4,6 +4,7 @@
 //   kmean      smooth-K's per-(batch, kv head) mean, from fixed-order partial sums
 //   pool       per block of Q (and of K minus the mean): the mean and the self-similarity
 //              ‖Σ u‖² / b² (u the unit tokens), one warp per token, fixed-order combination
+//   logits     every (query block, key block) pair's pooled logit, a tiled float64 product
 //   select     per (query block, head): pooled logits over the allowed key blocks, softmax over
 //              the trusted ones, a bitonic sort (score descending, earlier block first), Top-k ∪
 //              Top-p, the similarity guard, the sink; kept and allowed pairs counted
@@ -24,7 +25,7 @@ namespace slip::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kChunkRows = 512;
+constexpr int kChunkRows = 128;  // keys per smooth-K partial sum: enough CTAs to fill the GPU
 constexpr int kMaxSort = 4096;  // key blocks one row can sort in shared memory
 
 struct View {
@@ -115,6 +116,126 @@ __global__ void pool(View x, Dims s, int heads, int n_tokens, int block, const d
     }
 }
 
+// pool() for D a multiple of 8 with D / 8 dividing 32 and 16-byte aligned rows: a token's row is
+// D / 8 lanes' 16-byte loads, so a warp takes 32 / (D / 8) tokens at once (pool() takes one, two
+// bytes a lane: ~4x slower at 32,760 tokens). The same float64 sums, combined in a fixed order.
+template <bool BF16>
+__global__ void pool_vec(View x, Dims s, int heads, int n_tokens, int block, const double *shift, double *means,
+                         double *sims) {
+    constexpr int kWarps = kThreads / 32;
+    extern __shared__ double part[];  // [2][kWarps * tokens a warp][D]: sums of x and of unit rows
+    const int blk = blockIdx.x, h = blockIdx.y, b = blockIdx.z, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int lanes = s.D / 8, per_warp = 32 / lanes, slot = warp * per_warp + lane / lanes, d0 = (lane % lanes) * 8;
+    const int slots = kWarps * per_warp;
+    const int t0 = blk * block, t1 = min(n_tokens, t0 + block);
+    const double *sh = shift ? shift + (static_cast<int64_t>(b) * s.Hk + h) * s.D + d0 : nullptr;
+    double m[8] = {}, u[8] = {};
+    for (int tb = t0; tb < t1; tb += slots) {
+        const int t = tb + slot;  // whole segments of lanes share t, so the shuffles below stay in step
+        double xv[8] = {}, nn = 0.0;
+        if (t < t1) {
+            const uint4 raw = *reinterpret_cast<const uint4 *>(static_cast<const uint16_t *>(x.data) + b * x.sb + h * x.sh +
+                                                               static_cast<int64_t>(t) * x.sn + d0);
+            const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                float2 f;
+                if constexpr (BF16) f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&w[j]));
+                else f = __half22float2(*reinterpret_cast<const __half2 *>(&w[j]));
+                xv[2 * j] = static_cast<double>(f.x) - (sh ? sh[2 * j] : 0.0);
+                xv[2 * j + 1] = static_cast<double>(f.y) - (sh ? sh[2 * j + 1] : 0.0);
+            }
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                m[j] += xv[j];
+                nn += xv[j] * xv[j];
+            }
+        }
+        for (int o = lanes / 2; o; o >>= 1) nn += __shfl_xor_sync(0xffffffffu, nn, o);
+        if (nn > 0.0) {
+            const double inv = 1.0 / sqrt(nn);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) u[j] += xv[j] * inv;
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        part[slot * s.D + d0 + j] = m[j];
+        part[(slots + slot) * s.D + d0 + j] = u[j];
+    }
+    __syncthreads();
+    const double cnt = static_cast<double>(t1 - t0);
+    const int64_t row = (static_cast<int64_t>(b) * heads + h) * gridDim.x + blk;
+    __shared__ double s2[kThreads];
+    double sq = 0.0;
+    for (int d = threadIdx.x; d < s.D; d += kThreads) {
+        double ms = 0.0, us = 0.0;
+        for (int w = 0; w < slots; ++w) {
+            ms += part[w * s.D + d];
+            us += part[(slots + w) * s.D + d];
+        }
+        means[row * s.D + d] = ms / cnt;
+        sq += us * us;
+    }
+    s2[threadIdx.x] = sq;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double tot = 0.0;
+        for (int i = 0; i < kThreads; ++i) tot += s2[i];
+        sims[row] = tot / (cnt * cnt);
+    }
+}
+
+bool pool_vec_fits(const View &x, int D) {
+    return D % 8 == 0 && 32 % (D / 8) == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && x.sb % 8 == 0 &&
+           x.sh % 8 == 0 && x.sn % 8 == 0;
+}
+
+void launch_pool(const View &x, const Dims &s, int blocks, int heads, int n_tokens, int block, const double *shift,
+                 double *means, double *sims, cudaStream_t st) {
+    const dim3 grid(blocks, heads, s.B);
+    if (!pool_vec_fits(x, s.D)) {
+        pool<<<grid, kThreads, 0, st>>>(x, s, heads, n_tokens, block, shift, means, sims);
+        return;
+    }
+    const size_t smem = 2 * sizeof(double) * (kThreads / 32) * (32 / (s.D / 8)) * s.D;  // 32 KiB for any D
+    if (x.bf16) pool_vec<true><<<grid, kThreads, smem, st>>>(x, s, heads, n_tokens, block, shift, means, sims);
+    else pool_vec<false><<<grid, kThreads, smem, st>>>(x, s, heads, n_tokens, block, shift, means, sims);
+}
+
+// logits[b, h, qb, kb] = qmean[b, h, qb] . kmean[b, hk, kb], summed over d in order as the CPU
+// does, for every pair: a tiled product (each select_blocks CTA computing its own row re-read all
+// of kmean from L2, ~1 ms at 32,760 tokens).
+constexpr int kLogitTile = 32;
+__global__ void pooled_logits(Dims s, const double *qmean, const double *kmean, double *logits) {
+    __shared__ double qt[kLogitTile][kLogitTile + 1], kt[kLogitTile][kLogitTile + 1];
+    const int bh = blockIdx.z, b = bh / s.Hq, h = bh % s.Hq, hk = h / (s.Hq / s.Hk);
+    const int q0 = blockIdx.y * kLogitTile, k0 = blockIdx.x * kLogitTile;
+    const int tx = threadIdx.x % kLogitTile, ty = threadIdx.x / kLogitTile;  // 8 rows of 32
+    constexpr int kRows = kLogitTile / (kThreads / kLogitTile);               // 4 outputs a thread
+    const double *qm = qmean + static_cast<int64_t>(bh) * s.nqb * s.D;
+    const double *km = kmean + (static_cast<int64_t>(b) * s.Hk + hk) * s.nkb * s.D;
+    double acc[kRows] = {};
+    for (int d0 = 0; d0 < s.D; d0 += kLogitTile) {
+        for (int r = ty; r < kLogitTile; r += kThreads / kLogitTile) {
+            const bool dk = d0 + tx < s.D;
+            qt[r][tx] = q0 + r < s.nqb && dk ? qm[static_cast<int64_t>(q0 + r) * s.D + d0 + tx] : 0.0;
+            kt[r][tx] = k0 + r < s.nkb && dk ? km[static_cast<int64_t>(k0 + r) * s.D + d0 + tx] : 0.0;
+        }
+        __syncthreads();
+        const int dn = min(kLogitTile, s.D - d0);
+        for (int d = 0; d < dn; ++d)
+#pragma unroll
+            for (int i = 0; i < kRows; ++i) acc[i] += qt[ty + i * (kThreads / kLogitTile)][d] * kt[tx][d];
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+        const int qb = q0 + ty + i * (kThreads / kLogitTile), kb = k0 + tx;
+        if (qb < s.nqb && kb < s.nkb) logits[(static_cast<int64_t>(bh) * s.nqb + qb) * s.nkb + kb] = acc[i];
+    }
+}
+
 // Key blocks [0, n) that query block qb may see (bottom-right causality), as allowed_key_blocks().
 __device__ inline int allowed(const Dims &s, int qb) {
     if (!s.causal) return s.nkb;
@@ -122,8 +243,8 @@ __device__ inline int allowed(const Dims &s, int qb) {
     return last_k < 0 ? 0 : min(s.nkb, last_k / s.bk + 1);
 }
 
-__global__ void select_blocks(Dims s, float scale, float topk, float topp, float theta, int sink, const double *qmean,
-                              const double *qsim, const double *kmean, const double *ksim, int sort_n, uint8_t *mask,
+__global__ void select_blocks(Dims s, float scale, float topk, float topp, float theta, int sink, const double *logits,
+                              const double *qsim, const double *ksim, int sort_n, uint8_t *mask,
                               unsigned long long *counts) {
     extern __shared__ unsigned char sh[];
     double *p = reinterpret_cast<double *>(sh);           // [sort_n] score, then sorted
@@ -134,21 +255,15 @@ __global__ void select_blocks(Dims s, float scale, float topk, float topp, float
     const int n = allowed(s, qb);
     uint8_t *row = mask + ((static_cast<int64_t>(b) * s.Hq + h) * s.nqb + qb) * s.nkb;
     const double *ks = ksim + (static_cast<int64_t>(b) * s.Hk + hk) * s.nkb;
-    const double *km = kmean + (static_cast<int64_t>(b) * s.Hk + hk) * s.nkb * s.D;
     const int64_t qrow = (static_cast<int64_t>(b) * s.Hq + h) * s.nqb + qb;
     const bool q_trusted = qsim[qrow] > theta;
     for (int j = threadIdx.x; j < s.nkb; j += kThreads) keep[j] = (j < n && (!q_trusted || !(ks[j] > theta))) ? 1 : 0;
     if (n > 0 && q_trusted) {
         // Logits of the trusted blocks; the rest sort last (score -1).
-        const double *qm = qmean + qrow * s.D;
+        const double *lg = logits + qrow * s.nkb;
         double mx = -INFINITY;
         for (int j = threadIdx.x; j < sort_n; j += kThreads) {
-            double v = -INFINITY;
-            if (j < n && ks[j] > theta) {
-                double dot = 0.0;
-                for (int d = 0; d < s.D; ++d) dot += qm[d] * km[static_cast<int64_t>(j) * s.D + d];
-                v = static_cast<double>(scale) * dot;
-            }
+            const double v = j < n && ks[j] > theta ? static_cast<double>(scale) * lg[j] : -INFINITY;
             p[j] = v;
             idx[j] = j;
             mx = fmax(mx, v);
@@ -288,12 +403,12 @@ void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_
     const int chunks = static_cast<int>((Nk + kChunkRows - 1) / kChunkRows);
     const int64_t n_part = B * Hk * chunks * D, n_kmean = B * Hk * D, n_qm = B * Hq * nqb * D, n_qs = B * Hq * nqb,
                   n_km = B * Hk * nkb * D, n_ks = B * Hk * nkb;
-    const int64_t doubles = n_part + n_kmean + n_qm + n_qs + n_km + n_ks;
-    unsigned char *pool_mem = nullptr;
-    check_cuda(cudaMallocAsync(reinterpret_cast<void **>(&pool_mem), doubles * 8 + 16, st), "cudaMallocAsync (prediction scratch)");
+    const int64_t n_logits = B * Hq * nqb * nkb;
+    const int64_t doubles = n_part + n_kmean + n_qm + n_qs + n_km + n_ks + n_logits;
+    auto *pool_mem = static_cast<unsigned char *>(scratch_alloc(doubles * 8 + 16, st, "prediction scratch"));
     double *part = reinterpret_cast<double *>(pool_mem), *kmean = part + n_part, *qm = kmean + n_kmean, *qs = qm + n_qm,
-           *km = qs + n_qs, *ks = km + n_km;
-    auto *counts = reinterpret_cast<unsigned long long *>(ks + n_ks);
+           *km = qs + n_qs, *ks = km + n_km, *logits = ks + n_ks;
+    auto *counts = reinterpret_cast<unsigned long long *>(logits + n_logits);
     cudaMemsetAsync(counts, 0, 16, st);
     const double *shift = nullptr;
     if (sp->smooth_k) {
@@ -301,8 +416,10 @@ void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_
         kmean_finish<<<B * Hk, kThreads, 0, st>>>(s, chunks, part, kmean);
         shift = kmean;
     }
-    pool<<<dim3(nqb, Hq, B), kThreads, 0, st>>>(qv, s, static_cast<int>(Hq), static_cast<int>(Nq), s.bq, nullptr, qm, qs);
-    pool<<<dim3(nkb, Hk, B), kThreads, 0, st>>>(kv, s, static_cast<int>(Hk), static_cast<int>(Nk), s.bk, shift, km, ks);
+    launch_pool(qv, s, static_cast<int>(nqb), static_cast<int>(Hq), static_cast<int>(Nq), s.bq, nullptr, qm, qs, st);
+    launch_pool(kv, s, static_cast<int>(nkb), static_cast<int>(Hk), static_cast<int>(Nk), s.bk, shift, km, ks, st);
+    pooled_logits<<<dim3((nkb + kLogitTile - 1) / kLogitTile, (nqb + kLogitTile - 1) / kLogitTile, B * Hq), kThreads, 0,
+                    st>>>(s, qm, km, logits);
     int sort_n = 1;
     while (sort_n < nkb) sort_n <<= 1;
     const size_t smem = static_cast<size_t>(sort_n) * (8 + 4) + static_cast<size_t>(nkb);
@@ -310,7 +427,7 @@ void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_
         cudaFuncSetAttribute(select_blocks, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSort * 12 + kMaxSort);
     (void)attr;
     select_blocks<<<dim3(nqb, Hq, B), kThreads, smem, st>>>(s, scale, sp->topk, sp->topp, sp->sim_threshold,
-                                                            sp->attention_sink, qm, qs, km, ks, sort_n,
+                                                            sp->attention_sink, logits, qs, ks, sort_n,
                                                             static_cast<uint8_t *>(bm.data), counts);
     const cudaError_t launch = cudaGetLastError();
     unsigned long long host_counts[2] = {0, 0};
@@ -320,7 +437,7 @@ void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_
         copy = cudaMemcpyAsync(host_counts, counts, 16, cudaMemcpyDeviceToHost, st);
         if (copy == cudaSuccess) copy = cudaStreamSynchronize(st);
     }
-    cudaFreeAsync(pool_mem, st);
+    scratch_free(pool_mem, st);
     check_cuda(launch, "block-mask prediction kernels");
     check_cuda(copy, "block-mask prediction (sparsity copy)");
     if (sparsity_out)

@@ -171,7 +171,7 @@ void linear_plan_run(const void *handle, const slip_linear_params *p, const slip
     const size_t q_bytes = fp8 ? align(static_cast<size_t>(m) * w.k * 2) : 0, s_bytes = fp8 ? align(m * sizeof(float)) : 0;
     const size_t total = q_bytes + s_bytes + launch.workspace_bytes;
     uint8_t *pool = nullptr;
-    if (total) check_cuda(cudaMallocAsync(reinterpret_cast<void **>(&pool), total, stream), "cudaMallocAsync (linear scratch)");
+    if (total) pool = static_cast<uint8_t *>(scratch_alloc(total, stream, "linear scratch"));
     uint8_t *work = pool ? pool + q_bytes + s_bytes : nullptr;
     fp4::Problem pr{xt.data, nullptr, bias ? static_cast<const float *>(bias->data) : nullptr, yt.data, m, f16,
                     reinterpret_cast<uintptr_t>(yt.data) % 4 == 0 && w.n % 2 == 0};
@@ -188,7 +188,7 @@ void linear_plan_run(const void *handle, const slip_linear_params *p, const slip
         fp4::gemm(w, pr, launch, work, stream);
         err = cudaGetLastError();
     }
-    if (pool) cudaFreeAsync(pool, stream);
+    scratch_free(pool, stream);
     check_cuda(err, fp8 ? "NVFP4 x FP8 linear kernels" : "NVFP4 x 16-bit linear kernel");
 }
 

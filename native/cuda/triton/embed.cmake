@@ -1,0 +1,21 @@
+# Writes OUT, a C++ source holding every cubin in CUBIN_DIR as a byte array and the table
+# native/cuda/attention/sage-sm90.cu looks them up in (by file name without .cubin).
+# cmake -DCUBIN_DIR=... -DOUT=... -P embed.cmake
+file(GLOB cubins "${CUBIN_DIR}/*.cubin")
+list(SORT cubins)
+set(body "// Generated from native/cuda/triton/cubin by native/cuda/triton/embed.cmake; do not edit.\n#include <cstddef>\n\nnamespace slip::cuda {\n\nstruct EmbeddedCubin {\n    const char *name;\n    const unsigned char *data;\n    size_t size;\n};\n\nnamespace {\n")
+set(table "")
+set(i 0)
+foreach(f IN LISTS cubins)
+  get_filename_component(name "${f}" NAME_WE)
+  file(READ "${f}" hex HEX)
+  string(LENGTH "${hex}" n)
+  math(EXPR bytes "${n} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," arr "${hex}")
+  string(APPEND body "alignas(64) const unsigned char cubin${i}[] = {${arr}};\n")
+  string(APPEND table "    {\"${name}\", cubin${i}, ${bytes}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "}  // namespace\n\nextern const EmbeddedCubin kEmbeddedCubins[] = {\n${table}};\nextern const int kEmbeddedCubinCount = ${i};\n\n}  // namespace slip::cuda\n")
+file(WRITE "${OUT}.tmp" "${body}")
+file(RENAME "${OUT}.tmp" "${OUT}")
