@@ -547,11 +547,15 @@ SLIP_API slip_status slip_sage_params_init(slip_sage_params *sp);
  * CUDA tensors (device SLIP_DEVICE_CUDA, all on one device, the work queued on q's stream): q, k,
  * v and out BF16 or F16 (one dtype), any strides with D contiguous, D 64, 128 or 256; lse F32
  * contiguous or NULL; no token mask; SAGE2 only (Hopper's FP8 MMA has no FP16 accumulator),
- * quantize 1, smooth_q 0, block_k 64 (the kernel's tile, the unit of the FP22 flush); any
- * granularity, block_q and warp_q (they define the INT8 scale groups). Compute capability 8.9 or
- * newer (FP8 MMA). Scratch comes from the stream-ordered allocator, so a call can be captured in
- * a CUDA graph. Inputs are not checked for NaN/Inf there (a check needs a device-to-host copy):
- * non-finite inputs give non-finite rows. */
+ * quantize 1, smooth_q 0, block_k 64; any granularity, block_q and warp_q (they define the INT8
+ * scale groups). Compute capability 8.9 or newer (FP8 MMA). On 9.0 (Hopper) the wgmma kernels
+ * generated from native/cuda/triton run, flushing the FP8 accumulator per 128 keys at D 64 and
+ * 128 and accumulating in it directly at D 256 (bench/gpu.md has the accuracy); elsewhere, or with
+ * SLIPSTREAM_SAGE_KERNEL=mma in the environment, the mma.sync kernel with its flush per block_k
+ * (64) keys. Scratch comes from a stream-ordered pool of the library's own that keeps up to 1 GiB
+ * between calls, so a call can be captured in a CUDA graph (make one call first: the Hopper
+ * kernels load on first use). Inputs are not checked for NaN/Inf there (a check needs a
+ * device-to-host copy): non-finite inputs give non-finite rows. */
 SLIP_API slip_status slip_attn_sage(const slip_tensor *q, const slip_tensor *k,
                                     const slip_tensor *v, const slip_tensor *mask,
                                     const slip_attn_params *p, const slip_sage_params *sp,

@@ -118,7 +118,9 @@ template <bool BF16>
 __global__ void __launch_bounds__(kThreads) quantize_rows(View4 x, Shape s, bool is_k, int tile_rows, int granularity,
                                                           int warp_q, const float *kmean, float out_scale,
                                                           float lse_scale, int8_t *codes, float *scales, float *lsec) {
-    extern __shared__ float row_amax[];
+    extern __shared__ float row_amax[];  // [tile_rows], then each group's amax as bits: [tile_rows]
+    unsigned *group_amax = reinterpret_cast<unsigned *>(row_amax + tile_rows);
+    for (int g = threadIdx.x; g < tile_rows; g += kThreads) group_amax[g] = 0u;
     const int tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int lanes = s.D / 8, col = threadIdx.x % lanes, pass = kThreads / lanes;
     const int H = is_k ? s.Hk : s.Hq, N = is_k ? s.Nk : s.Nq, hk = is_k ? h : h / (s.Hq / s.Hk);
@@ -151,15 +153,14 @@ __global__ void __launch_bounds__(kThreads) quantize_rows(View4 x, Shape s, bool
         }
     }
     __syncthreads();
+    // Each group's amax (group indices are below tile_rows), through the bits of non-negative floats.
+    for (int r = threadIdx.x; r < rows; r += kThreads)
+        atomicMax(group_amax + (is_k ? k_group(granularity, r) : q_group(granularity, r, warp_q)), __float_as_uint(row_amax[r]));
+    __syncthreads();
     for (int it = 0; it < trips; ++it) {
         const int r = it * pass + static_cast<int>(threadIdx.x) / lanes;
-        float a = 0.0f;
-        const int g = r < rows ? (is_k ? k_group(granularity, r) : q_group(granularity, r, warp_q)) : -1;
-        for (int o = col; o < rows; o += lanes)
-            if ((is_k ? k_group(granularity, o) : q_group(granularity, o, warp_q)) == g) a = fmaxf(a, row_amax[o]);
-        a = row_reduce(a, lanes, [](float p, float q) { return fmaxf(p, q); });
         if (r >= rows) continue;
-        const float sc = a / 127.0f;
+        const float sc = __uint_as_float(group_amax[is_k ? k_group(granularity, r) : q_group(granularity, r, warp_q)]) / 127.0f;
         float v[8];
         load8<BF16>(x.data, base + (r0 + r) * x.sn + col * 8, v);
         uint8_t c[8];
@@ -227,9 +228,9 @@ void run(const View4 &q, const View4 &k, const View4 &v, const Shape &s, int gra
         mean = kmean;
     }
     const float log2e = 1.4426950408889634f;
-    quantize_rows<BF16><<<dim3((s.Nq + block_q - 1) / block_q, s.Hq, s.B), kThreads, block_q * sizeof(float), st>>>(
+    quantize_rows<BF16><<<dim3((s.Nq + block_q - 1) / block_q, s.Hq, s.B), kThreads, 2 * block_q * sizeof(float), st>>>(
         q, s, false, block_q, granularity, warp_q, mean, scale * log2e, scale, buf.qc, buf.qs, mean ? buf.lsec : nullptr);
-    quantize_rows<BF16><<<dim3((s.Nk + block_k - 1) / block_k, s.Hk, s.B), kThreads, block_k * sizeof(float), st>>>(
+    quantize_rows<BF16><<<dim3((s.Nk + block_k - 1) / block_k, s.Hk, s.B), kThreads, 2 * block_k * sizeof(float), st>>>(
         k, s, true, block_k, granularity, warp_q, mean, 1.0f, 0.0f, buf.kc, buf.ks, nullptr);
     // D = 256 needs 64 KiB of shared memory: above the default 48, so raised once.
     static const cudaError_t attr =

@@ -63,6 +63,20 @@ __global__ void kmean_finish(Dims s, int chunks, const double *part, double *mea
     }
 }
 
+// The sum of v over the CTA (kThreads threads) in a fixed tree order, the same on every run; every
+// thread gets it. sh: kThreads doubles of shared memory.
+__device__ double cta_sum(double v, double *sh) {
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int w = kThreads / 2; w; w >>= 1) {
+        if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+        __syncthreads();
+    }
+    const double r = sh[0];
+    __syncthreads();
+    return r;
+}
+
 // One CTA per (block, head, batch) of Q (mean_shift null) or K: means [.., blocks, D], sim [.., blocks].
 __global__ void pool(View x, Dims s, int heads, int n_tokens, int block, const double *shift, double *means,
                      double *sims) {
@@ -107,100 +121,8 @@ __global__ void pool(View x, Dims s, int heads, int n_tokens, int block, const d
         means[row * s.D + d] = ms / cnt;
         sq += us * us;
     }
-    s2[threadIdx.x] = sq;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        double tot = 0.0;
-        for (int i = 0; i < kThreads; ++i) tot += s2[i];
-        sims[row] = tot / (cnt * cnt);
-    }
-}
-
-// pool() for D a multiple of 8 with D / 8 dividing 32 and 16-byte aligned rows: a token's row is
-// D / 8 lanes' 16-byte loads, so a warp takes 32 / (D / 8) tokens at once (pool() takes one, two
-// bytes a lane: ~4x slower at 32,760 tokens). The same float64 sums, combined in a fixed order.
-template <bool BF16>
-__global__ void pool_vec(View x, Dims s, int heads, int n_tokens, int block, const double *shift, double *means,
-                         double *sims) {
-    constexpr int kWarps = kThreads / 32;
-    extern __shared__ double part[];  // [2][kWarps * tokens a warp][D]: sums of x and of unit rows
-    const int blk = blockIdx.x, h = blockIdx.y, b = blockIdx.z, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int lanes = s.D / 8, per_warp = 32 / lanes, slot = warp * per_warp + lane / lanes, d0 = (lane % lanes) * 8;
-    const int slots = kWarps * per_warp;
-    const int t0 = blk * block, t1 = min(n_tokens, t0 + block);
-    const double *sh = shift ? shift + (static_cast<int64_t>(b) * s.Hk + h) * s.D + d0 : nullptr;
-    double m[8] = {}, u[8] = {};
-    for (int tb = t0; tb < t1; tb += slots) {
-        const int t = tb + slot;  // whole segments of lanes share t, so the shuffles below stay in step
-        double xv[8] = {}, nn = 0.0;
-        if (t < t1) {
-            const uint4 raw = *reinterpret_cast<const uint4 *>(static_cast<const uint16_t *>(x.data) + b * x.sb + h * x.sh +
-                                                               static_cast<int64_t>(t) * x.sn + d0);
-            const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                float2 f;
-                if constexpr (BF16) f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&w[j]));
-                else f = __half22float2(*reinterpret_cast<const __half2 *>(&w[j]));
-                xv[2 * j] = static_cast<double>(f.x) - (sh ? sh[2 * j] : 0.0);
-                xv[2 * j + 1] = static_cast<double>(f.y) - (sh ? sh[2 * j + 1] : 0.0);
-            }
-#pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                m[j] += xv[j];
-                nn += xv[j] * xv[j];
-            }
-        }
-        for (int o = lanes / 2; o; o >>= 1) nn += __shfl_xor_sync(0xffffffffu, nn, o);
-        if (nn > 0.0) {
-            const double inv = 1.0 / sqrt(nn);
-#pragma unroll
-            for (int j = 0; j < 8; ++j) u[j] += xv[j] * inv;
-        }
-    }
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        part[slot * s.D + d0 + j] = m[j];
-        part[(slots + slot) * s.D + d0 + j] = u[j];
-    }
-    __syncthreads();
-    const double cnt = static_cast<double>(t1 - t0);
-    const int64_t row = (static_cast<int64_t>(b) * heads + h) * gridDim.x + blk;
-    __shared__ double s2[kThreads];
-    double sq = 0.0;
-    for (int d = threadIdx.x; d < s.D; d += kThreads) {
-        double ms = 0.0, us = 0.0;
-        for (int w = 0; w < slots; ++w) {
-            ms += part[w * s.D + d];
-            us += part[(slots + w) * s.D + d];
-        }
-        means[row * s.D + d] = ms / cnt;
-        sq += us * us;
-    }
-    s2[threadIdx.x] = sq;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        double tot = 0.0;
-        for (int i = 0; i < kThreads; ++i) tot += s2[i];
-        sims[row] = tot / (cnt * cnt);
-    }
-}
-
-bool pool_vec_fits(const View &x, int D) {
-    return D % 8 == 0 && 32 % (D / 8) == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && x.sb % 8 == 0 &&
-           x.sh % 8 == 0 && x.sn % 8 == 0;
-}
-
-void launch_pool(const View &x, const Dims &s, int blocks, int heads, int n_tokens, int block, const double *shift,
-                 double *means, double *sims, cudaStream_t st) {
-    const dim3 grid(blocks, heads, s.B);
-    if (!pool_vec_fits(x, s.D)) {
-        pool<<<grid, kThreads, 0, st>>>(x, s, heads, n_tokens, block, shift, means, sims);
-        return;
-    }
-    const size_t smem = 2 * sizeof(double) * (kThreads / 32) * (32 / (s.D / 8)) * s.D;  // 32 KiB for any D
-    if (x.bf16) pool_vec<true><<<grid, kThreads, smem, st>>>(x, s, heads, n_tokens, block, shift, means, sims);
-    else pool_vec<false><<<grid, kThreads, smem, st>>>(x, s, heads, n_tokens, block, shift, means, sims);
+    const double tot = cta_sum(sq, s2);
+    if (threadIdx.x == 0) sims[row] = tot / (cnt * cnt);
 }
 
 // logits[b, h, qb, kb] = qmean[b, h, qb] . kmean[b, hk, kb], summed over d in order as the CPU
@@ -282,15 +204,14 @@ __global__ void select_blocks(Dims s, float scale, float topk, float topp, float
             p[j] = e;
             sum += e;
         }
-        red[threadIdx.x] = sum;
-        __syncthreads();
-        for (int w = kThreads / 2; w; w >>= 1) {
-            if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w];
-            __syncthreads();
+        sum = cta_sum(sum, red);
+        double trusted = 0.0;  // blocks with a score: they sort first
+        for (int j = threadIdx.x; j < sort_n; j += kThreads) {
+            const bool t = j < n && ks[j] > theta;
+            p[j] = t ? p[j] / sum : -1.0;
+            trusted += t ? 1.0 : 0.0;
         }
-        sum = red[0];
-        for (int j = threadIdx.x; j < sort_n; j += kThreads) p[j] = (j < n && ks[j] > theta) ? p[j] / sum : -1.0;
-        __syncthreads();
+        const int m = static_cast<int>(cta_sum(trusted, red));
         // Bitonic sort: score descending, then block index ascending (the CPU's stable sort).
         for (int size = 2; size <= sort_n; size <<= 1)
             for (int stride = size >> 1; stride; stride >>= 1) {
@@ -312,8 +233,6 @@ __global__ void select_blocks(Dims s, float scale, float topk, float topp, float
                 __syncthreads();
             }
         if (threadIdx.x == 0) {
-            int m = 0;
-            while (m < sort_n && p[m] >= 0.0) ++m;
             if (m > 0) {
                 if (topk > 0.0f) {
                     int c = static_cast<int>(floor(static_cast<double>(topk) * n));
@@ -333,16 +252,13 @@ __global__ void select_blocks(Dims s, float scale, float topk, float topp, float
         }
     }
     __syncthreads();
-    unsigned long long kept = 0;
+    double kept = 0.0;
     for (int j = threadIdx.x; j < s.nkb; j += kThreads) {
         row[j] = keep[j];
         kept += keep[j];
     }
-    red[threadIdx.x] = static_cast<double>(kept);
-    __syncthreads();
+    const double tot = cta_sum(kept, red);  // whole numbers: exact in any order
     if (threadIdx.x == 0 && counts) {
-        double tot = 0.0;
-        for (int i = 0; i < kThreads; ++i) tot += red[i];
         atomicAdd(counts, static_cast<unsigned long long>(tot));
         atomicAdd(counts + 1, static_cast<unsigned long long>(n));
     }
@@ -416,8 +332,8 @@ void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_
         kmean_finish<<<B * Hk, kThreads, 0, st>>>(s, chunks, part, kmean);
         shift = kmean;
     }
-    launch_pool(qv, s, static_cast<int>(nqb), static_cast<int>(Hq), static_cast<int>(Nq), s.bq, nullptr, qm, qs, st);
-    launch_pool(kv, s, static_cast<int>(nkb), static_cast<int>(Hk), static_cast<int>(Nk), s.bk, shift, km, ks, st);
+    pool<<<dim3(nqb, Hq, B), kThreads, 0, st>>>(qv, s, static_cast<int>(Hq), static_cast<int>(Nq), s.bq, nullptr, qm, qs);
+    pool<<<dim3(nkb, Hk, B), kThreads, 0, st>>>(kv, s, static_cast<int>(Hk), static_cast<int>(Nk), s.bk, shift, km, ks);
     pooled_logits<<<dim3((nkb + kLogitTile - 1) / kLogitTile, (nqb + kLogitTile - 1) / kLogitTile, B * Hq), kThreads, 0,
                     st>>>(s, qm, km, logits);
     int sort_n = 1;
