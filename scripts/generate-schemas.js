@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Writes the JSON Schema of every user-facing JSON format into workflows/schema/ (from dist/).
+// Writes the JSON Schema of every user-facing JSON format into workflows/schema/, and the ComfyUI
+// pack's manifests.json (both from dist/).
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -7,3 +8,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { schemaRegistry } = await import(pathToFileURL(path.join(root, 'dist/cli/schemas.js')).href);
 const { writeJsonSchemas } = await import(pathToFileURL(path.join(root, 'dist/core/src/schema/index.js')).href);
 for (const file of await writeJsonSchemas(path.join(root, 'workflows', 'schema'), schemaRegistry)) console.log(`wrote ${path.relative(root, file)}`);
+
+// The ComfyUI node pack's widgets come from the same manifests (adapters/comfyui/manifests.ts).
+const { renderComfyManifests } = await import(pathToFileURL(path.join(root, 'dist/adapters/comfyui/manifests.js')).href);
+const packFile = path.join(root, 'adapters', 'comfyui', 'slipstream_comfy', 'manifests.json');
+const { writeFileSync, renameSync } = await import('node:fs');
+writeFileSync(`${packFile}.tmp`, renderComfyManifests());
+renameSync(`${packFile}.tmp`, packFile);
+console.log(`wrote ${path.relative(root, packFile)}`);

@@ -7,7 +7,11 @@ import { ensurePythonEnv, root } from './python-env.js';
 
 const python = ensurePythonEnv();
 // The adapters' tests, and each shipped model's own tests (models/<name>/test_*.py).
-const suites = [path.join(root, 'adapters', 'torch', 'tests'), path.join(root, 'models', 'wan-mini')];
+const suites = [
+  path.join(root, 'adapters', 'torch', 'tests'),
+  path.join(root, 'adapters', 'comfyui', 'tests'),
+  path.join(root, 'models', 'wan-mini'),
+];
 const result = spawnSync(python, ['-m', 'pytest', '-q', ...suites, ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',

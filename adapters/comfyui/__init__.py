@@ -1,0 +1,4 @@
+"""Slipstream's ComfyUI node pack: this folder goes into ComfyUI/custom_nodes (`slipstream comfy
+install` puts it there with libslipstream), and ComfyUI finds the V3 entry point below."""
+
+from .slipstream_comfy.nodes import comfy_entrypoint  # noqa: F401

@@ -1,0 +1,162 @@
+"""SlipstreamDeltaCache's hook: the Temporal Delta Cache (6Bit-Diffusion) per transformer block,
+through ComfyUI's per-block replace entries (`patches_replace["dit"][("double_block", i)]`), each
+chained to the entry another pack installed before it.
+
+The policy is plugins/delta-cache/tdc.ts's, step for step: a block's residual delta = out - in is
+cached when it runs; its per-step drift r (mean|delta - delta_prev| / mean|delta_prev| over the
+steps between runs) is extrapolated from the last two, r^ = r1 + max(0, r1 - r2); reusing a delta
+n steps old is predicted to add n * r^ * Gamma of relative error (Gamma = mean|delta| / mean|in|);
+a block is skipped while the accumulated prediction stays <= threshold and it has been skipped
+fewer than max_skips times in a row. State lives for one sampling run (an OUTER_SAMPLE wrapper
+creates and frees it), one history per conditioning batch (ComfyUI's uuids).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .attention import sampling_progress
+
+
+@dataclass
+class _History:
+    last_run_step: int = -1
+    drift1: float | None = None
+    drift2: float | None = None
+    gamma: float = 0.0
+    error: float = 0.0
+    skipped: int = 0
+
+
+class TemporalDeltaCache:
+    """tdc.ts's TemporalDeltaCache. params: the delta-cache manifest's (threshold, maxSkips,
+    warmupSteps, finalSteps, ...)."""
+
+    def __init__(self, params: dict):
+        self.params = params
+        self.blocks: dict = {}
+        self.step, self.steps = 0, 1
+
+    def begin_call(self, step: int, steps: int):
+        self.step, self.steps = step, steps
+
+    def _history(self, block: int) -> _History:
+        return self.blocks.setdefault(block, _History())
+
+    def skip(self, block: int) -> bool:
+        p = self.params
+        if self.step < p["warmupSteps"] or self.step >= self.steps - p["finalSteps"]:
+            return False
+        h = self._history(block)
+        if h.drift1 is None or h.drift2 is None or h.skipped >= p["maxSkips"]:
+            return False
+        predicted = h.drift1 + max(0.0, h.drift1 - h.drift2)
+        error = h.error + (h.skipped + 1) * predicted * h.gamma
+        if error > p["threshold"]:
+            return False
+        h.error = error
+        h.skipped += 1
+        return True
+
+    def observe(self, block: int, delta_change, gamma: float):
+        h = self._history(block)
+        if delta_change is not None and h.last_run_step >= 0:
+            drift = delta_change / max(1, self.step - h.last_run_step)
+            h.drift2, h.drift1 = h.drift1, drift
+        h.last_run_step = self.step
+        h.gamma = gamma
+        h.error = 0.0
+        h.skipped = 0
+
+
+@dataclass
+class CacheStats:
+    computed: int = 0
+    skipped: int = 0
+    seconds_computing: float = 0.0  # wall time of computed blocks: times skipped/computed = time saved
+
+    def summary(self) -> dict:
+        saved = self.seconds_computing / self.computed * self.skipped if self.computed else 0.0
+        return {"blocks_computed": self.computed, "blocks_skipped": self.skipped, "seconds_saved_estimate": saved}
+
+
+@dataclass
+class _Run:
+    params: dict
+    cache_device: str | None
+    policies: dict = field(default_factory=dict)  # conditioning key -> TemporalDeltaCache
+    deltas: dict = field(default_factory=dict)    # (conditioning key, block) -> cached delta
+    stats: CacheStats = field(default_factory=CacheStats)
+
+
+class DeltaCache:
+    """Holds the per-run state; `block(i, previous)` makes block i's replace entry."""
+
+    def __init__(self, params: dict, cache_device: str = "same", verbose: bool = False, report=None):
+        self.params = params
+        self.cache_device = None if cache_device == "same" else cache_device
+        self.verbose = verbose
+        self.report = report  # called with the run's stats when a run ends
+        self.run: _Run | None = None
+        self.last_stats: dict | None = None
+
+    def outer_sample(self, executor, *args, **kwargs):
+        self.run = _Run(self.params, self.cache_device)
+        try:
+            return executor(*args, **kwargs)
+        finally:
+            self.last_stats = self.run.stats.summary()
+            self.run = None  # the cached deltas go with it
+            if self.verbose:
+                print(f"[Slipstream] delta cache: {self.last_stats}")
+            if self.report:
+                self.report(self.last_stats)
+
+    def block(self, index: int, previous=None):
+        def replace(args, extra):
+            original = extra["original_block"]
+            compute = (lambda a: previous(a, {"original_block": original})) if previous is not None else original
+            run = self.run
+            options = args.get("transformer_options") or {}
+            progress = sampling_progress(options)
+            if run is None or progress is None:
+                return compute(args)
+            steps = options["sample_sigmas"].numel() - 1
+            key = tuple(options.get("uuids") or ()) or ("all",)
+            policy = run.policies.setdefault(key, TemporalDeltaCache(run.params))
+            policy.begin_call(round(progress * steps), steps)
+            x = args["img"]
+            cached = run.deltas.get((key, index))
+            if cached is not None and cached.shape == x.shape and policy.skip(index):
+                run.stats.skipped += 1
+                return {"img": x + cached.to(device=x.device, dtype=x.dtype)}
+            t0 = time.perf_counter()
+            out = compute(args)
+            y = out["img"]
+            delta = (y - x).detach()
+            change = None
+            if cached is not None and cached.shape == delta.shape:
+                prev = cached.to(device=delta.device, dtype=torch.float32)
+                change = float((delta.float() - prev).abs().mean() / prev.abs().mean().clamp_min(1e-30))
+            gamma = float(delta.float().abs().mean() / x.float().abs().mean().clamp_min(1e-30))
+            policy.observe(index, change, gamma)
+            run.deltas[(key, index)] = delta.to(run.cache_device) if run.cache_device else delta
+            run.stats.computed += 1
+            run.stats.seconds_computing += time.perf_counter() - t0
+            return out
+
+        return replace
+
+
+def install(patcher, cache: DeltaCache, blocks: int, key: str = "slipstream_delta_cache"):
+    """On a clone: the per-run wrapper and block i's replace entry for i < blocks, each chained to
+    the entry that was there."""
+    patcher.add_wrapper_with_key("outer_sample", key, cache.outer_sample)
+    replaces = patcher.model_options.setdefault("transformer_options", {}).setdefault("patches_replace", {})
+    dit = replaces.get("dit", {})
+    for i in range(blocks):
+        patcher.set_model_patch_replace(cache.block(i, dit.get(("double_block", i))), "dit", "double_block", i)
+    return cache
