@@ -13,12 +13,19 @@ it('keeps the node pack\'s manifests.json in step with the plugin manifests (run
 });
 
 it('gives every ComfyUI plugin parameter a default and a description, which become the widget\'s', () => {
-  for (const m of comfyManifests()) {
+  const { plugins, nodes } = comfyManifests();
+  for (const m of plugins) {
     const props = m.params.properties as Record<string, { default?: unknown; description?: string }>;
     for (const [name, p] of Object.entries(props)) {
       expect(p.description, `${m.id}.${name}`).toBeTruthy();
       if (!(m.id === 'mixed-precision' && ['gammaThreshold', 'checkpoint'].includes(name)))
         expect(p.default, `${m.id}.${name}`).not.toBeUndefined();
     }
+  }
+  for (const n of nodes) {
+    const plugin = plugins.find((m) => m.id === n.plugin);
+    expect(plugin, n.id).toBeDefined();
+    const keys = Object.keys(plugin!.params.properties as object);
+    for (const k of n.params ?? []) expect(keys, `${n.id}.${k}`).toContain(k);
   }
 });

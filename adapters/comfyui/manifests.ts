@@ -1,7 +1,8 @@
 /**
- * The plugin manifests the ComfyUI node pack builds its node inputs from, as JSON
- * (adapters/comfyui/slipstream_comfy/manifests.json, written by `npm run schemas`): a parameter is
- * declared once, in plugins/<id>/manifest.ts, and reaches ComfyUI's widgets through this file.
+ * What the ComfyUI node pack builds its nodes from, as JSON (adapters/comfyui/slipstream_comfy/
+ * manifests.json, written by `npm run schemas`): the plugin manifests' parameters (declared once,
+ * in plugins/<id>/manifest.ts) and each node's own widgets, in widget order. The Python nodes and
+ * `slipstream comfy accelerate` both read this, so a widget is declared once too.
  */
 import { z } from 'zod';
 
@@ -12,6 +13,58 @@ import { sparseAttentionManifest } from '../../plugins/sparse-attention/manifest
 
 const manifests: PluginManifest[] = [sparseAttentionManifest, deltaCacheManifest, mixedPrecisionManifest];
 
+/** A node's own widget, in the JSON Schema terms the plugin parameters come in. */
+export interface ComfyWidget {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'boolean';
+  enum?: string[];
+  default: string | number | boolean;
+  minimum?: number;
+  description: string;
+}
+
+export interface ComfyNodeSpec {
+  id: string;
+  displayName: string;
+  plugin: string;
+  /** The plugin parameters it shows (manifest keys), in order; all of them when absent. */
+  params?: string[];
+  /** Its own widgets, before and after the plugin's. */
+  before: ComfyWidget[];
+  after: ComfyWidget[];
+}
+
+export const COMFY_NODES: ComfyNodeSpec[] = [
+  {
+    id: 'SlipstreamAttention',
+    displayName: 'Slipstream Attention',
+    plugin: 'sparse-attention',
+    before: [
+      {
+        name: 'mode',
+        type: 'string',
+        enum: ['sparse', 'low-bit'],
+        default: 'sparse',
+        description: 'sparse: SpargeAttention2 block mask + SageAttention2; low-bit: dense SageAttention2',
+      },
+      { name: 'min_tokens', type: 'integer', minimum: 0, default: 0, description: "shorter sequences keep ComfyUI's attention" },
+    ],
+    after: [],
+  },
+  {
+    id: 'SlipstreamDeltaCache',
+    displayName: 'Slipstream Delta Cache',
+    plugin: 'delta-cache',
+    // The Temporal Delta Cache's; PDR's act on Slipstream's quantized linears, not installed by the pack yet.
+    params: ['threshold', 'maxSkips', 'warmupSteps', 'finalSteps'],
+    before: [],
+    after: [
+      { name: 'cache_device', type: 'string', enum: ['same', 'cpu'], default: 'same', description: 'where cached block deltas live (cpu frees VRAM)' },
+      { name: 'verbose', type: 'boolean', default: false, description: 'log computed and skipped blocks per run' },
+    ],
+  },
+];
+
 export interface ComfyManifest {
   id: string;
   title: string;
@@ -20,8 +73,8 @@ export interface ComfyManifest {
   params: Record<string, unknown>;
 }
 
-export function comfyManifests(): ComfyManifest[] {
-  return manifests
+export function comfyManifests(): { plugins: ComfyManifest[]; nodes: ComfyNodeSpec[] } {
+  const plugins = manifests
     .filter((m) => m.runtimes.includes('comfyui'))
     .map((m) => ({
       id: m.id,
@@ -30,6 +83,7 @@ export function comfyManifests(): ComfyManifest[] {
       source: m.source,
       params: z.toJSONSchema(m.params, { target: 'draft-2020-12', io: 'input' }) as Record<string, unknown>,
     }));
+  return { plugins, nodes: COMFY_NODES };
 }
 
 export function renderComfyManifests(): string {

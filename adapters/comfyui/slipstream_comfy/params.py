@@ -1,5 +1,6 @@
-"""The plugin parameters as ComfyUI widgets, read from manifests.json: the TypeScript manifests
-(plugins/<id>/manifest.ts) declare each parameter once; `npm run schemas` writes this JSON."""
+"""The nodes' widgets, read from manifests.json: the plugin manifests (plugins/<id>/manifest.ts)
+declare each parameter once and adapters/comfyui/manifests.ts each node's own widgets; `npm run
+schemas` writes this JSON."""
 
 from __future__ import annotations
 
@@ -42,17 +43,41 @@ def _param(key: str, schema: dict) -> Param:
                  choices=tuple(schema.get("enum", ())))
 
 
-def load() -> dict:
-    """{plugin id: {"title", "description", "source", "params": [Param]}}."""
-    out = {}
-    for m in json.loads(_FILE.read_text()):
+def _load():
+    data = json.loads(_FILE.read_text())
+    plugins = {}
+    for m in data["plugins"]:
         props = m["params"]["properties"]
-        out[m["id"]] = {"title": m["title"], "description": m["description"], "source": m["source"],
-                        "params": [_param(k, v) for k, v in props.items()]}
-    return out
+        plugins[m["id"]] = {"title": m["title"], "description": m["description"], "source": m["source"],
+                            "params": [_param(k, v) for k, v in props.items()]}
+    return plugins, {n["id"]: n for n in data["nodes"]}
 
 
-MANIFESTS = load()
+MANIFESTS, NODES = _load()
+
+
+def node_widgets(node: str) -> list:
+    """Node's widgets in order: its own before, the plugin's (those it lists), its own after.
+    Each is a Param; the plugin's keep their manifest key, a node's own have key == name."""
+    n = NODES[node]
+    own = lambda ws: [_param(w["name"], w) for w in ws]  # noqa: E731
+    keys = n.get("params")
+    mid = [p for p in plugin_params(n["plugin"]) if keys is None or p.key in keys]
+    if keys is not None:
+        mid.sort(key=lambda p: keys.index(p.key))
+    return own(n["before"]) + mid + own(n["after"])
+
+
+def parse_node(node: str, values: dict) -> tuple:
+    """(plugin params with every default, the node's own settings) from a node's widget values by
+    name; errors name the node and the field."""
+    n = NODES[node]
+    own = {w["name"] for w in n["before"] + n["after"]}
+    mine = {k: v for k, v in values.items() if k in own}
+    settings = _check([_param(w["name"], w) for w in n["before"] + n["after"]], mine, node)
+    plugin = {**parse(n["plugin"], {}, node),
+              **parse(n["plugin"], {k: v for k, v in values.items() if k not in own}, node, n.get("params"))}
+    return plugin, settings
 
 
 def plugin_params(plugin: str) -> list:
@@ -63,7 +88,11 @@ def parse(plugin: str, values: dict, node: str, only=None) -> dict:
     """The manifest's parameters of plugin (those keyed in only, if given) from widget values (by
     widget name), defaults filled in, keyed by the manifest's keys. Unknown names and out-of-range
     values raise ValueError naming the node and the field."""
-    specs = {p.name: p for p in plugin_params(plugin) if only is None or p.key in only}
+    return _check([p for p in plugin_params(plugin) if only is None or p.key in only], values, node)
+
+
+def _check(params: list, values: dict, node: str) -> dict:
+    specs = {p.name: p for p in params}
     unknown = sorted(set(values) - set(specs))
     if unknown:
         raise ValueError(f"{node}: unknown input {unknown[0]!r} (expected one of {sorted(specs)})")

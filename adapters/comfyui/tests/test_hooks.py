@@ -211,16 +211,19 @@ def test_delta_cache_skips_blocks_chains_a_previous_replace_and_frees_its_state(
 def test_nodes_clone_build_widgets_from_the_manifests_and_name_bad_fields(base):
     from slipstream_comfy import nodes
 
-    kinds = {name: kind for kind, name, _ in nodes.widget_specs("sparse-attention")}
-    assert kinds == {"topk": "Float", "topp": "Float", "start_percent": "Float", "end_percent": "Float",
-                     "dense_blocks": "Int", "precision": "Combo"}
-    assert [n for _, n, _ in nodes.widget_specs("delta-cache", nodes.TDC_PARAMS)] == \
-        ["threshold", "max_skips", "warmup_steps", "final_steps"]
-    m = nodes.apply_attention(base, "sparse", 0, {"topk": 0.25})
+    assert [(k, n) for k, n, _ in nodes.widget_specs("SlipstreamAttention")] == [
+        ("Combo", "mode"), ("Int", "min_tokens"), ("Float", "topk"), ("Float", "topp"), ("Float", "start_percent"),
+        ("Float", "end_percent"), ("Int", "dense_blocks"), ("Combo", "precision")]
+    assert [n for _, n, _ in nodes.widget_specs("SlipstreamDeltaCache")] == \
+        ["threshold", "max_skips", "warmup_steps", "final_steps", "cache_device", "verbose"]
+    m = nodes.apply_attention(base, {"topk": 0.25, "mode": "low-bit"})
     assert OVERRIDE not in base.model_options["transformer_options"]
-    assert m.model_options["transformer_options"][OVERRIDE].params["topk"] == 0.25
-    c = nodes.apply_delta_cache(base, "cpu", False, {"max_skips": 3})
+    hook = m.model_options["transformer_options"][OVERRIDE]
+    assert hook.params["topk"] == 0.25 and hook.mode == "low-bit"
+    c = nodes.apply_delta_cache(base, {"max_skips": 3, "cache_device": "cpu"})
     assert len(c.model_options["transformer_options"]["patches_replace"]["dit"]) == len(base.diffusion_model.blocks)
     assert "patches_replace" not in base.model_options["transformer_options"]
     with pytest.raises(ValueError, match="SlipstreamDeltaCache: unknown input 'purify'"):
-        nodes.apply_delta_cache(base, "same", False, {"purify": False})
+        nodes.apply_delta_cache(base, {"purify": False})
+    with pytest.raises(ValueError, match="SlipstreamAttention: expected mode one of"):
+        nodes.apply_attention(base, {"mode": "dense"})
