@@ -2,6 +2,7 @@ import type { CommandSpec } from '../command.js';
 import { attentionCommand } from './attention.js';
 import { benchCommand } from './bench.js';
 import { calibrateCommand } from './calibrate.js';
+import { comfyCommand } from './comfy.js';
 import { formatsCommand } from './formats.js';
 import { generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
@@ -10,4 +11,4 @@ import { quantizeCommand } from './quantize.js';
 import { runCommand } from './run.js';
 
 /** Every command, in the order `slipstream help` lists them. */
-export const COMMANDS: readonly CommandSpec[] = [runCommand, calibrateCommand, generateCommand, formatsCommand, quantizeCommand, attentionCommand, inspectCommand, benchCommand, infoCommand].map((c) => c as unknown as CommandSpec);
+export const COMMANDS: readonly CommandSpec[] = [runCommand, calibrateCommand, generateCommand, formatsCommand, quantizeCommand, attentionCommand, inspectCommand, comfyCommand, benchCommand, infoCommand].map((c) => c as unknown as CommandSpec);

@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   SLIP_E_CORRUPT_FILE: { status: null, fix: 'the file is damaged or not what its name says: re-create or re-download it' },
   SLIP_E_SCHEMA: { status: null, fix: 'fix the field at the path named in the message' },
   SLIP_E_USAGE: { status: null, fix: 'see `slipstream help <command>`' },
+  SLIP_E_REMOTE: { status: null, fix: 'fix the node or input the server named, or check that the server is up' },
 } as const satisfies Record<string, { status: string | null; fix: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,41 @@
+/**
+ * Our nodes as a workflow file names them: class, widget names in widget order and their
+ * defaults, from the same manifests the Python nodes are built from (../manifests.ts).
+ */
+import { comfyManifests, type ComfyWidget } from '../manifests.js';
+
+export interface NodeWidget {
+  name: string;
+  /** The plugin parameter's key in the manifest (the profile's key), or the widget's own name. */
+  key: string;
+  plugin: string | null;
+  default: unknown;
+}
+
+export interface OurNode {
+  classType: string;
+  title: string;
+  plugin: string;
+  widgets: NodeWidget[];
+}
+
+const snake = (key: string): string => key.replace(/(?<!^)([A-Z])/g, '_$1').toLowerCase();
+
+export function ourNodes(): OurNode[] {
+  const { plugins, nodes } = comfyManifests();
+  return nodes.map((n) => {
+    const props = plugins.find((p) => p.id === n.plugin)!.params.properties as Record<string, { default?: unknown }>;
+    const keys = n.params ?? Object.keys(props);
+    const own = (w: ComfyWidget): NodeWidget => ({ name: w.name, key: w.name, plugin: null, default: w.default });
+    return {
+      classType: n.id,
+      title: n.displayName,
+      plugin: n.plugin,
+      widgets: [
+        ...n.before.map(own),
+        ...keys.map((k) => ({ name: snake(k), key: k, plugin: n.plugin, default: props[k].default })),
+        ...n.after.map(own),
+      ],
+    };
+  });
+}
