@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Writes the JSON Schema of every user-facing JSON format into workflows/schema/, and the ComfyUI
-// pack's manifests.json (both from dist/).
+// pack's manifests.json and the ready ComfyUI workflows (all from dist/).
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -16,3 +16,12 @@ const { writeFileSync, renameSync } = await import('node:fs');
 writeFileSync(`${packFile}.tmp`, renderComfyManifests());
 renameSync(`${packFile}.tmp`, packFile);
 console.log(`wrote ${path.relative(root, packFile)}`);
+
+// The ready ComfyUI workflows (adapters/comfyui/client/examples.ts).
+const { exampleWorkflows } = await import(pathToFileURL(path.join(root, 'dist/adapters/comfyui/client/examples.js')).href);
+for (const { file, workflow } of exampleWorkflows()) {
+  const target = path.join(root, 'workflows', 'comfyui', file);
+  writeFileSync(`${target}.tmp`, `${JSON.stringify(workflow, null, 2)}\n`);
+  renameSync(`${target}.tmp`, target);
+  console.log(`wrote ${path.relative(root, target)}`);
+}

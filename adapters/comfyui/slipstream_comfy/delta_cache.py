@@ -115,7 +115,10 @@ class DeltaCache:
             if self.report:
                 self.report(self.last_stats)
 
-    def block(self, index: int, previous=None):
+    def block(self, index, previous=None):
+        """Block index's replace entry (index: a (kind, i) key, e.g. ("double_block", 3)). The
+        residual of every stream the block returns and takes ("img", and "txt" for Flux's double
+        blocks) is cached; the drift and Gamma are the image stream's."""
         def replace(args, extra):
             original = extra["original_block"]
             compute = (lambda a: previous(a, {"original_block": original})) if previous is not None else original
@@ -130,20 +133,21 @@ class DeltaCache:
             policy.begin_call(round(progress * steps), steps)
             x = args["img"]
             cached = run.deltas.get((key, index))
-            if cached is not None and cached.shape == x.shape and policy.skip(index):
+            if cached is not None and all(k in args and cached[k].shape == args[k].shape for k in cached) and policy.skip(index):
                 run.stats.skipped += 1
-                return {"img": x + cached.to(device=x.device, dtype=x.dtype)}
+                return {k: args[k] + d.to(device=args[k].device, dtype=args[k].dtype) for k, d in cached.items()}
             t0 = time.perf_counter()
             out = compute(args)
-            y = out["img"]
-            delta = (y - x).detach()
+            deltas = {k: (v - args[k]).detach() for k, v in out.items()
+                      if torch.is_tensor(v) and torch.is_tensor(args.get(k)) and v.shape == args[k].shape}
+            delta = deltas["img"]
             change = None
-            if cached is not None and cached.shape == delta.shape:
-                prev = cached.to(device=delta.device, dtype=torch.float32)
+            if cached is not None and cached["img"].shape == delta.shape:
+                prev = cached["img"].to(device=delta.device, dtype=torch.float32)
                 change = float((delta.float() - prev).abs().mean() / prev.abs().mean().clamp_min(1e-30))
             gamma = float(delta.float().abs().mean() / x.float().abs().mean().clamp_min(1e-30))
             policy.observe(index, change, gamma)
-            run.deltas[(key, index)] = delta.to(run.cache_device) if run.cache_device else delta
+            run.deltas[(key, index)] = {k: d.to(run.cache_device) if run.cache_device else d for k, d in deltas.items()}
             run.stats.computed += 1
             run.stats.seconds_computing += time.perf_counter() - t0
             return out
@@ -151,12 +155,27 @@ class DeltaCache:
         return replace
 
 
-def install(patcher, cache: DeltaCache, blocks: int, key: str = "slipstream_delta_cache"):
-    """On a clone: the per-run wrapper and block i's replace entry for i < blocks, each chained to
-    the entry that was there."""
+def block_keys(diffusion_model):
+    """The per-block replace keys of a ComfyUI diffusion model: Wan-style `blocks` are
+    ("double_block", i); Flux-style `double_blocks` and `single_blocks` are ("double_block", i)
+    and ("single_block", i)."""
+    keys = []
+    if hasattr(diffusion_model, "blocks"):
+        keys += [("double_block", i) for i in range(len(diffusion_model.blocks))]
+    else:
+        keys += [("double_block", i) for i in range(len(getattr(diffusion_model, "double_blocks", ())))]
+        keys += [("single_block", i) for i in range(len(getattr(diffusion_model, "single_blocks", ())))]
+    if not keys:
+        raise ValueError(f"SlipstreamDeltaCache: {type(diffusion_model).__name__} has no transformer block list this "
+                         "node knows (blocks, or double_blocks and single_blocks)")
+    return keys
+
+
+def install(patcher, cache: DeltaCache, keys, key: str = "slipstream_delta_cache"):
+    """On a clone: the per-run wrapper and a replace entry per block key (block_keys()), each
+    chained to the entry that was there."""
     patcher.add_wrapper_with_key("outer_sample", key, cache.outer_sample)
-    replaces = patcher.model_options.setdefault("transformer_options", {}).setdefault("patches_replace", {})
-    dit = replaces.get("dit", {})
-    for i in range(blocks):
-        patcher.set_model_patch_replace(cache.block(i, dit.get(("double_block", i))), "dit", "double_block", i)
+    dit = patcher.model_options.setdefault("transformer_options", {}).setdefault("patches_replace", {}).get("dit", {})
+    for kind, i in keys:
+        patcher.set_model_patch_replace(cache.block((kind, i), dit.get((kind, i))), "dit", kind, i)
     return cache

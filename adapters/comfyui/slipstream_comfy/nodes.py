@@ -53,8 +53,8 @@ def apply_attention(model, widgets: dict):
 def apply_delta_cache(model, widgets: dict):
     params, own = parse_node("SlipstreamDeltaCache", widgets)
     m = model.clone()
-    blocks = len(m.get_model_object("diffusion_model").blocks)
-    cache.install(m, cache.DeltaCache(params, own["cache_device"], own["verbose"], _report("SlipstreamDeltaCache")), blocks)
+    keys = cache.block_keys(m.get_model_object("diffusion_model"))
+    cache.install(m, cache.DeltaCache(params, own["cache_device"], own["verbose"], _report("SlipstreamDeltaCache")), keys)
     return m
 
 

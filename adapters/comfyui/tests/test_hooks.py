@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from comfy_standin import OVERRIDE, ComfyWan, ModelPatcher, attention_pytorch, sample
 from slipstream_comfy import params as P
 from slipstream_comfy.attention import SlipstreamAttention, install as install_attention
-from slipstream_comfy.delta_cache import DeltaCache, install as install_cache
+from slipstream_comfy.delta_cache import DeltaCache, block_keys, install as install_cache
 
 sys.path.insert(0, str(__import__("comfy_standin").ROOT / "models" / "wan-mini"))
 from sample import load_model, sigmas as schedule  # noqa: E402
@@ -176,7 +176,7 @@ def cache_params(**over):
 
 def test_delta_cache_that_never_skips_is_the_unpatched_model_bit_for_bit(base, inputs, reference):
     m = base.clone()
-    cache = install_cache(m, DeltaCache(cache_params(threshold=1e-12)), len(base.diffusion_model.blocks))
+    cache = install_cache(m, DeltaCache(cache_params(threshold=1e-12)), block_keys(base.diffusion_model))
     assert torch.equal(sample(m, *inputs), reference)
     assert cache.last_stats["blocks_skipped"] == 0 and cache.run is None
 
@@ -197,7 +197,7 @@ def test_delta_cache_skips_blocks_chains_a_previous_replace_and_frees_its_state(
     ref = sample(m, x, ctx, sig)
     calls.clear()
     cached = m.clone()
-    cache = install_cache(cached, DeltaCache(cache_params()), blocks)
+    cache = install_cache(cached, DeltaCache(cache_params()), block_keys(base.diffusion_model))
     out = sample(cached, x, ctx, sig)
     st = cache.last_stats
     assert st["blocks_skipped"] > 0 and st["blocks_computed"] + st["blocks_skipped"] == 30 * blocks
@@ -227,3 +227,26 @@ def test_nodes_clone_build_widgets_from_the_manifests_and_name_bad_fields(base):
         nodes.apply_delta_cache(base, {"purify": False})
     with pytest.raises(ValueError, match="SlipstreamAttention: expected mode one of"):
         nodes.apply_attention(base, {"mode": "dense"})
+    with pytest.raises(ValueError, match="SlipstreamDeltaCache: Linear has no transformer block list"):
+        nodes.apply_delta_cache(ModelPatcher(torch.nn.Linear(2, 2)), {})
+
+
+def test_delta_cache_caches_every_stream_a_flux_double_block_returns():
+    # Flux's double blocks take and return "img" and "txt"; a skip must re-add both residuals.
+    flux_like = torch.nn.Module()
+    flux_like.double_blocks, flux_like.single_blocks = torch.nn.ModuleList([torch.nn.Identity()] * 2), torch.nn.ModuleList([torch.nn.Identity()])
+    assert block_keys(flux_like) == [("double_block", 0), ("double_block", 1), ("single_block", 0)]
+    cache = DeltaCache(cache_params(threshold=10.0, warmup_steps=2, max_skips=16))
+    entry = cache.block(("double_block", 0))
+    sched = torch.linspace(1, 0, 9)
+    cache.run = __import__("slipstream_comfy.delta_cache", fromlist=["_Run"])._Run(cache.params, None)
+    g = torch.Generator().manual_seed(0)
+    img, txt = torch.randn(1, 4, 8, generator=g), torch.randn(1, 3, 8, generator=g)
+    original = lambda a: {"img": a["img"] * 1.5 + 1, "txt": a["txt"] - 2}  # noqa: E731
+    outs = []
+    for step in range(8):
+        args = {"img": img, "txt": txt, "transformer_options": {"sigmas": sched[step:step + 1], "sample_sigmas": sched, "uuids": ["c"]}}
+        outs.append(entry(args, {"original_block": original}))
+    assert cache.run.stats.skipped > 0
+    for o in outs:  # a constant residual: skipped or computed, both streams come out the same
+        assert torch.allclose(o["img"], img * 1.5 + 1) and torch.equal(o["txt"], txt - 2)
