@@ -57,7 +57,7 @@ it('install puts the pack, its torch ops and the library into custom_nodes/slips
   await mkdir(path.join(comfy, 'custom_nodes'));
   for (let i = 0; i < 2; i++) expect((await cli('comfy', 'install', comfy)).code).toBe(0); // twice: replaces
   const pack = path.join(comfy, 'custom_nodes', 'slipstream');
-  for (const f of ['__init__.py', 'pyproject.toml', 'slipstream_comfy/nodes.py', 'slipstream_comfy/manifests.json',
+  for (const f of ['__init__.py', 'pyproject.toml', 'slipstream_comfy/nodes.py', 'slipstream_comfy/manifests.json', 'web/dist/slipstream.js',
     'lib/slipstream_torch/ops.py', 'lib/slipstream_torch/libslipstream.so'])
     expect(existsSync(path.join(pack, f)), f).toBe(true);
   expect(await readdir(path.join(comfy, 'custom_nodes'))).toEqual(['slipstream']);

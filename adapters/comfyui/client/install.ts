@@ -39,7 +39,7 @@ export async function installPack(comfyDir: string, library?: string): Promise<s
   try {
     await rm(temp, { recursive: true, force: true });
     await mkdir(temp, { recursive: true });
-    for (const f of ['__init__.py', 'pyproject.toml', 'requirements.txt', 'slipstream_comfy'])
+    for (const f of ['__init__.py', 'pyproject.toml', 'requirements.txt', 'slipstream_comfy', 'web/dist'])
       await cp(path.join(pack, f), path.join(temp, f), { recursive: true, filter: (src) => !src.includes('__pycache__') });
     await cp(path.join(REPO, 'adapters', 'torch', 'slipstream_torch'), path.join(temp, 'lib', 'slipstream_torch'), {
       recursive: true,

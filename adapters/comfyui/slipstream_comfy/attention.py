@@ -41,10 +41,20 @@ class AttentionStats:
     declined: int = 0    # calls handed on
     kept: float = 0.0    # sum over sparse calls of the fraction of tile pairs computed
     sparse_calls: int = 0
+    per_step: dict = field(default_factory=dict)  # step -> [sum of kept fractions, sparse calls]
+
+    def sparse(self, step, kept: float):
+        self.kept += kept
+        self.sparse_calls += 1
+        if step is not None:
+            acc = self.per_step.setdefault(step, [0.0, 0])
+            acc[0] += kept
+            acc[1] += 1
 
     def summary(self) -> dict:
         return {"attention_calls": self.calls, "attention_declined": self.declined,
-                "sparsity": 1.0 - self.kept / self.sparse_calls if self.sparse_calls else 0.0}
+                "sparsity": 1.0 - self.kept / self.sparse_calls if self.sparse_calls else 0.0,
+                "per_step": [[s, 1.0 - k / n] for s, (k, n) in sorted(self.per_step.items())]}
 
 
 @dataclass
@@ -56,6 +66,7 @@ class SlipstreamAttention:
     min_tokens: int = 0
     previous: object = None
     stats: AttentionStats = field(default_factory=AttentionStats)
+    report: object = None  # called with a run's stats when the run ends
 
     def __call__(self, func, *args, **kwargs):
         if getattr(_inside, "active", False):  # an override we chained called back into us
@@ -104,8 +115,8 @@ class SlipstreamAttention:
             out = torch.ops.slipstream.sage_attention(q4, k4, v4, False, scale, layout)[0]
         else:
             block_mask = torch.ops.slipstream.sparse_predict(q4, k4, False, scale, layout, topk=p["topk"], topp=p["topp"])
-            self.stats.sparse_calls += 1
-            self.stats.kept += float(block_mask.float().mean())
+            steps = options["sample_sigmas"].numel() - 1 if progress is not None else None
+            self.stats.sparse(round(progress * steps) if steps else None, float(block_mask.float().mean()))
             if p["precision"] == "int8":
                 out = torch.ops.slipstream.sage_attention_block_sparse(q4, k4, v4, block_mask, False, scale, layout)[0]
             else:
@@ -129,7 +140,8 @@ def _masked_attention(q, k, v, block_mask, layout, scale):
 def install(patcher, override: SlipstreamAttention, key: str = "slipstream_attention"):
     """On a clone: our override on top of whatever was installed, and re-installed at every
     ON_PREPARE_STATE in case a later node replaced the override without chaining it (the one it
-    installed is then chained under ours)."""
+    installed is then chained under ours); its statistics start afresh with each sampling run
+    and go to override.report when the run ends."""
     options = patcher.model_options.setdefault("transformer_options", {})
     override.previous = options.get(OVERRIDE)
     options[OVERRIDE] = override
@@ -146,5 +158,14 @@ def install(patcher, override: SlipstreamAttention, key: str = "slipstream_atten
                     override.previous = current
                 opts[OVERRIDE] = override
 
+    def outer_sample(executor, *args, **kwargs):
+        override.stats = AttentionStats()  # one run's
+        try:
+            return executor(*args, **kwargs)
+        finally:
+            if override.report:
+                override.report(override.stats.summary())
+
     patcher.add_callback_with_key("on_prepare_state", key, reinstall)
+    patcher.add_wrapper_with_key("outer_sample", key, outer_sample)
     return override

@@ -77,10 +77,19 @@ class CacheStats:
     computed: int = 0
     skipped: int = 0
     seconds_computing: float = 0.0  # wall time of computed blocks: times skipped/computed = time saved
+    per_step: dict = field(default_factory=dict)  # step -> [computed, skipped]
+
+    def count(self, step: int, skipped: bool):
+        if skipped:
+            self.skipped += 1
+        else:
+            self.computed += 1
+        self.per_step.setdefault(step, [0, 0])[1 if skipped else 0] += 1
 
     def summary(self) -> dict:
         saved = self.seconds_computing / self.computed * self.skipped if self.computed else 0.0
-        return {"blocks_computed": self.computed, "blocks_skipped": self.skipped, "seconds_saved_estimate": saved}
+        return {"blocks_computed": self.computed, "blocks_skipped": self.skipped, "seconds_saved_estimate": saved,
+                "per_step": [[s, c, k] for s, (c, k) in sorted(self.per_step.items())]}
 
 
 @dataclass
@@ -134,7 +143,7 @@ class DeltaCache:
             x = args["img"]
             cached = run.deltas.get((key, index))
             if cached is not None and all(k in args and cached[k].shape == args[k].shape for k in cached) and policy.skip(index):
-                run.stats.skipped += 1
+                run.stats.count(policy.step, True)
                 return {k: args[k] + d.to(device=args[k].device, dtype=args[k].dtype) for k, d in cached.items()}
             t0 = time.perf_counter()
             out = compute(args)
@@ -148,7 +157,7 @@ class DeltaCache:
             gamma = float(delta.float().abs().mean() / x.float().abs().mean().clamp_min(1e-30))
             policy.observe(index, change, gamma)
             run.deltas[(key, index)] = {k: d.to(run.cache_device) if run.cache_device else d for k, d in deltas.items()}
-            run.stats.computed += 1
+            run.stats.count(policy.step, False)
             run.stats.seconds_computing += time.perf_counter() - t0
             return out
 

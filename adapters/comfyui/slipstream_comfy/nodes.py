@@ -46,7 +46,8 @@ def _report(node: str):
 def apply_attention(model, widgets: dict):
     params, own = parse_node("SlipstreamAttention", widgets)
     m = model.clone()
-    attn.install(m, attn.SlipstreamAttention(params, mode=own["mode"], min_tokens=own["min_tokens"]))
+    attn.install(m, attn.SlipstreamAttention(params, mode=own["mode"], min_tokens=own["min_tokens"],
+                                             report=_report("SlipstreamAttention")))
     return m
 
 

@@ -123,9 +123,11 @@ def test_every_call_it_takes_is_within_sageattentions_bound(base, inputs, mode):
 def test_declined_everywhere_is_the_unpatched_model_bit_for_bit(base, inputs, reference):
     # start_percent 1: no step is inside [1, 1): every call goes to ComfyUI's own attention.
     m = base.clone()
-    hook = install_attention(m, SlipstreamAttention(attention_params(start_percent=1.0)))
+    reports = []
+    hook = install_attention(m, SlipstreamAttention(attention_params(start_percent=1.0), report=reports.append))
     assert torch.equal(sample(m, *inputs), reference)
     assert hook.stats.calls == 0 and hook.stats.declined > 0
+    assert reports == [hook.stats.summary()]  # one report per run
 
 
 def test_composes_with_an_override_installed_first(base, inputs):
@@ -145,6 +147,7 @@ def test_composes_with_an_override_installed_first(base, inputs):
     # Every cross-attention call, and block 0's self-attention (dense_blocks 1), reach the other pack.
     assert seen["cross"] == STEPS * blocks and seen["self"] == STEPS
     assert hook.stats.calls == STEPS * (blocks - 1)
+    assert hook.stats.summary()["per_step"] == []  # low-bit: no sparse calls
     assert m.model_options["transformer_options"][OVERRIDE] is other_pack  # the source is untouched
 
 
@@ -203,6 +206,8 @@ def test_delta_cache_skips_blocks_chains_a_previous_replace_and_frees_its_state(
     assert st["blocks_skipped"] > 0 and st["blocks_computed"] + st["blocks_skipped"] == 30 * blocks
     assert len(calls) == st["blocks_computed"]  # computed blocks went through the other pack's entry
     assert cache.run is None  # nothing cached outlives the run
+    assert [s for s, _, _ in st["per_step"]] == list(range(30))
+    assert sum(c for _, c, _ in st["per_step"]) == st["blocks_computed"] and all(k == 0 for _, _, k in st["per_step"][:4])
     rel = ((out - ref).norm() / ref.norm()).item()
     print(f"delta cache: {st}, relative L2 of the sample against the uncached run {rel:.4f}")
     assert rel < cache.params["threshold"] * blocks  # each block's predicted error stays <= threshold
