@@ -26,7 +26,8 @@ export interface ComfyWidget {
 export interface ComfyNodeSpec {
   id: string;
   displayName: string;
-  plugin: string;
+  /** The plugin whose parameters it shows, or null for a node with only its own widgets. */
+  plugin: string | null;
   /** The plugin parameters it shows (manifest keys), in order; all of them when absent. */
   params?: string[];
   /** Its own widgets, before and after the plugin's. */
@@ -62,6 +63,21 @@ export const COMFY_NODES: ComfyNodeSpec[] = [
       { name: 'cache_device', type: 'string', enum: ['same', 'cpu'], default: 'same', description: 'where cached block deltas live (cpu frees VRAM)' },
       { name: 'verbose', type: 'boolean', default: false, description: 'log computed and skipped blocks per run' },
     ],
+  },
+  {
+    id: 'SlipstreamProfile',
+    displayName: 'Slipstream Profile',
+    plugin: null,
+    before: [
+      {
+        name: 'profile',
+        type: 'string',
+        default: 'slipstream-profile.json',
+        description:
+          'a JSON file of plugin parameters by plugin id, e.g. {"sparse-attention": {"topk": 0.3}, "delta-cache": {}} (the format of `slipstream comfy accelerate --profile`); relative paths are under ComfyUI\'s user directory',
+      },
+    ],
+    after: [],
   },
 ];
 

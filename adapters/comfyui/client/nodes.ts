@@ -19,15 +19,18 @@ export interface OurNode {
   widgets: NodeWidget[];
 }
 
+/** The nodes `accelerate` inserts: one per plugin (SlipstreamProfile, which applies a file, is for users to add). */
+
 const snake = (key: string): string => key.replace(/(?<!^)([A-Z])/g, '_$1').toLowerCase();
 
 export function ourNodes(): OurNode[] {
   const { plugins, nodes } = comfyManifests();
-  return nodes.map((n) => {
+  return nodes.flatMap((n) => {
+    if (n.plugin === null) return [];
     const props = plugins.find((p) => p.id === n.plugin)!.params.properties as Record<string, { default?: unknown }>;
     const keys = n.params ?? Object.keys(props);
     const own = (w: ComfyWidget): NodeWidget => ({ name: w.name, key: w.name, plugin: null, default: w.default });
-    return {
+    return [{
       classType: n.id,
       title: n.displayName,
       plugin: n.plugin,
@@ -36,6 +39,6 @@ export function ourNodes(): OurNode[] {
         ...keys.map((k) => ({ name: snake(k), key: k, plugin: n.plugin, default: props[k].default })),
         ...n.after.map(own),
       ],
-    };
+    }];
   });
 }

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from . import attention as attn
 from . import delta_cache as cache
-from .params import MANIFESTS, NODES, node_widgets, parse_node
+import json
+from pathlib import Path
+
+from .params import MANIFESTS, NODES, node_widgets, parse_node, parse_profile
 
 CATEGORY = "slipstream"
 _IO_KIND = {"float": "Float", "int": "Int", "bool": "Boolean", "combo": "Combo", "string": "String"}
@@ -59,7 +62,36 @@ def apply_delta_cache(model, widgets: dict):
     return m
 
 
-APPLY = {"SlipstreamAttention": apply_attention, "SlipstreamDeltaCache": apply_delta_cache}
+def _user_dir() -> Path:
+    try:
+        import folder_paths  # ComfyUI's; absent outside it
+        return Path(folder_paths.get_user_directory())
+    except ImportError:
+        return Path.cwd()
+
+
+def apply_profile(model, widgets: dict):
+    """Every plugin a profile file names, with its parameters (the nodes' own settings at their
+    defaults): attention and the delta cache, on one clone."""
+    _, own = parse_node("SlipstreamProfile", widgets)
+    path = Path(own["profile"])
+    path = path if path.is_absolute() else _user_dir() / path
+    try:
+        profile = parse_profile(json.loads(path.read_text()), str(path))
+    except OSError as e:
+        raise ValueError(f"SlipstreamProfile: cannot read {path}: {e}") from e
+    except json.JSONDecodeError as e:
+        raise ValueError(f"SlipstreamProfile: {path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
+    m = model.clone()
+    if "sparse-attention" in profile:
+        attn.install(m, attn.SlipstreamAttention(profile["sparse-attention"], report=_report("SlipstreamAttention")))
+    if "delta-cache" in profile:
+        keys = cache.block_keys(m.get_model_object("diffusion_model"))
+        cache.install(m, cache.DeltaCache(profile["delta-cache"], report=_report("SlipstreamDeltaCache")), keys)
+    return m
+
+
+APPLY = {"SlipstreamAttention": apply_attention, "SlipstreamDeltaCache": apply_delta_cache, "SlipstreamProfile": apply_profile}
 
 
 def comfy_nodes():
@@ -73,7 +105,8 @@ def comfy_nodes():
             def define_schema(cls):
                 return io.Schema(
                     node_id=node_id, display_name=spec["displayName"], category=CATEGORY,
-                    description=MANIFESTS[spec["plugin"]]["description"],
+                    description=MANIFESTS[spec["plugin"]]["description"] if spec["plugin"] else
+                    "Applies a JSON profile of Slipstream plugin parameters: attention and the delta cache in one node.",
                     inputs=[io.Model.Input("model"),
                             *(getattr(io, kind).Input(name, **opts) for kind, name, opts in widget_specs(node_id))],
                     outputs=[io.Model.Output()])

@@ -62,7 +62,7 @@ def node_widgets(node: str) -> list:
     n = NODES[node]
     own = lambda ws: [_param(w["name"], w) for w in ws]  # noqa: E731
     keys = n.get("params")
-    mid = [p for p in plugin_params(n["plugin"]) if keys is None or p.key in keys]
+    mid = [p for p in plugin_params(n["plugin"]) if keys is None or p.key in keys] if n["plugin"] else []
     if keys is not None:
         mid.sort(key=lambda p: keys.index(p.key))
     return own(n["before"]) + mid + own(n["after"])
@@ -75,6 +75,11 @@ def parse_node(node: str, values: dict) -> tuple:
     own = {w["name"] for w in n["before"] + n["after"]}
     mine = {k: v for k, v in values.items() if k in own}
     settings = _check([_param(w["name"], w) for w in n["before"] + n["after"]], mine, node)
+    if not n["plugin"]:
+        rest = sorted(set(values) - own)
+        if rest:
+            raise ValueError(f"{node}: unknown input {rest[0]!r} (expected one of {sorted(own)})")
+        return {}, settings
     plugin = {**parse(n["plugin"], {}, node),
               **parse(n["plugin"], {k: v for k, v in values.items() if k not in own}, node, n.get("params"))}
     return plugin, settings
@@ -122,4 +127,23 @@ def _check(params: list, values: dict, node: str) -> dict:
                 raise ValueError(f"{node}: expected {name} at most {p.maximum}, got {v!r}")
             v = int(v) if p.kind == "int" else float(v)
         out[p.key] = v
+    return out
+
+
+def parse_profile(profile, where: str) -> dict:
+    """A profile (plugin id -> that plugin's parameters by manifest key, as `slipstream comfy
+    accelerate --profile` takes) checked against the manifests: {plugin id: params with defaults}."""
+    if not isinstance(profile, dict):
+        raise ValueError(f"{where}: expected a JSON object of plugin parameters by plugin id")
+    out = {}
+    for plugin, values in profile.items():
+        if plugin not in MANIFESTS:
+            raise ValueError(f"{where}: unknown plugin {plugin!r} (expected one of {sorted(MANIFESTS)})")
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: {plugin}: expected an object of parameters")
+        keys = {p.key: p.name for p in plugin_params(plugin)}
+        unknown = sorted(set(values) - set(keys))
+        if unknown:
+            raise ValueError(f"{where}: {plugin}: unknown parameter {unknown[0]!r} (expected one of {sorted(keys)})")
+        out[plugin] = parse(plugin, {keys[k]: v for k, v in values.items()}, f"{where}: {plugin}")
     return out

@@ -255,3 +255,25 @@ def test_delta_cache_caches_every_stream_a_flux_double_block_returns():
     assert cache.run.stats.skipped > 0
     for o in outs:  # a constant residual: skipped or computed, both streams come out the same
         assert torch.allclose(o["img"], img * 1.5 + 1) and torch.equal(o["txt"], txt - 2)
+
+
+def test_profile_node_applies_every_plugin_it_names_and_names_bad_fields(base, tmp_path):
+    from slipstream_comfy import nodes
+
+    good = tmp_path / "p.json"
+    good.write_text('{"sparse-attention": {"topk": 0.3}, "delta-cache": {"maxSkips": 4}}')
+    m = nodes.apply_profile(base, {"profile": str(good)})
+    to = m.model_options["transformer_options"]
+    assert to[OVERRIDE].params["topk"] == 0.3 and to[OVERRIDE].params["startPercent"] == 0.2
+    assert len(to["patches_replace"]["dit"]) == len(base.diffusion_model.blocks)
+    assert to["patches_replace"]["dit"][("double_block", 0)].__closure__ is not None
+    assert OVERRIDE not in base.model_options["transformer_options"]
+    for text, message in [('{"delta-cache": {"maxSkips": 99}}', r"p\.json: delta-cache: expected max_skips at most 16"),
+                          ('{"sparse-atention": {}}', r"p\.json: unknown plugin 'sparse-atention'"),
+                          ('{"delta-cache": {"max_skips": 2}}', r"p\.json: delta-cache: unknown parameter 'max_skips'"),
+                          ('{"delta-cache": ', r"p\.json: invalid JSON at line 1")]:
+        good.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            nodes.apply_profile(base, {"profile": str(good)})
+    with pytest.raises(ValueError, match="cannot read"):
+        nodes.apply_profile(base, {"profile": str(tmp_path / "missing.json")})
