@@ -99,16 +99,18 @@ class _Run:
     policies: dict = field(default_factory=dict)  # conditioning key -> TemporalDeltaCache
     deltas: dict = field(default_factory=dict)    # (conditioning key, block) -> cached delta
     stats: CacheStats = field(default_factory=CacheStats)
+    last_step: int = -1
 
 
 class DeltaCache:
     """Holds the per-run state; `block(i, previous)` makes block i's replace entry."""
 
-    def __init__(self, params: dict, cache_device: str = "same", verbose: bool = False, report=None):
+    def __init__(self, params: dict, cache_device: str = "same", verbose: bool = False, report=None, progress=None):
         self.params = params
         self.cache_device = None if cache_device == "same" else cache_device
         self.verbose = verbose
         self.report = report  # called with the run's stats when a run ends
+        self.progress = progress  # called with a line of text as each step begins
         self.run: _Run | None = None
         self.last_stats: dict | None = None
 
@@ -140,6 +142,10 @@ class DeltaCache:
             key = tuple(options.get("uuids") or ()) or ("all",)
             policy = run.policies.setdefault(key, TemporalDeltaCache(run.params))
             policy.begin_call(round(progress * steps), steps)
+            if self.progress and run.last_step != policy.step:
+                run.last_step = policy.step
+                st = run.stats
+                self.progress(f"step {policy.step + 1}/{steps}: {st.skipped} of {st.skipped + st.computed} blocks skipped so far")
             x = args["img"]
             cached = run.deltas.get((key, index))
             if cached is not None and all(k in args and cached[k].shape == args[k].shape for k in cached) and policy.skip(index):

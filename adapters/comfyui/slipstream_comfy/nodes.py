@@ -46,7 +46,7 @@ def _report(node: str):
     return send
 
 
-def apply_attention(model, widgets: dict):
+def apply_attention(model, widgets: dict, node_id=None):
     params, own = parse_node("SlipstreamAttention", widgets)
     m = model.clone()
     attn.install(m, attn.SlipstreamAttention(params, mode=own["mode"], min_tokens=own["min_tokens"],
@@ -54,11 +54,26 @@ def apply_attention(model, widgets: dict):
     return m
 
 
-def apply_delta_cache(model, widgets: dict):
+def _progress_text(node_id):
+    """Per-node progress text in the browser (ComfyUI's binary progress-text frame)."""
+    if node_id is None:
+        return None
+
+    def send(text: str):
+        try:
+            from server import PromptServer
+        except ImportError:
+            return
+        PromptServer.instance.send_progress_text(text, node_id)
+    return send
+
+
+def apply_delta_cache(model, widgets: dict, node_id=None):
     params, own = parse_node("SlipstreamDeltaCache", widgets)
     m = model.clone()
     keys = cache.block_keys(m.get_model_object("diffusion_model"))
-    cache.install(m, cache.DeltaCache(params, own["cache_device"], own["verbose"], _report("SlipstreamDeltaCache")), keys)
+    cache.install(m, cache.DeltaCache(params, own["cache_device"], own["verbose"], _report("SlipstreamDeltaCache"),
+                                      _progress_text(node_id)), keys)
     return m
 
 
@@ -70,7 +85,7 @@ def _user_dir() -> Path:
         return Path.cwd()
 
 
-def apply_profile(model, widgets: dict):
+def apply_profile(model, widgets: dict, node_id=None):
     """Every plugin a profile file names, with its parameters (the nodes' own settings at their
     defaults): attention and the delta cache, on one clone."""
     _, own = parse_node("SlipstreamProfile", widgets)
@@ -87,7 +102,8 @@ def apply_profile(model, widgets: dict):
         attn.install(m, attn.SlipstreamAttention(profile["sparse-attention"], report=_report("SlipstreamAttention")))
     if "delta-cache" in profile:
         keys = cache.block_keys(m.get_model_object("diffusion_model"))
-        cache.install(m, cache.DeltaCache(profile["delta-cache"], report=_report("SlipstreamDeltaCache")), keys)
+        cache.install(m, cache.DeltaCache(profile["delta-cache"], report=_report("SlipstreamDeltaCache"),
+                                          progress=_progress_text(node_id)), keys)
     return m
 
 
@@ -109,11 +125,12 @@ def comfy_nodes():
                     "Applies a JSON profile of Slipstream plugin parameters: attention and the delta cache in one node.",
                     inputs=[io.Model.Input("model"),
                             *(getattr(io, kind).Input(name, **opts) for kind, name, opts in widget_specs(node_id))],
-                    outputs=[io.Model.Output()])
+                    outputs=[io.Model.Output()],
+                    hidden=[io.Hidden.unique_id])
 
             @classmethod
             def execute(cls, model, **widgets):
-                return io.NodeOutput(APPLY[node_id](model, widgets))
+                return io.NodeOutput(APPLY[node_id](model, widgets, cls.hidden.unique_id))
 
         Node.__name__ = Node.__qualname__ = node_id
         return Node

@@ -200,13 +200,16 @@ def test_delta_cache_skips_blocks_chains_a_previous_replace_and_frees_its_state(
     ref = sample(m, x, ctx, sig)
     calls.clear()
     cached = m.clone()
-    cache = install_cache(cached, DeltaCache(cache_params()), block_keys(base.diffusion_model))
+    lines = []
+    cache = install_cache(cached, DeltaCache(cache_params(), progress=lines.append), block_keys(base.diffusion_model))
     out = sample(cached, x, ctx, sig)
     st = cache.last_stats
     assert st["blocks_skipped"] > 0 and st["blocks_computed"] + st["blocks_skipped"] == 30 * blocks
     assert len(calls) == st["blocks_computed"]  # computed blocks went through the other pack's entry
     assert cache.run is None  # nothing cached outlives the run
     assert [s for s, _, _ in st["per_step"]] == list(range(30))
+    assert len(lines) == 30 and lines[0] == "step 1/30: 0 of 0 blocks skipped so far"
+    assert lines[-1].startswith("step 30/30: ")
     assert sum(c for _, c, _ in st["per_step"]) == st["blocks_computed"] and all(k == 0 for _, _, k in st["per_step"][:4])
     rel = ((out - ref).norm() / ref.norm()).item()
     print(f"delta cache: {st}, relative L2 of the sample against the uncached run {rel:.4f}")
