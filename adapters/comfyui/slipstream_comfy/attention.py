@@ -83,7 +83,8 @@ class SlipstreamAttention:
             _inside.active = False
 
     def _attend(self, args, kwargs):
-        q, k, v, heads = args[:4]
+        q, k, v = args[:3]
+        heads = args[3] if len(args) > 3 else kwargs["heads"]  # Wan passes heads= by keyword
         mask = kwargs.get("mask", args[4] if len(args) > 4 else None)
         if mask is not None or kwargs.get("low_precision_attention", True) is False:
             return None

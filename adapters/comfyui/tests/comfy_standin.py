@@ -11,7 +11,8 @@ machine. What it mirrors, from ComfyUI 0.29 as ../shared/research/comfyui.md rec
 - comfy/ldm/wan/model.py's block loop: block_index and total_blocks in transformer_options, and a
   ("double_block", i) replace entry called with {"img", "txt", "vec", "pe",
   "transformer_options"} and {"original_block"}; attention through optimized_attention, which
-  @wrap_attn hands to transformer_options["optimized_attention_override"](func, *args, **kwargs).
+  @wrap_attn hands to transformer_options["optimized_attention_override"](func, *args, **kwargs),
+  with heads by keyword as Wan passes it. bench/comfyui/bench.py runs the same hooks in ComfyUI 0.3.64.
 
 The model is WanMini (models/wan-mini) with its trained weights, run that way.
 """
@@ -78,6 +79,10 @@ def attention_pytorch(q, k, v, heads, mask=None, attn_precision=None, skip_resha
 
 
 def optimized_attention(*args, **kwargs):
+    # @wrap_attn: marks the call so a backend that calls back does not re-enter the override.
+    if "_inside_attn_wrapper" in kwargs:
+        return attention_pytorch(*args, **kwargs)
+    kwargs["_inside_attn_wrapper"] = True
     options = kwargs.get("transformer_options")
     if options is not None and OVERRIDE in options:
         return options[OVERRIDE](attention_pytorch, *args, **kwargs)
@@ -93,7 +98,7 @@ def _attention(att, x, ctx, rope, options):
     v = att.v(src).view(b, lk, att.heads, d)
     if rope is not None:
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-    y = optimized_attention(q.flatten(2), k.flatten(2), v.flatten(2), att.heads, transformer_options=options)
+    y = optimized_attention(q.flatten(2), k.flatten(2), v.flatten(2), heads=att.heads, transformer_options=options)
     return att.o(y)
 
 

@@ -84,7 +84,7 @@ def record_calls(base, inputs, steps=3):
     return calls
 
 
-def float64_attention(q, k, v, heads, keep=None):
+def float64_attention(q, k, v, heads, keep=None):  # noqa: D103
     b, n, hd = q.shape
     d = hd // heads
     q, k, v = (t.double().view(b, -1, heads, d).transpose(1, 2) for t in (q, k, v))
@@ -103,7 +103,8 @@ def test_every_call_it_takes_is_within_sageattentions_bound(base, inputs, mode):
     for args, kwargs in record_calls(base, inputs):
         kwargs = dict(kwargs, transformer_options=dict(kwargs["transformer_options"], block_index=1))
         out = hook(attention_pytorch, *args, **kwargs)
-        q, k, v, heads = args
+        q, k, v = args
+        heads = kwargs["heads"]
         if k.shape != q.shape:
             assert torch.equal(out, attention_pytorch(*args, **kwargs))  # cross-attention: declined
             continue
@@ -134,7 +135,7 @@ def test_composes_with_an_override_installed_first(base, inputs):
     seen = {"self": 0, "cross": 0}
 
     def other_pack(func, *args, **kwargs):
-        seen["self" if args[1].shape == args[0].shape else "cross"] += 1
+        seen["self" if args[1].shape == args[0].shape else "cross"] += 1  # q, k, v; heads by keyword
         return func(*args, **kwargs)
 
     m = base.clone()
