@@ -7,9 +7,10 @@ import { formatsCommand } from './formats.js';
 import { generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
+import { prepareCommand } from './prepare.js';
 import { quantizeCommand } from './quantize.js';
 import { runCommand } from './run.js';
 import { sidecarCommand } from './sidecar.js';
 
 /** Every command, in the order `slipstream help` lists them. */
-export const COMMANDS: readonly CommandSpec[] = [runCommand, calibrateCommand, generateCommand, formatsCommand, quantizeCommand, attentionCommand, inspectCommand, comfyCommand, sidecarCommand, benchCommand, infoCommand].map((c) => c as unknown as CommandSpec);
+export const COMMANDS: readonly CommandSpec[] = [runCommand, calibrateCommand, generateCommand, formatsCommand, quantizeCommand, prepareCommand, attentionCommand, inspectCommand, comfyCommand, sidecarCommand, benchCommand, infoCommand].map((c) => c as unknown as CommandSpec);

@@ -33,7 +33,7 @@ export const quantizeCommand = defineCommand({
     format: { type: 'string', choices: SCHEMES, required: true, description: 'the compressed-tensors scheme' },
     out: { type: 'string', required: true, description: 'output .safetensors (written to a temp name, then renamed)' },
     ignore: { type: 'string', description: 'comma-separated module names or re:<regex> to leave unquantized (e.g. lm_head)' },
-    'input-amax': { type: 'string', description: 'nvfp4: JSON file {"<module>": max |activation|} for input_global_scale' },
+    'input-amax': { type: 'string', description: 'nvfp4, fp8-static: JSON file {"<module>": max |activation|} for the static input scale' },
     'allow-nonfinite': { type: 'boolean', description: 'quantize weights holding NaN/Inf (left out of the scales) instead of refusing them' },
     quiet: { type: 'boolean', description: 'no progress output' },
   },
@@ -50,10 +50,10 @@ export const quantizeCommand = defineCommand({
         const module = info.name.endsWith('.weight') ? info.name.slice(0, -'.weight'.length) : undefined;
         if (module !== undefined && info.shape.length === 2 && !ignored(module)) {
           checkWeight(scheme, info.name, info.dtype, info.shape);
-          if (scheme === 'nvfp4' && ranges?.[module] === undefined)
+          if ((scheme === 'nvfp4' || scheme === 'fp8-static') && ranges?.[module] === undefined)
             throw new SlipstreamError(
               'SLIP_E_INVALID_ARGUMENT',
-              `nvfp4 (W4A4) stores ${module}.input_global_scale, which needs the activation range of ${module}: pass --input-amax ranges.json with an entry for it, or use --format nvfp4a16 (weight-only)`,
+              `${scheme} stores a static input scale for ${module}, which needs its activation range: pass --input-amax ranges.json with an entry for it, or use --format ${scheme === 'nvfp4' ? 'nvfp4a16 (weight-only)' : 'fp8 (dynamic per-token activations)'}`,
             );
           plan.push({ source: info.name, module, outputs: outputSpecs(scheme, module, info.shape) });
         } else {

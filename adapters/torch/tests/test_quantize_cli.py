@@ -176,7 +176,7 @@ def test_nonfinite_weights_are_refused_and_leave_no_output(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--format", "int3"], "expected one of int8|fp8|w4a16|nvfp4|nvfp4a16|mxfp4 for --format"),
+        (["--format", "int3"], "expected one of int8|fp8|fp8-static|w4a16|nvfp4|nvfp4a16|mxfp4 for --format"),
         (["--format", "int8", "--bogus"], "Unknown option '--bogus'"),
         (["--format", "nvfp4"], "--input-amax"),
     ],

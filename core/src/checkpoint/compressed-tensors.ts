@@ -18,7 +18,7 @@ import { SlipstreamError } from '../errors/index.js';
 import { quantize, type QuantFormat, type QuantOptions } from '../quant/index.js';
 import { Tensor, type DType } from '../tensor/index.js';
 
-export const SCHEMES = ['int8', 'fp8', 'w4a16', 'nvfp4', 'nvfp4a16', 'mxfp4'] as const;
+export const SCHEMES = ['int8', 'fp8', 'fp8-static', 'w4a16', 'nvfp4', 'nvfp4a16', 'mxfp4'] as const;
 export type Scheme = (typeof SCHEMES)[number];
 
 interface SchemeSpec {
@@ -49,6 +49,16 @@ const NVFP4_WEIGHTS: SchemeSpec = {
 export const SCHEME_SPECS: Record<Scheme, SchemeSpec> = {
   int8: { format: 'INT8', options: { granularity: 'row', fullIntRange: true }, ctFormat: 'int-quantized', kMultiple: 1, codes: 'weight', scales: 'weight_scale' },
   fp8: { format: 'FP8_E4M3', options: { granularity: 'row' }, ctFormat: 'float-quantized', kMultiple: 1, codes: 'weight', scales: 'weight_scale' },
+  // FP8 with a static per-tensor input scale (CT's FP8 preset reads input_scale = amax / 448).
+  'fp8-static': {
+    format: 'FP8_E4M3',
+    options: { granularity: 'row' },
+    ctFormat: 'float-quantized',
+    kMultiple: 1,
+    codes: 'weight',
+    scales: 'weight_scale',
+    needsInputRange: true,
+  },
   w4a16: {
     format: 'INT4',
     options: { groupSize: 128, fullIntRange: true },
@@ -63,8 +73,8 @@ export const SCHEME_SPECS: Record<Scheme, SchemeSpec> = {
   mxfp4: { format: 'MXFP4', options: {}, ctFormat: 'mxfp4-pack-quantized', kMultiple: 32, codes: 'weight_packed', scales: 'weight_scale' },
 };
 
-const CODES_DTYPE: Record<Scheme, DType> = { int8: 'I8', fp8: 'F8_E4M3', w4a16: 'I32', nvfp4: 'U8', nvfp4a16: 'U8', mxfp4: 'U8' };
-const SCALES_DTYPE: Record<Scheme, DType> = { int8: 'F32', fp8: 'F32', w4a16: 'F32', nvfp4: 'F8_E4M3', nvfp4a16: 'F8_E4M3', mxfp4: 'U8' };
+const CODES_DTYPE: Record<Scheme, DType> = { int8: 'I8', fp8: 'F8_E4M3', 'fp8-static': 'F8_E4M3', w4a16: 'I32', nvfp4: 'U8', nvfp4a16: 'U8', mxfp4: 'U8' };
+const SCALES_DTYPE: Record<Scheme, DType> = { int8: 'F32', fp8: 'F32', 'fp8-static': 'F32', w4a16: 'F32', nvfp4: 'F8_E4M3', nvfp4a16: 'F8_E4M3', mxfp4: 'U8' };
 
 export interface OutputSpec {
   name: string;
@@ -83,7 +93,7 @@ export function checkWeight(scheme: Scheme, name: string, dtype: DType, shape: r
       'SLIP_E_SHAPE_MISMATCH',
       `expected the input width of ${name} (shape [${shape.join(', ')}]) to be a multiple of ${m} for ${scheme}, got ${k}; leave it out with --ignore`,
     );
-  if (scheme !== 'int8' && scheme !== 'fp8' && k % 2 !== 0)
+  if (scheme !== 'int8' && scheme !== 'fp8' && scheme !== 'fp8-static' && k % 2 !== 0)
     throw new SlipstreamError('SLIP_E_SHAPE_MISMATCH', `expected an even input width for ${name} (two 4-bit codes per byte), got ${k}`);
 }
 
@@ -94,6 +104,7 @@ export function outputSpecs(scheme: Scheme, prefix: string, shape: readonly numb
   const codesShape: Record<Scheme, number[]> = {
     int8: [n, k],
     fp8: [n, k],
+    'fp8-static': [n, k],
     w4a16: [n, Math.ceil((k * 4) / 32)],
     nvfp4: [n, k / 2],
     nvfp4a16: [n, k / 2],
@@ -102,6 +113,7 @@ export function outputSpecs(scheme: Scheme, prefix: string, shape: readonly numb
   const scalesShape: Record<Scheme, number[]> = {
     int8: [n, 1],
     fp8: [n, 1],
+    'fp8-static': [n, 1],
     w4a16: [n, k / 128],
     nvfp4: [n, k / 16],
     nvfp4a16: [n, k / 16],
@@ -112,15 +124,22 @@ export function outputSpecs(scheme: Scheme, prefix: string, shape: readonly numb
     { name: `${prefix}.${s.scales}`, dtype: SCALES_DTYPE[scheme], shape: scalesShape[scheme] },
   ];
   if (s.global) out.push({ name: `${prefix}.${s.global}`, dtype: 'F32', shape: [1] });
-  if (s.needsInputRange) out.push({ name: `${prefix}.input_global_scale`, dtype: 'F32', shape: [1] });
+  if (s.needsInputRange) out.push({ name: `${prefix}.${inputScaleName(scheme)}`, dtype: 'F32', shape: [1] });
   if (s.withShape) out.push({ name: `${prefix}.weight_shape`, dtype: 'I64', shape: [2] });
   return out;
 }
 
 export interface ModuleOptions {
   allowNonFinite?: boolean;
-  /** nvfp4: the calibrated max |activation| of this module's input. */
+  /** nvfp4, fp8-static: the calibrated max |activation| of this module's input. */
   inputAmax?: number;
+  /** NVFP4: this global scale instead of 448*6/amax(weight) (shared by fused siblings such as q/k/v). */
+  globalScale?: number;
+}
+
+/** nvfp4 stores input_global_scale = 448*6/amax (a divisor); fp8-static input_scale = amax/448. */
+function inputScaleName(scheme: Scheme): string {
+  return scheme === 'fp8-static' ? 'input_scale' : 'input_global_scale';
 }
 
 /** Quantizes one weight; returns the tensors of outputSpecs(), in the same order. */
@@ -129,7 +148,11 @@ export async function quantizeModule(scheme: Scheme, prefix: string, weight: Ten
   const x = weight.dtype === 'F32' ? weight : new Tensor('F32', weight.shape, weight.toFloat32());
   let q;
   try {
-    q = await quantize(x, s.format, { ...s.options, allowNonFinite: options.allowNonFinite ?? false });
+    q = await quantize(x, s.format, {
+      ...s.options,
+      allowNonFinite: options.allowNonFinite ?? false,
+      ...(options.globalScale !== undefined ? { globalScale: options.globalScale } : {}),
+    });
   } catch (err) {
     if (err instanceof SlipstreamError) throw new SlipstreamError(err.code, `${prefix}.weight: ${err.message}`, { cause: err });
     throw err;
@@ -141,9 +164,10 @@ export async function quantizeModule(scheme: Scheme, prefix: string, weight: Ten
     if (amax === undefined || !(amax > 0) || !Number.isFinite(amax))
       throw new SlipstreamError(
         'SLIP_E_INVALID_ARGUMENT',
-        `expected a positive finite activation range for ${prefix} (input_global_scale = 448*6/amax), got ${String(amax)}`,
+        `expected a positive finite activation range for ${prefix} (${inputScaleName(scheme)} from amax), got ${String(amax)}`,
       );
-    out.push(Tensor.fromArray('F32', [1], [Math.fround(2688 / Math.fround(amax))]));
+    const a = Math.fround(amax);
+    out.push(Tensor.fromArray('F32', [1], [Math.fround(scheme === 'fp8-static' ? a / 448 : 2688 / a)]));
   }
   if (s.withShape) out.push(Tensor.fromArray('I64', [2], [BigInt(weight.shape[0]), BigInt(weight.shape[1])]));
   return out;

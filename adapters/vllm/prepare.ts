@@ -1,0 +1,276 @@
+/**
+ * `slipstream prepare`: a Hugging Face model folder into one that stock vLLM serves, quantized with
+ * the compressed-tensors layout and `quantization_config` vLLM reads (../../../shared/research/
+ * vllm.md §1). Tensors stream one at a time (peak memory follows the largest tensor), the
+ * linears of the decoder layers are quantized by the native codecs, embeddings and lm_head are left
+ * alone unless asked, and NVFP4's global scale is shared by fused siblings (q/k/v, gate/up: vLLM
+ * keeps one per fused layer). The output is written beside its target and renamed into place.
+ */
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import { checkWeight, outputSpecs, quantizeModule, type OutputSpec, type Scheme } from '../../core/src/checkpoint/index.js';
+import { SlipstreamError } from '../../core/src/errors/index.js';
+import { createProgress } from '../../core/src/progress/index.js';
+import { SafetensorsReader, SafetensorsWriter } from '../../core/src/safetensors/index.js';
+import { parseJsonText } from '../../core/src/schema/index.js';
+
+/** The schemes `prepare` offers, by the names vLLM users know, and the codec each uses. */
+export const PREPARE_SCHEMES = {
+  'w8a8-int8': 'int8',
+  fp8: 'fp8-static',
+  'fp8-dynamic': 'fp8',
+  w4a16: 'w4a16',
+  nvfp4: 'nvfp4',
+  nvfp4a16: 'nvfp4a16',
+} as const satisfies Record<string, Scheme>;
+export type PrepareScheme = keyof typeof PREPARE_SCHEMES;
+
+export interface PrepareOptions {
+  scheme: PrepareScheme;
+  out: string;
+  /** Module names or `re:` regexes left unquantized; default lm_head and the embeddings. */
+  ignore?: string[];
+  inputAmax?: Record<string, number>;
+  dryRun?: boolean;
+  maxShardBytes?: number;
+  progress?: NodeJS.WritableStream;
+}
+
+const args = (o: Record<string, unknown>) => ({ symmetric: true, group_size: null, block_structure: null, dynamic: false, actorder: null, observer: 'minmax', observer_kwargs: {}, ...o });
+const NVFP4_ARGS = { num_bits: 4, type: 'float', strategy: 'tensor_group', group_size: 16, scale_dtype: 'torch.float8_e4m3fn' };
+
+/** compressed-tensors' scheme (weights, input_activations, format) for each prepare scheme. */
+const CT_SCHEMES: Record<PrepareScheme, { weights: object; input_activations: object | null; format: string }> = {
+  'w8a8-int8': {
+    weights: args({ num_bits: 8, type: 'int', strategy: 'channel' }),
+    input_activations: args({ num_bits: 8, type: 'int', strategy: 'token', dynamic: true, observer: null }),
+    format: 'int-quantized',
+  },
+  fp8: {
+    weights: args({ num_bits: 8, type: 'float', strategy: 'channel' }),
+    input_activations: args({ num_bits: 8, type: 'float', strategy: 'tensor', observer: 'static_minmax' }),
+    format: 'float-quantized',
+  },
+  'fp8-dynamic': {
+    weights: args({ num_bits: 8, type: 'float', strategy: 'channel' }),
+    input_activations: args({ num_bits: 8, type: 'float', strategy: 'token', dynamic: true, observer: null }),
+    format: 'float-quantized',
+  },
+  w4a16: { weights: args({ num_bits: 4, type: 'int', strategy: 'group', group_size: 128 }), input_activations: null, format: 'pack-quantized' },
+  nvfp4a16: { weights: args(NVFP4_ARGS), input_activations: null, format: 'nvfp4-pack-quantized' },
+  nvfp4: {
+    weights: args(NVFP4_ARGS),
+    input_activations: args({ ...NVFP4_ARGS, dynamic: 'local', observer: 'static_minmax' }),
+    format: 'nvfp4-pack-quantized',
+  },
+};
+
+export function quantizationConfig(scheme: PrepareScheme, ignore: string[]): Record<string, unknown> {
+  const s = CT_SCHEMES[scheme];
+  return {
+    config_groups: { group_0: { targets: ['Linear'], weights: s.weights, input_activations: s.input_activations, output_activations: null, format: s.format } },
+    format: s.format,
+    ignore,
+    kv_cache_scheme: null,
+    quant_method: 'compressed-tensors',
+    quantization_status: 'compressed',
+    sparsity_config: {},
+    transform_config: {},
+    version: '0.12.0',
+  };
+}
+
+function matcher(list: string[]): (module: string) => boolean {
+  const tests = list.map((e) => {
+    if (!e.startsWith('re:')) return (m: string) => m === e;
+    let re: RegExp;
+    try {
+      re = new RegExp(e.slice(3));
+    } catch (err) {
+      throw new SlipstreamError('SLIP_E_USAGE', `expected a valid regular expression in --ignore, got ${JSON.stringify(e)}: ${(err as Error).message}`);
+    }
+    return (m: string) => re.test(m);
+  });
+  return (m) => tests.some((t) => t(m));
+}
+
+/** Fused siblings share one NVFP4 global scale: the group a linear belongs to, or itself. */
+export function siblingGroup(module: string): string {
+  const m = /^(.*\.)(q_proj|k_proj|v_proj|gate_proj|up_proj)$/.exec(module);
+  if (!m) return module;
+  return m[1] + (m[2] === 'gate_proj' || m[2] === 'up_proj' ? 'gate_up' : 'qkv');
+}
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new SlipstreamError('SLIP_E_IO', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  return parseJsonText(text, file);
+}
+
+/** The model's safetensors files: the index's shards, or model.safetensors. */
+async function shardsOf(dir: string): Promise<string[]> {
+  const indexFile = path.join(dir, 'model.safetensors.index.json');
+  try {
+    await stat(indexFile);
+  } catch {
+    const single = path.join(dir, 'model.safetensors');
+    try {
+      await stat(single);
+    } catch {
+      throw new SlipstreamError('SLIP_E_IO', `${dir}: expected model.safetensors or model.safetensors.index.json (a Hugging Face model folder)`);
+    }
+    return [single];
+  }
+  const index = (await readJson(indexFile)) as { weight_map?: Record<string, string> };
+  if (typeof index !== 'object' || index === null || typeof index.weight_map !== 'object')
+    throw new SlipstreamError('SLIP_E_SCHEMA', `${indexFile}: expected a weight_map object`);
+  return [...new Set(Object.values(index.weight_map))].sort().map((f) => path.join(dir, f));
+}
+
+interface Planned {
+  shard: string;
+  source: string;
+  module?: string;
+  outputs: OutputSpec[];
+  bytesIn: number;
+}
+
+export interface PrepareReport {
+  quantized: number;
+  copied: number;
+  bytesIn: number;
+  bytesOut: number;
+  shards: string[];
+}
+
+const BYTES: Record<string, number> = { F64: 8, F32: 4, I64: 8, I32: 4, F16: 2, BF16: 2, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
+const bytesOf = (o: OutputSpec) => o.shape.reduce((a, b) => a * b, 1) * (BYTES[o.dtype] ?? 4);
+
+export async function prepare(modelDir: string, o: PrepareOptions): Promise<PrepareReport> {
+  const scheme = PREPARE_SCHEMES[o.scheme];
+  const config = (await readJson(path.join(modelDir, 'config.json'))) as Record<string, unknown>;
+  if (typeof config !== 'object' || config === null || Array.isArray(config))
+    throw new SlipstreamError('SLIP_E_SCHEMA', `${path.join(modelDir, 'config.json')}: expected a JSON object`);
+  if (config.quantization_config !== undefined)
+    throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `${modelDir} is already quantized (config.json has a quantization_config)`);
+  const ignoreList = o.ignore ?? ['lm_head', 're:.*embed_tokens$'];
+  const ignored = matcher(ignoreList);
+  const readers = new Map<string, SafetensorsReader>();
+  try {
+    const plan: Planned[] = [];
+    for (const shard of await shardsOf(modelDir)) {
+      const reader = await SafetensorsReader.open(shard);
+      readers.set(shard, reader);
+      for (const info of reader.infos()) {
+        const module = info.name.endsWith('.weight') ? info.name.slice(0, -'.weight'.length) : undefined;
+        const bytesIn = bytesOf({ name: info.name, dtype: info.dtype, shape: [...info.shape] });
+        if (module !== undefined && info.shape.length === 2 && !ignored(module)) {
+          checkWeight(scheme, info.name, info.dtype, info.shape);
+          if ((scheme === 'nvfp4' || scheme === 'fp8-static') && o.inputAmax?.[module] === undefined)
+            throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `${o.scheme} stores a static input scale for ${module}: pass --input-amax with an entry for it`);
+          plan.push({ shard, source: info.name, module, outputs: outputSpecs(scheme, module, info.shape), bytesIn });
+        } else plan.push({ shard, source: info.name, outputs: [{ name: info.name, dtype: info.dtype, shape: [...info.shape] }], bytesIn });
+      }
+    }
+    // Output shards of at most maxShardBytes, in the input's order.
+    const maxShard = o.maxShardBytes ?? 4 * 2 ** 30;
+    const shardOf: number[] = [];
+    let used = 0;
+    let count = 0;
+    for (const p of plan) {
+      const b = p.outputs.reduce((a, x) => a + bytesOf(x), 0);
+      if (count === 0 || (used > 0 && used + b > maxShard)) {
+        count++;
+        used = 0;
+      }
+      used += b;
+      shardOf.push(count - 1);
+    }
+    const names = Array.from({ length: count }, (_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.safetensors`);
+    const report: PrepareReport = {
+      quantized: plan.filter((p) => p.module).length,
+      copied: plan.filter((p) => !p.module).length,
+      bytesIn: plan.reduce((a, p) => a + p.bytesIn, 0),
+      bytesOut: plan.reduce((a, p) => a + p.outputs.reduce((x, y) => x + bytesOf(y), 0), 0),
+      shards: names,
+    };
+    if (o.dryRun) return report;
+
+    // NVFP4: one global scale per group of fused siblings, from the group's max |w| (a first pass).
+    const globals = new Map<string, number>();
+    if (scheme === 'nvfp4' || scheme === 'nvfp4a16') {
+      const amax = new Map<string, number>();
+      for (const p of plan.filter((x) => x.module)) {
+        const w = (await readers.get(p.shard)!.tensor(p.source)).toFloat32();
+        let m = 0;
+        for (let i = 0; i < w.length; i++) {
+          const a = Math.abs(w[i]);
+          if (a > m) m = a;
+        }
+        const g = siblingGroup(p.module!);
+        amax.set(g, Math.max(amax.get(g) ?? 0, m));
+      }
+      for (const [g, m] of amax) if (m > 0) globals.set(g, Math.fround((448 * 6) / m));
+    }
+
+    const target = path.resolve(o.out);
+    try {
+      await stat(target);
+      throw new SlipstreamError('SLIP_E_IO', `${target} exists: prepare writes a new folder`);
+    } catch (e) {
+      if (e instanceof SlipstreamError) throw e;
+    }
+    const temp = `${target}.tmp-${process.pid}`;
+    await rm(temp, { recursive: true, force: true });
+    await mkdir(temp, { recursive: true });
+    const progress = createProgress({ total: plan.length, label: `prepare ${o.scheme}`, stream: o.progress, enabled: o.progress !== undefined });
+    try {
+      const weightMap: Record<string, string> = {};
+      for (let s = 0; s < count; s++) {
+        const items = plan.filter((_, i) => shardOf[i] === s);
+        const writer = await SafetensorsWriter.create(path.join(temp, names[s]), items.flatMap((p) => p.outputs), { metadata: { format: 'pt' } });
+        try {
+          for (const p of items) {
+            const reader = readers.get(p.shard)!;
+            if (!p.module) {
+              for await (const chunk of reader.chunks(p.source)) await writer.write(p.source, chunk);
+            } else {
+              const tensors = await quantizeModule(scheme, p.module, await reader.tensor(p.source), {
+                inputAmax: o.inputAmax?.[p.module],
+                globalScale: globals.get(siblingGroup(p.module)),
+              });
+              for (let i = 0; i < tensors.length; i++) await writer.writeTensor(p.outputs[i].name, tensors[i]);
+            }
+            for (const out of p.outputs) weightMap[out.name] = names[s];
+            progress.tick();
+          }
+          await writer.finish();
+        } catch (err) {
+          await writer.abort();
+          throw err;
+        }
+      }
+      await writeFile(path.join(temp, 'model.safetensors.index.json'), `${JSON.stringify({ metadata: { total_size: report.bytesOut }, weight_map: weightMap }, null, 2)}\n`);
+      await writeFile(path.join(temp, 'config.json'), `${JSON.stringify({ ...config, quantization_config: quantizationConfig(o.scheme, ignoreList) }, null, 2)}\n`);
+      // Tokenizer, generation config, chat template, model card: everything but the weights.
+      for (const f of await readdir(modelDir)) {
+        if (f.endsWith('.safetensors') || f === 'model.safetensors.index.json' || f === 'config.json') continue;
+        if ((await stat(path.join(modelDir, f))).isFile()) await copyFile(path.join(modelDir, f), path.join(temp, f));
+      }
+      await rename(temp, target);
+    } catch (err) {
+      await rm(temp, { recursive: true, force: true });
+      throw err;
+    } finally {
+      progress.finish();
+    }
+    return report;
+  } finally {
+    for (const r of readers.values()) await r.close();
+  }
+}
