@@ -6,14 +6,14 @@
  * alone unless asked, and NVFP4's global scale is shared by fused siblings (q/k/v, gate/up: vLLM
  * keeps one per fused layer). The output is written beside its target and renamed into place.
  */
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { checkWeight, outputSpecs, quantizeModule, type OutputSpec, type Scheme } from '../../core/src/checkpoint/index.js';
+import { checkWeight, ignoreMatcher, outputSpecs, quantizeModule, type OutputSpec, type Scheme } from '../../core/src/checkpoint/index.js';
 import { SlipstreamError } from '../../core/src/errors/index.js';
 import { createProgress } from '../../core/src/progress/index.js';
 import { SafetensorsReader, SafetensorsWriter } from '../../core/src/safetensors/index.js';
-import { parseJsonText } from '../../core/src/schema/index.js';
+import { readJsonFile } from '../../core/src/schema/index.js';
 
 /** The schemes `prepare` offers, by the names vLLM users know, and the codec each uses. */
 export const PREPARE_SCHEMES = {
@@ -81,35 +81,11 @@ export function quantizationConfig(scheme: PrepareScheme, ignore: string[]): Rec
   };
 }
 
-function matcher(list: string[]): (module: string) => boolean {
-  const tests = list.map((e) => {
-    if (!e.startsWith('re:')) return (m: string) => m === e;
-    let re: RegExp;
-    try {
-      re = new RegExp(e.slice(3));
-    } catch (err) {
-      throw new SlipstreamError('SLIP_E_USAGE', `expected a valid regular expression in --ignore, got ${JSON.stringify(e)}: ${(err as Error).message}`);
-    }
-    return (m: string) => re.test(m);
-  });
-  return (m) => tests.some((t) => t(m));
-}
-
 /** Fused siblings share one NVFP4 global scale: the group a linear belongs to, or itself. */
 export function siblingGroup(module: string): string {
   const m = /^(.*\.)(q_proj|k_proj|v_proj|gate_proj|up_proj)$/.exec(module);
   if (!m) return module;
   return m[1] + (m[2] === 'gate_proj' || m[2] === 'up_proj' ? 'gate_up' : 'qkv');
-}
-
-async function readJson(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new SlipstreamError('SLIP_E_IO', `cannot read ${file}: ${(e as Error).message}`);
-  }
-  return parseJsonText(text, file);
 }
 
 /** The model's safetensors files: the index's shards, or model.safetensors. */
@@ -126,7 +102,7 @@ async function shardsOf(dir: string): Promise<string[]> {
     }
     return [single];
   }
-  const index = (await readJson(indexFile)) as { weight_map?: Record<string, string> };
+  const index = (await readJsonFile(indexFile)) as { weight_map?: Record<string, string> };
   if (typeof index !== 'object' || index === null || typeof index.weight_map !== 'object')
     throw new SlipstreamError('SLIP_E_SCHEMA', `${indexFile}: expected a weight_map object`);
   return [...new Set(Object.values(index.weight_map))].sort().map((f) => path.join(dir, f));
@@ -153,13 +129,13 @@ const bytesOf = (o: OutputSpec) => o.shape.reduce((a, b) => a * b, 1) * (BYTES[o
 
 export async function prepare(modelDir: string, o: PrepareOptions): Promise<PrepareReport> {
   const scheme = PREPARE_SCHEMES[o.scheme];
-  const config = (await readJson(path.join(modelDir, 'config.json'))) as Record<string, unknown>;
+  const config = (await readJsonFile(path.join(modelDir, 'config.json'))) as Record<string, unknown>;
   if (typeof config !== 'object' || config === null || Array.isArray(config))
     throw new SlipstreamError('SLIP_E_SCHEMA', `${path.join(modelDir, 'config.json')}: expected a JSON object`);
   if (config.quantization_config !== undefined)
     throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `${modelDir} is already quantized (config.json has a quantization_config)`);
   const ignoreList = o.ignore ?? ['lm_head', 're:.*embed_tokens$'];
-  const ignored = matcher(ignoreList);
+  const ignored = ignoreMatcher(ignoreList);
   const readers = new Map<string, SafetensorsReader>();
   try {
     const plan: Planned[] = [];

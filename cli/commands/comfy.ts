@@ -1,21 +1,11 @@
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 
 import { runPrompt, type ComfyEvent } from '../../adapters/comfyui/client/api.js';
 import { installPack } from '../../adapters/comfyui/client/install.js';
 import { accelerate, checkApiWorkflow, parseProfile, workflowFormat, type ApiWorkflow } from '../../adapters/comfyui/client/workflow.js';
 import { SlipstreamError } from '../../core/src/errors/index.js';
-import { parseJsonText } from '../../core/src/schema/index.js';
+import { readJsonFile } from '../../core/src/schema/index.js';
 import { type CliIO, defineCommand } from '../command.js';
-
-async function readJson(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new SlipstreamError('SLIP_E_IO', `cannot read ${file}: ${(e as Error).message}`);
-  }
-  return parseJsonText(text, file);
-}
 
 function usage(message: string): SlipstreamError {
   return new SlipstreamError('SLIP_E_USAGE', `${message} (see \`slipstream help comfy\`)`);
@@ -57,7 +47,7 @@ export const comfyCommand = defineCommand({
     const [action, target] = args.positionals;
     const o = args.options;
     if (action === 'run') {
-      const workflow = await readJson(target);
+      const workflow = await readJsonFile(target);
       if (workflowFormat(workflow, target) !== 'api')
         throw new SlipstreamError('SLIP_E_SCHEMA', `${target}: a UI-format workflow; /prompt takes the API format (in ComfyUI: Workflow > Export (API))`);
       checkApiWorkflow(workflow as ApiWorkflow, target);
@@ -67,8 +57,8 @@ export const comfyCommand = defineCommand({
     }
     if (action === 'accelerate') {
       if (!o.out) throw usage('expected --out <new.json>');
-      const profile = o.profile ? parseProfile(await readJson(o.profile), o.profile) : undefined;
-      const result = accelerate(await readJson(target), profile, target);
+      const profile = o.profile ? parseProfile(await readJsonFile(o.profile), o.profile) : undefined;
+      const result = accelerate(await readJsonFile(target), profile, target);
       const temp = `${o.out}.tmp-${process.pid}`;
       try {
         await writeFile(temp, `${JSON.stringify(result, null, 2)}\n`);

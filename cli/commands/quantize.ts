@@ -1,25 +1,9 @@
-import { SCHEMES, activationRangesSchema, checkWeight, outputSpecs, quantizeModule, type OutputSpec, type Scheme } from '../../core/src/checkpoint/index.js';
+import { SCHEMES, activationRangesSchema, checkWeight, ignoreMatcher, outputSpecs, quantizeModule, type OutputSpec, type Scheme } from '../../core/src/checkpoint/index.js';
 import { SlipstreamError } from '../../core/src/errors/index.js';
 import { createProgress } from '../../core/src/progress/index.js';
 import { parseJsonFile } from '../../core/src/schema/index.js';
 import { SafetensorsReader, SafetensorsWriter } from '../../core/src/safetensors/index.js';
 import { defineCommand } from '../command.js';
-
-/** Module names or `re:` regexes, as compressed-tensors' `ignore` list reads them. */
-function ignoreMatcher(list: string | undefined): (module: string) => boolean {
-  const entries = (list ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  const tests = entries.map((e) => {
-    if (!e.startsWith('re:')) return (m: string) => m === e;
-    let re: RegExp;
-    try {
-      re = new RegExp(e.slice(3));
-    } catch (err) {
-      throw new SlipstreamError('SLIP_E_USAGE', `expected a valid regular expression in --ignore, got ${JSON.stringify(e)}: ${(err as Error).message}`);
-    }
-    return (m: string) => re.test(m);
-  });
-  return (m) => tests.some((t) => t(m));
-}
 
 async function readInputRanges(path: string | undefined): Promise<Record<string, number> | undefined> {
   return path === undefined ? undefined : parseJsonFile(path, activationRangesSchema);
@@ -39,7 +23,7 @@ export const quantizeCommand = defineCommand({
   },
   async run(args, io) {
     const scheme = args.options.format as Scheme;
-    const ignored = ignoreMatcher(args.options.ignore);
+    const ignored = ignoreMatcher((args.options.ignore ?? '').split(',').map((e) => e.trim()).filter(Boolean));
     const ranges = await readInputRanges(args.options['input-amax']);
     const reader = await SafetensorsReader.open(args.positionals[0]);
     try {

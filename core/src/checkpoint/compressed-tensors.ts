@@ -172,3 +172,18 @@ export async function quantizeModule(scheme: Scheme, prefix: string, weight: Ten
   if (s.withShape) out.push(Tensor.fromArray('I64', [2], [BigInt(weight.shape[0]), BigInt(weight.shape[1])]));
   return out;
 }
+
+/** A test for module names against compressed-tensors' `ignore` entries: names, or `re:` regexes. */
+export function ignoreMatcher(entries: readonly string[]): (module: string) => boolean {
+  const tests = entries.map((e) => {
+    if (!e.startsWith('re:')) return (m: string) => m === e;
+    let re: RegExp;
+    try {
+      re = new RegExp(e.slice(3));
+    } catch (err) {
+      throw new SlipstreamError('SLIP_E_USAGE', `expected a valid regular expression in --ignore, got ${JSON.stringify(e)}: ${(err as Error).message}`);
+    }
+    return (m: string) => re.test(m);
+  });
+  return (m) => tests.some((t) => t(m));
+}

@@ -1,3 +1,3 @@
-export { SCHEMES, SCHEME_SPECS, checkWeight, outputSpecs, quantizeModule } from './compressed-tensors.js';
+export { SCHEMES, SCHEME_SPECS, checkWeight, ignoreMatcher, outputSpecs, quantizeModule } from './compressed-tensors.js';
 export type { ModuleOptions, OutputSpec, Scheme } from './compressed-tensors.js';
 export { activationRangesSchema } from './activation-ranges.js';

@@ -22,6 +22,17 @@ export function parseJsonText(text: string, where: string): unknown {
   }
 }
 
+/** Reads a JSON file without a schema (the caller checks it); syntax errors by line and column. */
+export async function readJsonFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new SlipstreamError('SLIP_E_IO', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  return parseJsonText(text, path);
+}
+
 /** Reads a JSON file and validates it against a schema; messages start with the path. */
 export async function parseJsonFile<S extends z.ZodType>(path: string, definition: SchemaDefinition<S>): Promise<z.output<S>> {
   let text: string;
