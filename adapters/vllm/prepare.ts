@@ -14,16 +14,18 @@ import { SlipstreamError } from '../../core/src/errors/index.js';
 import { createProgress } from '../../core/src/progress/index.js';
 import { SafetensorsReader, SafetensorsWriter } from '../../core/src/safetensors/index.js';
 import { readJsonFile } from '../../core/src/schema/index.js';
+import { loadPrunePlan, prunedConfig, prunedShape, pruneTensor } from './prune.js';
 
-/** The schemes `prepare` offers, by the names vLLM users know, and the codec each uses. */
+/** The schemes `prepare` offers, by the names vLLM users know, and the codec each uses (none: prune only). */
 export const PREPARE_SCHEMES = {
+  none: null,
   'w8a8-int8': 'int8',
   fp8: 'fp8-static',
   'fp8-dynamic': 'fp8',
   w4a16: 'w4a16',
   nvfp4: 'nvfp4',
   nvfp4a16: 'nvfp4a16',
-} as const satisfies Record<string, Scheme>;
+} as const satisfies Record<string, Scheme | null>;
 export type PrepareScheme = keyof typeof PREPARE_SCHEMES;
 
 export interface PrepareOptions {
@@ -35,13 +37,17 @@ export interface PrepareOptions {
   dryRun?: boolean;
   maxShardBytes?: number;
   progress?: NodeJS.WritableStream;
+  /** Pruning masks (slipstream_torch.ddp.save_masks) folded in before quantizing. */
+  prune?: string;
+  /** Pad each layer's MLP width up to a multiple of this with zero channels. */
+  roundTo?: number;
 }
 
 const args = (o: Record<string, unknown>) => ({ symmetric: true, group_size: null, block_structure: null, dynamic: false, actorder: null, observer: 'minmax', observer_kwargs: {}, ...o });
 const NVFP4_ARGS = { num_bits: 4, type: 'float', strategy: 'tensor_group', group_size: 16, scale_dtype: 'torch.float8_e4m3fn' };
 
 /** compressed-tensors' scheme (weights, input_activations, format) for each prepare scheme. */
-const CT_SCHEMES: Record<PrepareScheme, { weights: object; input_activations: object | null; format: string }> = {
+const CT_SCHEMES: Record<Exclude<PrepareScheme, 'none'>, { weights: object; input_activations: object | null; format: string }> = {
   'w8a8-int8': {
     weights: args({ num_bits: 8, type: 'int', strategy: 'channel' }),
     input_activations: args({ num_bits: 8, type: 'int', strategy: 'token', dynamic: true, observer: null }),
@@ -66,7 +72,7 @@ const CT_SCHEMES: Record<PrepareScheme, { weights: object; input_activations: ob
   },
 };
 
-export function quantizationConfig(scheme: PrepareScheme, ignore: string[]): Record<string, unknown> {
+export function quantizationConfig(scheme: Exclude<PrepareScheme, 'none'>, ignore: string[]): Record<string, unknown> {
   const s = CT_SCHEMES[scheme];
   return {
     config_groups: { group_0: { targets: ['Linear'], weights: s.weights, input_activations: s.input_activations, output_activations: null, format: s.format } },
@@ -129,11 +135,14 @@ const bytesOf = (o: OutputSpec) => o.shape.reduce((a, b) => a * b, 1) * (BYTES[o
 
 export async function prepare(modelDir: string, o: PrepareOptions): Promise<PrepareReport> {
   const scheme = PREPARE_SCHEMES[o.scheme];
-  const config = (await readJsonFile(path.join(modelDir, 'config.json'))) as Record<string, unknown>;
+  const configPath = path.join(modelDir, 'config.json');
+  const config = (await readJsonFile(configPath)) as Record<string, unknown>;
   if (typeof config !== 'object' || config === null || Array.isArray(config))
-    throw new SlipstreamError('SLIP_E_SCHEMA', `${path.join(modelDir, 'config.json')}: expected a JSON object`);
+    throw new SlipstreamError('SLIP_E_SCHEMA', `${configPath}: expected a JSON object`);
   if (config.quantization_config !== undefined)
     throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `${modelDir} is already quantized (config.json has a quantization_config)`);
+  const pruning = o.prune ? await loadPrunePlan(o.prune, config, configPath, o.roundTo ?? 1) : null;
+  const shapeOf = (name: string, shape: readonly number[]) => (pruning ? prunedShape(pruning, name, shape) : [...shape]);
   const ignoreList = o.ignore ?? ['lm_head', 're:.*embed_tokens$'];
   const ignored = ignoreMatcher(ignoreList);
   const readers = new Map<string, SafetensorsReader>();
@@ -145,12 +154,13 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
       for (const info of reader.infos()) {
         const module = info.name.endsWith('.weight') ? info.name.slice(0, -'.weight'.length) : undefined;
         const bytesIn = bytesOf({ name: info.name, dtype: info.dtype, shape: [...info.shape] });
-        if (module !== undefined && info.shape.length === 2 && !ignored(module)) {
-          checkWeight(scheme, info.name, info.dtype, info.shape);
+        const shape = shapeOf(info.name, info.shape);
+        if (scheme !== null && module !== undefined && shape.length === 2 && !ignored(module)) {
+          checkWeight(scheme, info.name, info.dtype, shape);
           if ((scheme === 'nvfp4' || scheme === 'fp8-static') && o.inputAmax?.[module] === undefined)
             throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `${o.scheme} stores a static input scale for ${module}: pass --input-amax with an entry for it`);
-          plan.push({ shard, source: info.name, module, outputs: outputSpecs(scheme, module, info.shape), bytesIn });
-        } else plan.push({ shard, source: info.name, outputs: [{ name: info.name, dtype: info.dtype, shape: [...info.shape] }], bytesIn });
+          plan.push({ shard, source: info.name, module, outputs: outputSpecs(scheme, module, shape), bytesIn });
+        } else plan.push({ shard, source: info.name, outputs: [{ name: info.name, dtype: info.dtype, shape }], bytesIn });
       }
     }
     // Output shards of at most maxShardBytes, in the input's order.
@@ -177,12 +187,16 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
     };
     if (o.dryRun) return report;
 
+    const tensorOf = async (p: Planned) => {
+      const t = await readers.get(p.shard)!.tensor(p.source);
+      return pruning ? pruneTensor(pruning, p.source, t) : t;
+    };
     // NVFP4: one global scale per group of fused siblings, from the group's max |w| (a first pass).
     const globals = new Map<string, number>();
     if (scheme === 'nvfp4' || scheme === 'nvfp4a16') {
       const amax = new Map<string, number>();
       for (const p of plan.filter((x) => x.module)) {
-        const w = (await readers.get(p.shard)!.tensor(p.source)).toFloat32();
+        const w = (await tensorOf(p)).toFloat32();
         let m = 0;
         for (let i = 0; i < w.length; i++) {
           const a = Math.abs(w[i]);
@@ -213,10 +227,14 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
         try {
           for (const p of items) {
             const reader = readers.get(p.shard)!;
-            if (!p.module) {
+            const shape = reader.infos().find((i) => i.name === p.source)!.shape;
+            const reshaped = pruning !== null && prunedShape(pruning, p.source, shape).some((d, i) => d !== shape[i]);
+            if (!p.module && !(pruning && (reshaped || /\.(o_proj|up_proj)\.weight$|\.up_proj\.bias$/.test(p.source)))) {
               for await (const chunk of reader.chunks(p.source)) await writer.write(p.source, chunk);
+            } else if (!p.module) {
+              await writer.writeTensor(p.source, await tensorOf(p));
             } else {
-              const tensors = await quantizeModule(scheme, p.module, await reader.tensor(p.source), {
+              const tensors = await quantizeModule(scheme!, p.module, await tensorOf(p), {
                 inputAmax: o.inputAmax?.[p.module],
                 globalScale: globals.get(siblingGroup(p.module)),
               });
@@ -232,7 +250,9 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
         }
       }
       await writeFile(path.join(temp, 'model.safetensors.index.json'), `${JSON.stringify({ metadata: { total_size: report.bytesOut }, weight_map: weightMap }, null, 2)}\n`);
-      await writeFile(path.join(temp, 'config.json'), `${JSON.stringify({ ...config, quantization_config: quantizationConfig(o.scheme, ignoreList) }, null, 2)}\n`);
+      const outConfig = pruning ? prunedConfig(pruning, config) : config;
+      if (o.scheme !== 'none') outConfig.quantization_config = quantizationConfig(o.scheme, ignoreList);
+      await writeFile(path.join(temp, 'config.json'), `${JSON.stringify(outConfig, null, 2)}\n`);
       // Tokenizer, generation config, chat template, model card: everything but the weights.
       for (const f of await readdir(modelDir)) {
         if (f.endsWith('.safetensors') || f === 'model.safetensors.index.json' || f === 'config.json') continue;

@@ -16,6 +16,8 @@ export const prepareCommand = defineCommand({
     ignore: { type: 'string', description: 'comma-separated modules or re:<regex> left unquantized (default lm_head,re:.*embed_tokens$)' },
     'input-amax': { type: 'string', description: 'nvfp4, fp8: JSON {"<module>": max |activation|} for the static input scales' },
     'max-shard-mib': { type: 'string', description: 'largest output shard in MiB', default: '4096' },
+    prune: { type: 'string', description: 'pruning masks (slipstream_torch.ddp.save_masks) folded in first: a physically smaller model' },
+    'round-to': { type: 'string', description: 'with --prune: pad each layer\'s MLP width to a multiple of this with zero channels', default: '1' },
     'dry-run': { type: 'boolean', description: 'print the plan and the sizes, write nothing' },
     quiet: { type: 'boolean', description: 'no progress output' },
   },
@@ -24,7 +26,12 @@ export const prepareCommand = defineCommand({
     const shardMib = Number(o['max-shard-mib']);
     if (!Number.isFinite(shardMib) || shardMib <= 0)
       throw new SlipstreamError('SLIP_E_USAGE', `expected a positive --max-shard-mib, got ${JSON.stringify(o['max-shard-mib'])}`);
+    const roundTo = Number(o['round-to']);
+    if (!Number.isInteger(roundTo) || roundTo < 1)
+      throw new SlipstreamError('SLIP_E_USAGE', `expected a positive whole --round-to, got ${JSON.stringify(o['round-to'])}`);
     const report = await prepare(args.positionals[0], {
+      prune: o.prune,
+      roundTo,
       scheme: o.scheme as PrepareScheme,
       out: o.out!,
       ignore: o.ignore?.split(',').map((s) => s.trim()).filter(Boolean),
@@ -35,7 +42,7 @@ export const prepareCommand = defineCommand({
     });
     const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
     io.out.write(
-      `${o['dry-run'] ? 'plan' : o.out}: ${report.quantized} linears to ${o.scheme}, ${report.copied} tensors copied; ` +
+      `${o['dry-run'] ? 'plan' : o.out}: ${report.quantized} linears to ${o.scheme}, ${report.copied} other tensors${o.prune ? ' (pruned)' : ''}; ` +
         `${mib(report.bytesIn)} -> ${mib(report.bytesOut)} (${(report.bytesIn / Math.max(1, report.bytesOut)).toFixed(2)}x smaller) in ${report.shards.length} shard(s)\n`,
     );
     return 0;
