@@ -11,6 +11,7 @@ const suites = [
   path.join(root, 'adapters', 'torch', 'tests'),
   path.join(root, 'adapters', 'comfyui', 'tests'),
   path.join(root, 'models', 'wan-mini'),
+  path.join(root, 'models', 'qwen3-mini'),
 ];
 const result = spawnSync(python, ['-m', 'pytest', '-q', ...suites, ...process.argv.slice(2)], {
   cwd: root,

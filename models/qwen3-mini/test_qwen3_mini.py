@@ -1,0 +1,58 @@
+"""qwen3-mini's scripts on a few lines of text (the real corpus is 31 MB and the training runs on the
+GPU machine): corpus cleaning, and a short training run whose output transformers loads and runs."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers", reason="installed by scripts/python-env.js from requirements-test.txt")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import corpus  # noqa: E402
+import train  # noqa: E402
+
+DICTD = """00-database-short The Collaborative International Dictionary of English
+Abase \\A*base"\\, v. t. [F. abaisser.]
+   1. To lower or depress; to throw or cast down. [Obs.]
+      [1913 Webster]
+
+            Saying so, he abased his lance.       --Shelton.
+      [1913 Webster]
+Abate \\A*bate"\\, v. t. To beat down; to overthrow.
+      [Webster 1913 Suppl.]
+Ab
+"""
+
+
+def test_corpus_entries_drop_source_tags_and_headers_and_hold_out_every_nth():
+    train_lines, valid_lines = corpus.split(DICTD, every=2)
+    # Blocks 0 (the dictd header, dropped) and 2 are held out; block 3 ("Ab") is too short.
+    assert train_lines == ['Abase \\A*base"\\, v. t. [F. abaisser.] 1. To lower or depress; to throw or cast down. [Obs.] '
+                           'Saying so, he abased his lance. --Shelton.']
+    assert valid_lines == ['Abate \\A*bate"\\, v. t. To beat down; to overthrow.']
+
+
+def test_a_short_run_writes_a_folder_transformers_loads_and_generates_from(tmp_path):
+    words = "the of to a and in is that for it as with was on be by this are from or an at which".split()
+    g = torch.Generator().manual_seed(0)
+    lines = [" ".join(words[i] for i in torch.randint(0, len(words), (12,), generator=g).tolist()) for _ in range(400)]
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "train.txt").write_text("\n".join(lines[40:]) + "\n")
+    (tmp_path / "c" / "valid.txt").write_text("\n".join(lines[:40]) + "\n")
+    out = tmp_path / "m"
+    ppl = train.main(["--corpus", str(tmp_path / "c"), "--out", str(out), "--steps", "60", "--batch", "8", "--seq", "32",
+                      "--vocab", "300", "--hidden", "64", "--layers", "2"])
+    assert ppl < 300  # the byte-level vocabulary alone is ~300: it learned something
+    shards = list(out.glob("*.safetensors"))
+    assert shards and all(f.stat().st_size < 15 * 2 ** 20 for f in shards)
+    assert json.loads((out / "metrics.json").read_text())["valid_perplexity"] == pytest.approx(ppl)
+    assert "GCIDE" in (out / "README.md").read_text()
+    model = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    assert model.config.model_type == "qwen3" and model.dtype == torch.bfloat16
+    ids = tok("the of", return_tensors="pt").input_ids
+    gen = model.generate(ids, max_new_tokens=5, do_sample=False)
+    assert gen.shape[1] == ids.shape[1] + 5 or tok.eos_token_id in gen[0].tolist()
