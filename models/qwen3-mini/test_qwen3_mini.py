@@ -1,18 +1,26 @@
 """qwen3-mini's scripts on a few lines of text (the real corpus is 31 MB and the training runs on the
 GPU machine): corpus cleaning, and a short training run whose output transformers loads and runs."""
 
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers", reason="installed by scripts/python-env.js from requirements-test.txt")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import corpus  # noqa: E402
-import train  # noqa: E402
+
+def _load(name):
+    """This folder's script as a module of its own name (models/wan-mini has a train.py too)."""
+    spec = importlib.util.spec_from_file_location(f"qwen3_mini_{name}", Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+corpus = _load("corpus")
+train = _load("train")
 
 DICTD = """00-database-short The Collaborative International Dictionary of English
 Abase \\A*base"\\, v. t. [F. abaisser.]
