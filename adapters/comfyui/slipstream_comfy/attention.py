@@ -1,7 +1,8 @@
 """SlipstreamAttention's hook: an `optimized_attention_override` that runs self-attention through
-libslipstream's SageAttention2 (INT8 QK, FP8 PV on CUDA; its CPU path elsewhere), dense or
-block-sparse on SpargeAttention2's predicted mask, and hands every call it does not take to the
-override installed before it (or to ComfyUI's own backend).
+libslipstream's low-bit kernels (SageAttention2's INT8 QK / FP8 PV on CUDA; on the CPU the AMX
+kernel slip_attn_lowbit, INT8 QK / BF16 PV), dense or block-sparse on SpargeAttention2's predicted
+mask, and hands every call it does not take to the override installed before it (or to ComfyUI's
+own backend).
 
 It declines: masks, cross-attention, `low_precision_attention=False`, fewer than min_tokens tokens,
 the first dense_blocks blocks, steps outside [start_percent, end_percent), and what the kernels do
@@ -113,13 +114,16 @@ class SlipstreamAttention:
         if self.mode == "low-bit":
             if p["precision"] != "int8":
                 return None  # full-precision dense attention is what ComfyUI already runs
-            out = torch.ops.slipstream.sage_attention(q4, k4, v4, False, scale, layout)[0]
+            out = (torch.ops.slipstream.sage_attention(q4, k4, v4, False, scale, layout)[0] if q.is_cuda
+                   else torch.ops.slipstream.lowbit_attention(q4, k4, v4, None, scale, layout))
         else:
             block_mask = torch.ops.slipstream.sparse_predict(q4, k4, False, scale, layout, topk=p["topk"], topp=p["topp"])
             steps = options["sample_sigmas"].numel() - 1 if progress is not None else None
             self.stats.sparse(round(progress * steps) if steps else None, float(block_mask.float().mean()))
-            if p["precision"] == "int8":
+            if p["precision"] == "int8" and q.is_cuda:
                 out = torch.ops.slipstream.sage_attention_block_sparse(q4, k4, v4, block_mask, False, scale, layout)[0]
+            elif p["precision"] == "int8":
+                out = torch.ops.slipstream.lowbit_attention(q4, k4, v4, block_mask, scale, layout)
             else:
                 out = _masked_attention(q4, k4, v4, block_mask, layout, scale)
         if kwargs.get("skip_output_reshape", False):

@@ -365,6 +365,23 @@ def sage_block_sparse(q, k, v, block_mask, *, layout: str = "HND", causal: bool 
     return (out, lse) if return_lse else out
 
 
+_LOWBIT = [_T, _T, _T, _T, _P(SlipAttnParams), _T]
+
+
+def lowbit(q, k, v, block_mask=None, *, layout: str = "HND", scale: Optional[float] = None):
+    """The CPU's fast low-bit attention (slip_attn_lowbit): INT8 Q/K per token after smooth-K, FP32
+    softmax, BF16 P and V (AMX tiles where the CPU has them); block_mask (uint8/bool [B, Hq,
+    ceil(Nq/128), ceil(Nk/64)]) makes it block-sparse. Not causal."""
+    q, k, v = as_input(q, "q"), as_input(k, "k"), as_input(v, "v")
+    out = np.empty_like(q)
+    p = attn_params(layout, False, scale)
+    tq, tk, tv, to = (tensor_from_numpy(a) for a in (q, k, v, out))
+    bm = None if block_mask is None else as_input(block_mask, "block_mask", (np.uint8, np.bool_)).view(np.uint8)
+    pb, _b = optional_tensor(bm)
+    check(_fn("slip_attn_lowbit", _LOWBIT)(_c.byref(tq), _c.byref(tk), _c.byref(tv), pb, _c.byref(p), _c.byref(to)))
+    return out
+
+
 def sage_backward(q, k, v, out, dout, lse, *, layout: str = "HND", causal: bool = False,
                   scale: Optional[float] = None, mask=None, **options):
     """SageBwd (slip_attn_sage_backward): (dq, dk, dv) given the forward's out and lse. S, dV, dQ

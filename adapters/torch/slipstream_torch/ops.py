@@ -13,6 +13,7 @@ float dtype (computed in float32, out cast back). lse is float32 [B, Hq, Nq].
 from __future__ import annotations
 
 import ctypes as _c
+from typing import Optional
 
 import numpy as np
 import torch
@@ -95,6 +96,25 @@ def sage_attention_block_sparse(q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
 @sage_attention_block_sparse.register_fake
 def _(q, k, v, block_mask, causal=False, scale=0.0, layout="HND", granularity="thread", smooth_k=True):
     return torch.empty_like(q), q.new_empty(_lse_shape(q, layout), dtype=torch.float32)
+
+
+@torch.library.custom_op("slipstream::lowbit_attention", mutates_args=())
+def lowbit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask: Optional[torch.Tensor] = None,
+                     scale: float = 0.0, layout: str = "HND") -> torch.Tensor:
+    """The CPU's fast low-bit attention (slip_attn_lowbit: INT8 QK, BF16 PV, AMX tiles), dense or on
+    block_mask [B, Hq, ceil(Nq/128), ceil(Nk/64)]; not causal. CPU tensors only: on CUDA,
+    sage_attention(_block_sparse) is the low-bit kernel."""
+    if q.is_cuda:
+        raise ValueError("slipstream::lowbit_attention runs on the CPU; on CUDA use slipstream::sage_attention")
+    arrays = [t.detach().float().contiguous().numpy() for t in (q, k, v)]
+    bm = None if block_mask is None else block_mask.detach().to(torch.uint8).contiguous().numpy()
+    out = _attn.lowbit(*arrays, bm, layout=layout, scale=scale if scale > 0 else None)
+    return torch.from_numpy(out).to(q.dtype)
+
+
+@lowbit_attention.register_fake
+def _(q, k, v, block_mask=None, scale=0.0, layout="HND"):
+    return torch.empty_like(q)
 
 
 @torch.library.custom_op("slipstream::sparse_predict", mutates_args=())

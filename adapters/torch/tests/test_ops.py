@@ -74,3 +74,18 @@ def test_bad_inputs_are_named():
     nan[0, 0, 0, 0] = float("nan")
     with pytest.raises(SlipstreamError, match="q"):
         torch.ops.slipstream.sage_attention(nan, k, v)
+
+
+def test_lowbit_op_is_the_cpu_kernel_dense_and_block_sparse():
+    import math
+
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, 2, 300, 128, generator=g) for _ in range(3))
+    ref = torch.softmax(q.double() @ k.double().transpose(-1, -2) / math.sqrt(128), -1) @ v.double()
+    out = torch.ops.slipstream.lowbit_attention(q, k, v)
+    # INT8 Q/K per token and BF16 P/V: issue 5's bar for low-bit attention against float64.
+    assert ((out.double() - ref).abs().sum() / ref.abs().sum()).item() <= 0.02
+    mask = torch.ops.slipstream.sparse_predict(q, k, False, topk=0.5)
+    np_out = attention.lowbit(q.numpy(), k.numpy(), v.numpy(), mask.numpy())
+    assert torch.equal(torch.ops.slipstream.lowbit_attention(q, k, v, mask), torch.from_numpy(np_out))
+    torch.library.opcheck(torch.ops.slipstream.lowbit_attention.default, (q, k, v, mask, 0.0, "HND"))
