@@ -20,7 +20,7 @@ def small_qwen3(tmp_path):
     torch.manual_seed(0)
     cfg = transformers.Qwen3Config(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                                    num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
-                                   torch_dtype="float32")
+                                   dtype="float32")
     model = transformers.Qwen3ForCausalLM(cfg).eval()
     src = tmp_path / "src"
     model.save_pretrained(src, safe_serialization=True)
@@ -49,7 +49,7 @@ def test_uniform_pruning_gives_a_standard_smaller_qwen3_that_matches_the_gated_m
     cfg = prepare(src, tmp_path / "pruned", tmp_path / "masks.safetensors", "--round-to", "8")
     assert (cfg["num_key_value_heads"], cfg["num_attention_heads"], cfg["intermediate_size"]) == (1, 2, 56)
     assert cfg["architectures"] == ["Qwen3ForCausalLM"] and "quantization_config" not in cfg
-    pruned = transformers.Qwen3ForCausalLM.from_pretrained(tmp_path / "pruned", torch_dtype=torch.float32).eval()
+    pruned = transformers.Qwen3ForCausalLM.from_pretrained(tmp_path / "pruned", dtype=torch.float32).eval()
     ids = torch.randint(0, 128, (2, 20), generator=torch.Generator().manual_seed(7))
     with torch.no_grad(), ddp.gated(model, g["heads"], g["channels"]):
         expected = model(ids).logits
