@@ -14,6 +14,7 @@ import { SlipstreamError } from '../../core/src/errors/index.js';
 import { createProgress } from '../../core/src/progress/index.js';
 import { SafetensorsReader, SafetensorsWriter } from '../../core/src/safetensors/index.js';
 import { readJsonFile } from '../../core/src/schema/index.js';
+import { dtypeInfo, numelOf, type DType } from '../../core/src/tensor/index.js';
 import { loadPrunePlan, prunedConfig, prunedShape, pruneTensor } from './prune.js';
 
 /** The schemes `prepare` offers, by the names vLLM users know, and the codec each uses (none: prune only). */
@@ -117,6 +118,7 @@ async function shardsOf(dir: string): Promise<string[]> {
 interface Planned {
   shard: string;
   source: string;
+  sourceShape: readonly number[];
   module?: string;
   outputs: OutputSpec[];
   bytesIn: number;
@@ -130,8 +132,7 @@ export interface PrepareReport {
   shards: string[];
 }
 
-const BYTES: Record<string, number> = { F64: 8, F32: 4, I64: 8, I32: 4, F16: 2, BF16: 2, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
-const bytesOf = (o: OutputSpec) => o.shape.reduce((a, b) => a * b, 1) * (BYTES[o.dtype] ?? 4);
+const bytesOf = (o: { dtype: DType; shape: readonly number[] }) => numelOf(o.shape) * dtypeInfo(o.dtype).size;
 
 export async function prepare(modelDir: string, o: PrepareOptions): Promise<PrepareReport> {
   const scheme = PREPARE_SCHEMES[o.scheme];
@@ -153,14 +154,14 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
       readers.set(shard, reader);
       for (const info of reader.infos()) {
         const module = info.name.endsWith('.weight') ? info.name.slice(0, -'.weight'.length) : undefined;
-        const bytesIn = bytesOf({ name: info.name, dtype: info.dtype, shape: [...info.shape] });
+        const bytesIn = bytesOf(info);
         const shape = shapeOf(info.name, info.shape);
         if (scheme !== null && module !== undefined && shape.length === 2 && !ignored(module)) {
           checkWeight(scheme, info.name, info.dtype, shape);
           if ((scheme === 'nvfp4' || scheme === 'fp8-static') && o.inputAmax?.[module] === undefined)
             throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `${o.scheme} stores a static input scale for ${module}: pass --input-amax with an entry for it`);
-          plan.push({ shard, source: info.name, module, outputs: outputSpecs(scheme, module, shape), bytesIn });
-        } else plan.push({ shard, source: info.name, outputs: [{ name: info.name, dtype: info.dtype, shape }], bytesIn });
+          plan.push({ shard, source: info.name, sourceShape: info.shape, module, outputs: outputSpecs(scheme, module, shape), bytesIn });
+        } else plan.push({ shard, source: info.name, sourceShape: info.shape, outputs: [{ name: info.name, dtype: info.dtype, shape }], bytesIn });
       }
     }
     // Output shards of at most maxShardBytes, in the input's order.
@@ -195,7 +196,8 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
     const globals = new Map<string, number>();
     if (scheme === 'nvfp4' || scheme === 'nvfp4a16') {
       const amax = new Map<string, number>();
-      for (const p of plan.filter((x) => x.module)) {
+      // Only fused siblings need it: a lone linear's own amax is what the codec uses by default.
+      for (const p of plan.filter((x) => x.module && siblingGroup(x.module) !== x.module)) {
         const w = (await tensorOf(p)).toFloat32();
         let m = 0;
         for (let i = 0; i < w.length; i++) {
@@ -227,8 +229,7 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
         try {
           for (const p of items) {
             const reader = readers.get(p.shard)!;
-            const shape = reader.infos().find((i) => i.name === p.source)!.shape;
-            const reshaped = pruning !== null && prunedShape(pruning, p.source, shape).some((d, i) => d !== shape[i]);
+            const reshaped = p.outputs[0].shape.some((d, i) => d !== p.sourceShape[i]);
             if (!p.module && !(pruning && (reshaped || /\.(o_proj|up_proj)\.weight$|\.up_proj\.bias$/.test(p.source)))) {
               for await (const chunk of reader.chunks(p.source)) await writer.write(p.source, chunk);
             } else if (!p.module) {
