@@ -9,10 +9,10 @@
  *   magcache  per step, mean over tokens of ‖r_t‖/‖r_{t−1}‖ of the stack residual, on the first
  *             prompt (MagCache calibrates on a single sample)
  */
-import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { SlipstreamError } from '../../core/src/errors/index.js';
+import { writeFileAtomic } from '../../core/src/fs/index.js';
 import { fitLine, fitPolynomial, meanAbs, meanAbsError, relativeL1 } from '../../core/src/metrics/index.js';
 import { createProgress, type ProgressStream } from '../../core/src/progress/index.js';
 import { WanModel, type Denoiser } from '../../core/src/runtime/index.js';
@@ -138,8 +138,6 @@ export async function calibrate(loaded: LoadedWorkflow, o: CalibrateOptions): Pr
 
 /** Writes a profile atomically (temp name, then rename). */
 export async function writeProfile(file: string, profile: Profile): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(profile, null, 2) + '\n');
-  await rename(tmp, file);
+  await writeFileAtomic(file, JSON.stringify(profile, null, 2) + '\n');
 }
 

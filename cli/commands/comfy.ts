@@ -1,9 +1,8 @@
-import { rename, rm, writeFile } from 'node:fs/promises';
-
 import { runPrompt, type ComfyEvent } from '../../adapters/comfyui/client/api.js';
 import { installPack } from '../../adapters/comfyui/client/install.js';
 import { accelerate, checkApiWorkflow, parseProfile, workflowFormat, type ApiWorkflow } from '../../adapters/comfyui/client/workflow.js';
 import { SlipstreamError } from '../../core/src/errors/index.js';
+import { writeFileAtomic } from '../../core/src/fs/index.js';
 import { readJsonFile } from '../../core/src/schema/index.js';
 import { type CliIO, defineCommand } from '../command.js';
 
@@ -59,14 +58,7 @@ export const comfyCommand = defineCommand({
       if (!o.out) throw usage('expected --out <new.json>');
       const profile = o.profile ? parseProfile(await readJsonFile(o.profile), o.profile) : undefined;
       const result = accelerate(await readJsonFile(target), profile, target);
-      const temp = `${o.out}.tmp-${process.pid}`;
-      try {
-        await writeFile(temp, `${JSON.stringify(result, null, 2)}\n`);
-        await rename(temp, o.out);
-      } catch (e) {
-        await rm(temp, { force: true });
-        throw new SlipstreamError('SLIP_E_IO', `cannot write ${o.out}: ${(e as Error).message}`);
-      }
+      await writeFileAtomic(o.out, `${JSON.stringify(result, null, 2)}\n`);
       io.out.write(`wrote ${o.out}\n`);
       return 0;
     }

@@ -4,12 +4,12 @@
  * progress-text frames, /history/{id} for the outputs, /view for their bytes.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import WebSocket from 'ws';
 
 import { SlipstreamError } from '../../../core/src/errors/index.js';
+import { writeFileAtomic } from '../../../core/src/fs/index.js';
 import type { ApiWorkflow } from './workflow.js';
 
 export type ComfyEvent =
@@ -170,17 +170,8 @@ export class ComfyClient {
       throw remote(this.server, `cannot download ${file.filename}: ${(err as Error).message}`);
     }
     if (!res.ok) throw remote(this.server, `GET /view ${file.filename} answered ${res.status}`);
-    const bytes = Buffer.from(await res.arrayBuffer());
-    await mkdir(dir, { recursive: true });
     const target = path.join(dir, path.basename(file.filename));
-    const temp = `${target}.${process.pid}.tmp`;
-    try {
-      await writeFile(temp, bytes);
-      await rename(temp, target);
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw new SlipstreamError('SLIP_E_IO', `cannot write ${target}: ${(err as Error).message}`);
-    }
+    await writeFileAtomic(target, Buffer.from(await res.arrayBuffer()));
     return target;
   }
 }
