@@ -81,6 +81,17 @@ export const COMFY_NODES: ComfyNodeSpec[] = [
   },
 ];
 
+/** A plugin parameter's widget name: its manifest key in snake_case (ComfyUI's convention). */
+export function widgetName(key: string): string {
+  return key.replace(/(?<!^)([A-Z])/g, '_$1').toLowerCase();
+}
+
+/** The params' JSON Schema with each property's widget name under "x-widget". */
+function withWidgetNames(schema: Record<string, unknown>): Record<string, unknown> {
+  const props = schema.properties as Record<string, Record<string, unknown>>;
+  return { ...schema, properties: Object.fromEntries(Object.entries(props).map(([k, v]) => [k, { ...v, 'x-widget': widgetName(k) }])) };
+}
+
 export interface ComfyManifest {
   id: string;
   title: string;
@@ -97,7 +108,7 @@ export function comfyManifests(): { plugins: ComfyManifest[]; nodes: ComfyNodeSp
       title: m.title,
       description: m.description,
       source: m.source,
-      params: z.toJSONSchema(m.params, { target: 'draft-2020-12', io: 'input' }) as Record<string, unknown>,
+      params: withWidgetNames(z.toJSONSchema(m.params, { target: 'draft-2020-12', io: 'input' }) as Record<string, unknown>),
     }));
   return { plugins, nodes: COMFY_NODES };
 }

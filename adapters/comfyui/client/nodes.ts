@@ -2,7 +2,7 @@
  * Our nodes as a workflow file names them: class, widget names in widget order and their
  * defaults, from the same manifests the Python nodes are built from (../manifests.ts).
  */
-import { comfyManifests, type ComfyWidget } from '../manifests.js';
+import { comfyManifests, widgetName, type ComfyWidget } from '../manifests.js';
 
 export interface NodeWidget {
   name: string;
@@ -21,8 +21,6 @@ export interface OurNode {
 
 /** The nodes `accelerate` inserts: one per plugin (SlipstreamProfile, which applies a file, is for users to add). */
 
-const snake = (key: string): string => key.replace(/(?<!^)([A-Z])/g, '_$1').toLowerCase();
-
 export function ourNodes(): OurNode[] {
   const { plugins, nodes } = comfyManifests();
   return nodes.flatMap((n) => {
@@ -36,7 +34,7 @@ export function ourNodes(): OurNode[] {
       plugin: n.plugin,
       widgets: [
         ...n.before.map(own),
-        ...keys.map((k) => ({ name: snake(k), key: k, plugin: n.plugin, default: props[k].default })),
+        ...keys.map((k) => ({ name: widgetName(k), key: k, plugin: n.plugin, default: props[k].default })),
         ...n.after.map(own),
       ],
     }];

@@ -5,7 +5,6 @@ schemas` writes this JSON."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -15,7 +14,7 @@ _FILE = Path(__file__).with_name("manifests.json")
 
 @dataclass(frozen=True)
 class Param:
-    name: str          # the widget's name: the manifest's camelCase key in snake_case
+    name: str          # the widget's name (manifests.json's "x-widget": the key in snake_case)
     key: str           # the manifest's key
     kind: str          # "float", "int", "bool", "combo" or "string"
     default: Any
@@ -26,10 +25,6 @@ class Param:
     choices: tuple = ()
 
 
-def snake(key: str) -> str:
-    return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
-
-
 def _param(key: str, schema: dict) -> Param:
     kind = {"number": "float", "integer": "int", "boolean": "bool", "string": "string"}[schema["type"]]
     if "enum" in schema:
@@ -38,7 +33,7 @@ def _param(key: str, schema: dict) -> Param:
     hi = schema.get("maximum")
     if hi is not None and hi > 2 ** 31:
         hi = None  # zod's "no maximum" for integers
-    return Param(name=snake(key), key=key, kind=kind, default=schema.get("default"), tooltip=schema.get("description", ""),
+    return Param(name=schema.get("x-widget", key), key=key, kind=kind, default=schema.get("default"), tooltip=schema.get("description", ""),
                  minimum=lo, maximum=hi, exclusive_minimum="exclusiveMinimum" in schema,
                  choices=tuple(schema.get("enum", ())))
 
