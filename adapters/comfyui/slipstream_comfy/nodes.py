@@ -35,14 +35,21 @@ def widget_specs(node: str) -> list:
     return out
 
 
+def _prompt_server():
+    """ComfyUI's running PromptServer, or None (no server: ComfyUI used as a library, or no ComfyUI)."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return None
+    return getattr(PromptServer, "instance", None)
+
+
 def _report(node: str):
     """Pushes a run's stats to the browser (the web extension listens for slipstream.stats)."""
     def send(stats: dict):
-        try:
-            from server import PromptServer  # ComfyUI's; absent outside a server
-        except ImportError:
-            return
-        PromptServer.instance.send_sync("slipstream.stats", {"node": node, **stats}, PromptServer.instance.client_id)
+        server = _prompt_server()
+        if server is not None:
+            server.send_sync("slipstream.stats", {"node": node, **stats}, server.client_id)
     return send
 
 
@@ -60,11 +67,9 @@ def _progress_text(node_id):
         return None
 
     def send(text: str):
-        try:
-            from server import PromptServer
-        except ImportError:
-            return
-        PromptServer.instance.send_progress_text(text, node_id)
+        server = _prompt_server()
+        if server is not None:
+            server.send_progress_text(text, node_id)
     return send
 
 
