@@ -67,6 +67,18 @@ def stub_missing(names):
     return missing
 
 
+def load_comfyui(comfy_dir) -> list:
+    """ComfyUI's source importable in this process, with our pack beside it: the packages it
+    imports but this machine lacks stubbed (returned), the CPU chosen where there is no GPU."""
+    stubbed = stub_missing(["torchsde", "torchaudio", "torchvision", "av", "kornia", "spandrel"])
+    sys.path.insert(0, str(Path(comfy_dir).resolve()))
+    sys.path.insert(0, str(ROOT / "adapters" / "comfyui"))
+    import utils.install_util  # noqa: F401  ComfyUI's utils package, before comfy/utils.py can shadow it
+    from comfy.cli_args import args as comfy_args
+    comfy_args.cpu = not torch.cuda.is_available()
+    return stubbed
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--comfyui", required=True, help="ComfyUI source folder")
@@ -77,12 +89,8 @@ def main():
     shape = SHAPES["quick" if a.quick else "1.3b"]
     steps = a.steps or (4 if a.quick else 10)
 
-    stubbed = stub_missing(["torchsde", "torchaudio", "torchvision", "av"])
-    sys.path.insert(0, str(Path(a.comfyui).resolve()))
-    sys.path.insert(0, str(ROOT / "adapters" / "comfyui"))
-    from comfy.cli_args import args as comfy_args
+    stubbed = load_comfyui(a.comfyui)
     cuda = torch.cuda.is_available()
-    comfy_args.cpu = not cuda
     import comfy.model_management
     import comfy.model_patcher
     import comfy.sample

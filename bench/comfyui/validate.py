@@ -16,16 +16,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from bench import stub_missing  # noqa: E402
+from bench import load_comfyui  # noqa: E402
 
 
 async def check(comfy_dir: Path) -> int:
-    stubbed = stub_missing(["torchsde", "torchaudio", "torchvision", "av", "kornia", "spandrel"])
-    sys.path.insert(0, str(comfy_dir))
-    from comfy.cli_args import args
-    import torch
-    args.cpu = not torch.cuda.is_available()
-    import utils.install_util  # noqa: F401  ComfyUI's utils package, before comfy/utils.py can shadow it
+    stubbed = load_comfyui(comfy_dir)
     import execution
     import nodes
     await nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False)
@@ -35,7 +30,6 @@ async def check(comfy_dir: Path) -> int:
     ours = sorted(n for n in nodes.NODE_CLASS_MAPPINGS if n.startswith("Slipstream"))
     print(f"stubbed: {', '.join(stubbed) or 'none'}; registered: {', '.join(ours)}")
     # The UI format's widgets_values are positional: ComfyUI's inputs order must be the manifests'.
-    sys.path.insert(0, str(ROOT / "adapters" / "comfyui"))
     from slipstream_comfy.params import node_widgets
     failures = 0
     for name in ours:
