@@ -11,17 +11,15 @@ for (const file of await writeJsonSchemas(path.join(root, 'workflows', 'schema')
 
 // The ComfyUI node pack's widgets come from the same manifests (adapters/comfyui/manifests.ts).
 const { renderComfyManifests } = await import(pathToFileURL(path.join(root, 'dist/adapters/comfyui/manifests.js')).href);
+const { writeFileAtomic } = await import(pathToFileURL(path.join(root, 'dist/core/src/fs/index.js')).href);
 const packFile = path.join(root, 'adapters', 'comfyui', 'slipstream_comfy', 'manifests.json');
-const { writeFileSync, renameSync } = await import('node:fs');
-writeFileSync(`${packFile}.tmp`, renderComfyManifests());
-renameSync(`${packFile}.tmp`, packFile);
+await writeFileAtomic(packFile, renderComfyManifests());
 console.log(`wrote ${path.relative(root, packFile)}`);
 
 // The ready ComfyUI workflows (adapters/comfyui/client/examples.ts).
 const { exampleWorkflows } = await import(pathToFileURL(path.join(root, 'dist/adapters/comfyui/client/examples.js')).href);
 for (const { file, workflow } of exampleWorkflows()) {
   const target = path.join(root, 'workflows', 'comfyui', file);
-  writeFileSync(`${target}.tmp`, `${JSON.stringify(workflow, null, 2)}\n`);
-  renameSync(`${target}.tmp`, target);
+  await writeFileAtomic(target, `${JSON.stringify(workflow, null, 2)}\n`);
   console.log(`wrote ${path.relative(root, target)}`);
 }
