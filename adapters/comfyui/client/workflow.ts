@@ -57,6 +57,10 @@ function schemaError(where: string, message: string): SlipstreamError {
   return new SlipstreamError('SLIP_E_SCHEMA', `${where}: ${message}`);
 }
 
+function noLoader(where: string): SlipstreamError {
+  return schemaError(where, `no model loader to accelerate after (expected one of ${Object.keys(MODEL_LOADERS).join(', ')})`);
+}
+
 export function parseProfile(value: unknown, where: string): z.output<typeof comfyProfileSchema> {
   const r = comfyProfileSchema.safeParse(value);
   if (!r.success) throw new SlipstreamError('SLIP_E_SCHEMA', formatIssues(r.error.issues, value, where).join('; '));
@@ -120,7 +124,7 @@ export function accelerateApi(input: ApiWorkflow, profile: z.output<typeof comfy
   }
   const loaders = Object.entries(w).filter(([, n]) => n.class_type in MODEL_LOADERS);
   if (loaders.length === 0)
-    throw schemaError(where, `no model loader to accelerate after (expected one of ${Object.keys(MODEL_LOADERS).join(', ')})`);
+    throw noLoader(where);
   let next = Math.max(0, ...Object.keys(w).map((id) => Number.parseInt(id, 10)).filter(Number.isFinite)) + 1;
   for (const [loaderId, loader] of loaders) {
     const slot = MODEL_LOADERS[loader.class_type];
@@ -169,7 +173,7 @@ export function accelerateUi(input: UiWorkflow, profile: z.output<typeof comfyPr
   }
   const loaders = w.nodes.filter((n) => n.type in MODEL_LOADERS);
   if (loaders.length === 0)
-    throw schemaError(where, `no model loader to accelerate after (expected one of ${Object.keys(MODEL_LOADERS).join(', ')})`);
+    throw noLoader(where);
   for (const loader of loaders) {
     const slot = Math.max(0, loader.outputs?.findIndex((o) => o.type === 'MODEL') ?? MODEL_LOADERS[loader.type]);
     const out = loader.outputs?.[slot];
