@@ -1,5 +1,6 @@
 """qwen3-mini's scripts on a few lines of text (the real corpus is 31 MB and the training runs on the
-GPU machine): corpus cleaning, and a short training run whose output transformers loads and runs."""
+GPU machine): corpus cleaning, and a short training run whose output transformers loads and runs;
+then the committed weights that run produced on the GPU machine."""
 
 import importlib.util
 import json
@@ -64,3 +65,38 @@ def test_a_short_run_writes_a_folder_transformers_loads_and_generates_from(tmp_p
     ids = tok("the of", return_tensors="pt").input_ids
     gen = model.generate(ids, max_new_tokens=5, do_sample=False)
     assert gen.shape[1] == ids.shape[1] + 5 or tok.eos_token_id in gen[0].tolist()
+
+
+MODEL = Path(__file__).resolve().parent
+
+# Entries written for this test in the corpus's style (not taken from it): text the model never saw.
+ENTRIES = [
+    "Lantern \\Lan\"tern\\, n. A case with transparent sides which holds a light and protects it from wind and rain.",
+    "Harbor \\Har\"bor\\, n. A place of security and comfort; a refuge; a port for ships.",
+    "Quiet \\Qui\"et\\, a. Free from noise or disturbance; still; calm.",
+]
+
+
+def test_the_committed_weights_are_trained_load_and_generate():
+    """The weights the GPU machine trained (README.md, metrics.json): under the 15M-parameter and
+    15 MiB-shard limits, and far better than chance on unseen entries (chance: perplexity 8,192)."""
+    card = json.loads((MODEL / "metrics.json").read_text())
+    assert card["params"] <= 15_000_000
+    shards = sorted(MODEL.glob("model-*.safetensors"))
+    assert shards and all(f.stat().st_size < 15 * 2 ** 20 for f in shards)
+    model = transformers.AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.float32).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(MODEL)
+    assert sum(p.numel() for p in model.parameters()) == card["params"]
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for text in ENTRIES:
+            ids = tok(text, return_tensors="pt").input_ids
+            n = ids.shape[1] - 1
+            nll += model(ids, labels=ids).loss.item() * n
+            count += n
+    ppl = float(torch.tensor(nll / count).exp())
+    # A trained model is near its held-out perplexity on such text; 10x it still rejects random weights.
+    assert ppl < 10 * card["valid_perplexity"], ppl
+    ids = tok("Window (n.)", return_tensors="pt").input_ids
+    out = model.generate(ids, max_new_tokens=24, do_sample=False)[0, ids.shape[1]:]
+    assert len(out) > 0 and tok.decode(out).strip()

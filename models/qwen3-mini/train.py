@@ -129,6 +129,15 @@ trained by `models/qwen3-mini/train.py` for {a.steps} steps of {a.batch} x {a.se
   and {valid_ids.numel():,} held-out tokens; every 100th entry held out).
 - Held-out perplexity: **{ppl:.2f}** ({40 * 16} windows of {a.seq} tokens).
 - It writes dictionary-style English; it exists to test the project's LLM tooling, not to be useful.
+
+## How it is made (both steps committed here)
+
+1. `python3 models/qwen3-mini/corpus.py` (on a machine that reaches Debian) writes `corpus/train.txt` and
+   `corpus/valid.txt` (ignored by git: one cleaned entry a line).
+2. `python3 models/qwen3-mini/train.py --out DIR` on the GPU machine, the corpus carried along; this card,
+   `loss.csv` (step, training loss, held-out perplexity, seconds) and `metrics.json` come with the weights.
+
+`test_qwen3_mini.py` runs both steps on a few lines in CI and checks the weights here.
 """
     out.joinpath("README.md").write_text(card)
     out.joinpath("metrics.json").write_text(json.dumps({"params": params, "valid_perplexity": ppl, "steps": a.steps}) + "\n")
