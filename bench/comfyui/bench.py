@@ -94,6 +94,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--profile", default=None, help="comma-separated variant name parts: profile those (and the unpatched run) instead of the table")
     a = ap.parse_args()
     shape = SHAPES["quick" if a.quick else "1.3b"]
     steps = a.steps or (4 if a.quick else 10)
@@ -119,8 +120,13 @@ def main():
     g = torch.Generator(device="cpu").manual_seed(0)
     with torch.no_grad():
         for name, p in model.diffusion_model.named_parameters():
-            fan_in = p.shape[-1] if p.dim() > 1 else 1
-            p.copy_((torch.randn(p.shape, generator=g) / fan_in ** 0.5 if p.dim() > 1 else torch.zeros(p.shape)).to(p.dtype))
+            # Wan's own initialisation: matrices (and the [1, 6, dim] modulations) N(0, 1/fan_in), norm
+            # scales 1, biases 0. Zero norm scales would make q = k = 0: uniform attention, nothing to sparsify.
+            if p.dim() > 1:
+                value = torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5
+            else:
+                value = torch.ones(p.shape) if "norm" in name and name.endswith("weight") else torch.zeros(p.shape)
+            p.copy_(value.to(p.dtype))
     model.diffusion_model.to(device)
     base = comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=torch.device("cpu"))
 
@@ -131,9 +137,10 @@ def main():
     negative = [[torch.zeros(1, 64, 4096), {}]]
 
     def run(patcher, repeats=2):
-        """The sampled latent and the median seconds per step over repeats runs."""
+        """The sampled latent and the mean seconds per step over repeats runs, after a warm-up run
+        (ComfyUI loads each newly patched clone, and kernels load on first use: one-time costs)."""
         times = []
-        for _ in range(repeats):
+        for i in range(repeats + 1):
             if cuda:
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
@@ -141,8 +148,23 @@ def main():
                                       seed=1, disable_pbar=True)
             if cuda:
                 torch.cuda.synchronize()
-            times.append((time.perf_counter() - t0) / steps)
-        return out.float(), sorted(times)[len(times) // 2]
+            if i:
+                times.append((time.perf_counter() - t0) / steps)
+        return out.double(), sum(times) / max(1, len(times))  # float64: a float32 cosine of 10M values drifts past 1
+
+    def profile(patcher, name):
+        """Where one run's time goes: the GPU's busy time against the wall, and the top kernels."""
+        from torch.profiler import ProfilerActivity, profile as torch_profile
+        run(patcher, 0)
+        with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            t0 = time.perf_counter()
+            run(patcher, 0)
+            wall = time.perf_counter() - t0
+        events = prof.key_averages()
+        kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+        busy = sum(e.self_device_time_total for e in kernels) / 1e6
+        print(f"\n## {name}: one run, wall {wall:.2f} s, kernels busy {busy:.2f} s", flush=True)
+        print(events.table(sort_by="self_device_time_total", row_limit=14, max_name_column_width=70), flush=True)
 
     variants = [
         ("ComfyUI, no patches (PyTorch attention)", lambda m: m),
@@ -168,8 +190,12 @@ def main():
                 notes.append(f"{s['blocks_skipped']}/{total} blocks skipped")
         return "; ".join(notes) or "-"
 
-    run(base, 1)  # warm-up: model load, kernels, caches
     rows, ref, t_ref = [], None, None
+    if a.profile:
+        for name, make in variants:
+            if name.startswith("ComfyUI") or any(part in name for part in a.profile.split(",")):
+                profile(make(base), name)
+        return
     for name, make in variants:
         patched = make(base)
         out, per_step = run(patched)
@@ -188,7 +214,7 @@ def main():
              f"- Model: random-weight Wan2.1 T2V, dim {shape['dim']}, {shape['num_layers']} blocks, {shape['num_heads']} heads, "
              f"latent {t}x{h}x{w} ({t * (h // 2) * (w // 2)} tokens), {dtype}; KSampler euler/simple, {steps} steps, cfg 5",
              f"- Stubbed (imported by ComfyUI, missing here, not called by these runs): {', '.join(stubbed) or 'none'}",
-             "- Time: median of 2 runs after a warm-up run. Difference: relative L2 and cosine of the sampled latent "
+             "- Time: mean of 2 runs after a warm-up run of the same variant. Difference: relative L2 and cosine of the sampled latent "
              "against the unpatched run (same seed).",
              f"- Not in this ComfyUI release, so not compared: core's sparse-attention node (added after 0.3.64). "
              f"Core's other attention backends on this machine: {core_backends()}.", "",

@@ -40,7 +40,7 @@ def sampling_progress(options: dict):
 class AttentionStats:
     calls: int = 0       # attention calls we ran
     declined: int = 0    # calls handed on
-    kept: float = 0.0    # sum over sparse calls of the fraction of tile pairs computed
+    kept: float = 0.0    # sum over sparse calls of the fraction of tile pairs computed (a device tensor)
     sparse_calls: int = 0
     per_step: dict = field(default_factory=dict)  # step -> [sum of kept fractions, sparse calls]
 
@@ -54,8 +54,8 @@ class AttentionStats:
 
     def summary(self) -> dict:
         return {"attention_calls": self.calls, "attention_declined": self.declined,
-                "sparsity": 1.0 - self.kept / self.sparse_calls if self.sparse_calls else 0.0,
-                "per_step": [[s, 1.0 - k / n] for s, (k, n) in sorted(self.per_step.items())]}
+                "sparsity": 1.0 - float(self.kept) / self.sparse_calls if self.sparse_calls else 0.0,
+                "per_step": [[s, 1.0 - float(k) / n] for s, (k, n) in sorted(self.per_step.items())]}
 
 
 @dataclass
@@ -119,7 +119,8 @@ class SlipstreamAttention:
         else:
             block_mask = torch.ops.slipstream.sparse_predict(q4, k4, False, scale, layout, topk=p["topk"], topp=p["topp"])
             steps = options["sample_sigmas"].numel() - 1 if progress is not None else None
-            self.stats.sparse(round(progress * steps) if steps else None, float(block_mask.float().mean()))
+            # kept fraction left on the device: reading it here would stall the CPU once per call
+            self.stats.sparse(round(progress * steps) if steps else None, block_mask.float().mean())
             if p["precision"] == "int8" and q.is_cuda:
                 out = torch.ops.slipstream.sage_attention_block_sparse(q4, k4, v4, block_mask, False, scale, layout)[0]
             elif p["precision"] == "int8":
