@@ -33,6 +33,8 @@ export interface ComfyNodeSpec {
   /** Its own widgets, before and after the plugin's. */
   before: ComfyWidget[];
   after: ComfyWidget[];
+  /** What the node does, for a node with no plugin (a plugin node shows its manifest's). */
+  description?: string;
 }
 
 export const COMFY_NODES: ComfyNodeSpec[] = [
@@ -65,9 +67,28 @@ export const COMFY_NODES: ComfyNodeSpec[] = [
     ],
   },
   {
+    id: 'SlipstreamPrune',
+    displayName: 'Slipstream Prune',
+    plugin: null,
+    description:
+      'Structured pruning masks (DDP or any mask maker) on self-attention heads and MLP channels: removed units are not computed, kept ones keep their gate. ' +
+      'Place it after Slipstream Attention so that attention runs on the kept heads only.',
+    before: [
+      {
+        name: 'masks',
+        type: 'string',
+        default: 'slipstream-masks.safetensors',
+        description:
+          'a safetensors file of F32 gates, blocks.<i>.self_attn.head_gate [heads] and blocks.<i>.ffn.channel_gate [ffn_dim] (0 removes a unit); relative paths are under ComfyUI\'s user directory',
+      },
+    ],
+    after: [],
+  },
+  {
     id: 'SlipstreamProfile',
     displayName: 'Slipstream Profile',
     plugin: null,
+    description: 'Applies a JSON profile of Slipstream plugin parameters: attention and the delta cache in one node.',
     before: [
       {
         name: 'profile',

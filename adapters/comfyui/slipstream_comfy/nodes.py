@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from . import attention as attn
 from . import delta_cache as cache
+from . import prune
 import json
 from pathlib import Path
 
@@ -90,12 +91,21 @@ def _user_dir() -> Path:
         return Path.cwd()
 
 
+def _user_path(name: str) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() else _user_dir() / path
+
+
+def apply_prune(model, widgets: dict, node_id=None):
+    _, own = parse_node("SlipstreamPrune", widgets)
+    return prune.apply(model, _user_path(own["masks"]))
+
+
 def apply_profile(model, widgets: dict, node_id=None):
     """Every plugin a profile file names, with its parameters (the nodes' own settings at their
     defaults): attention and the delta cache, on one clone."""
     _, own = parse_node("SlipstreamProfile", widgets)
-    path = Path(own["profile"])
-    path = path if path.is_absolute() else _user_dir() / path
+    path = _user_path(own["profile"])
     try:
         profile = parse_profile(json.loads(path.read_text()), str(path))
     except OSError as e:
@@ -112,7 +122,8 @@ def apply_profile(model, widgets: dict, node_id=None):
     return m
 
 
-APPLY = {"SlipstreamAttention": apply_attention, "SlipstreamDeltaCache": apply_delta_cache, "SlipstreamProfile": apply_profile}
+APPLY = {"SlipstreamAttention": apply_attention, "SlipstreamDeltaCache": apply_delta_cache, "SlipstreamPrune": apply_prune,
+         "SlipstreamProfile": apply_profile}
 
 
 def comfy_nodes():
@@ -126,8 +137,7 @@ def comfy_nodes():
             def define_schema(cls):
                 return io.Schema(
                     node_id=node_id, display_name=spec["displayName"], category=CATEGORY,
-                    description=MANIFESTS[spec["plugin"]]["description"] if spec["plugin"] else
-                    "Applies a JSON profile of Slipstream plugin parameters: attention and the delta cache in one node.",
+                    description=MANIFESTS[spec["plugin"]]["description"] if spec["plugin"] else spec["description"],
                     inputs=[io.Model.Input("model"),
                             *(getattr(io, kind).Input(name, **opts) for kind, name, opts in widget_specs(node_id))],
                     outputs=[io.Model.Output()],

@@ -3,7 +3,9 @@ is on none of the package indexes this machine reaches); bench/comfyui runs the 
 machine. What it mirrors, from ComfyUI 0.29 as ../shared/research/comfyui.md records it:
 
 - ModelPatcher.clone() copies model_options' dicts and lists and shares every other object
-  (comfy.utils.deepcopy_list_dict); wrappers and callbacks live under transformer_options,
+  (comfy.utils.deepcopy_list_dict), and copies the object-patch dict; object patches (attribute
+  paths from the BaseModel, "diffusion_model.blocks.3.ffn") are set on the model while it is loaded
+  for sampling and put back after; get_model_object returns a patch before the attribute; wrappers and callbacks live under transformer_options,
   keyed by type then by key; set_model_patch_replace fills patches_replace[name][(block, i)].
 - The sampler works on its own copy of model_options, runs OUTER_SAMPLE wrappers around the whole
   run, ON_PREPARE_STATE callbacks before every step, and hands the diffusion model a per-call copy
@@ -20,6 +22,7 @@ The model is WanMini (models/wan-mini) with its trained weights, run that way.
 from __future__ import annotations
 
 import sys
+import types
 import uuid
 from pathlib import Path
 
@@ -42,19 +45,50 @@ def deepcopy_list_dict(obj):
     return obj
 
 
+def _get_attr(obj, name):
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _set_attr(obj, name, value):
+    *path, last = name.split(".")
+    parent = _get_attr(obj, ".".join(path)) if path else obj
+    old = getattr(parent, last)
+    setattr(parent, last, value)
+    return old
+
+
 class ModelPatcher:
     def __init__(self, diffusion_model):
         self.diffusion_model = diffusion_model
+        self.model = types.SimpleNamespace(diffusion_model=diffusion_model)  # ComfyUI's BaseModel holds it
         self.model_options = {"transformer_options": {}}
+        self.object_patches = {}
 
     def clone(self):
         n = ModelPatcher(self.diffusion_model)
         n.model_options = deepcopy_list_dict(self.model_options)
+        n.object_patches = self.object_patches.copy()
         return n
 
     def get_model_object(self, name):
-        assert name == "diffusion_model"
-        return self.diffusion_model
+        # ComfyUI: an object patch under that name if there is one, else the model's attribute.
+        if name in self.object_patches:
+            return self.object_patches[name]
+        return _get_attr(self.model, name)
+
+    def add_object_patch(self, name, obj):
+        self.object_patches[name] = obj
+
+    def patch_model(self):
+        """Sets every object patch on the model (ComfyUI does it when it loads the patcher); returns
+        what unpatch_model puts back."""
+        return {name: _set_attr(self.model, name, obj) for name, obj in self.object_patches.items()}
+
+    def unpatch_model(self, backup):
+        for name, obj in backup.items():
+            _set_attr(self.model, name, obj)
 
     def add_wrapper_with_key(self, wrapper_type, key, fn):
         to = self.model_options["transformer_options"]
@@ -175,4 +209,8 @@ def sample(patcher, x, context, sigmas, cfg=5.0):
             x = x + (sigmas[i + 1] - sigmas[i]) * (v_uncond + cfg * (v_cond - v_uncond))
         return x
 
-    return _wrapped(options, "outer_sample", run)(x)
+    backup = patcher.patch_model()
+    try:
+        return _wrapped(options, "outer_sample", run)(x)
+    finally:
+        patcher.unpatch_model(backup)
