@@ -32,12 +32,13 @@ export const profileSchema = defineSchema(
       gammaThreshold: z.number().nonnegative().describe('Γ above which a block runs INT8 instead of NVFP4: (targetError − β) / α'),
       samples: z.int().nonnegative().describe('(Γ, E_rel) pairs the fit used'),
     }),
+    // Optional: ComfyUI's SlipstreamMixedPrecision calibrates DMPQ only.
     teacache: z.strictObject({
       coefficients: z.array(finite).length(5).describe('c4..c0 of f(d) = c4 d⁴ + … + c0'),
-    }),
+    }).optional(),
     magcache: z.strictObject({
       ratios: z.array(z.number().positive()).min(1).describe('per step t ≥ 1: mean over tokens of ‖r_t‖ / ‖r_{t−1}‖'),
-    }),
+    }).optional(),
   }),
   { description: 'A calibration profile written by `slipstream calibrate` (DMPQ fit, TeaCache polynomial, MagCache ratios).' },
 );

@@ -35,6 +35,9 @@ export interface ComfyNodeSpec {
   after: ComfyWidget[];
   /** What the node does, for a node with no plugin (a plugin node shows its manifest's). */
   description?: string;
+  /** Whether `slipstream comfy accelerate` inserts it when no profile names the plugins (a node
+   *  that needs a file of the user's, such as a calibration, is inserted only when named). */
+  byDefault?: boolean;
 }
 
 export const COMFY_NODES: ComfyNodeSpec[] = [
@@ -42,6 +45,7 @@ export const COMFY_NODES: ComfyNodeSpec[] = [
     id: 'SlipstreamAttention',
     displayName: 'Slipstream Attention',
     plugin: 'sparse-attention',
+    byDefault: true,
     before: [
       {
         name: 'mode',
@@ -58,12 +62,40 @@ export const COMFY_NODES: ComfyNodeSpec[] = [
     id: 'SlipstreamDeltaCache',
     displayName: 'Slipstream Delta Cache',
     plugin: 'delta-cache',
+    byDefault: true,
     // The Temporal Delta Cache's; PDR's act on Slipstream's quantized linears, not installed by the pack yet.
     params: ['threshold', 'maxSkips', 'warmupSteps', 'finalSteps'],
     before: [],
     after: [
       { name: 'cache_device', type: 'string', enum: ['same', 'cpu'], default: 'same', description: 'where cached block deltas live (cpu frees VRAM)' },
       { name: 'verbose', type: 'boolean', default: false, description: 'log computed and skipped blocks per run' },
+    ],
+  },
+  {
+    id: 'SlipstreamMixedPrecision',
+    displayName: 'Slipstream Mixed Precision',
+    plugin: 'mixed-precision',
+    // The threshold comes from the calibration file; a checkpoint is the embedded runtime's.
+    params: ['route', 'hadamardBlock'],
+    before: [
+      {
+        name: 'mode',
+        type: 'string',
+        enum: ['apply', 'calibrate'],
+        default: 'apply',
+        description:
+          'apply: NVFP4 weights, activations NVFP4 or INT8 per block and step; calibrate: record each block\'s NVFP4 error against Γ while the workflow runs, then write the calibration file',
+      },
+    ],
+    after: [
+      {
+        name: 'calibration',
+        type: 'string',
+        default: 'slipstream-calibration.json',
+        description:
+          'the calibration file (slipstream-profile/1, as `slipstream calibrate` writes it): read by apply with route dmpq, written at the end of a calibrate run; relative paths are under ComfyUI\'s user directory',
+      },
+      { name: 'target_error', type: 'number', minimum: 0, default: 0, description: 'calibrate: the relative NVFP4 error a block may have (0: the median measured)' },
     ],
   },
   {

@@ -17,11 +17,15 @@ import type { Workflow } from './workflow.js';
 
 export type AccelerateSection = Workflow['accelerate'];
 
-function needProfile<T>(profile: Profile | undefined, what: string, pick: (p: Profile) => T): T {
+function needProfile<T>(profile: Profile | undefined, what: string, pick: (p: Profile) => T | undefined): T {
   if (profile === undefined) {
     throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `expected a calibration profile ("profile" in the workflow, from \`slipstream calibrate\`) for ${what}, got none`);
   }
-  return pick(profile);
+  const value = pick(profile);
+  if (value === undefined) {
+    throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `expected the calibration profile to have ${what}, got a profile without it (ComfyUI's calibration records DMPQ only; run \`slipstream calibrate\`)`);
+  }
+  return value;
 }
 
 /** How the accelerated model must be loaded: NVFP4 weights when mixed precision is on, from the
@@ -52,13 +56,13 @@ export function buildAccelerators(a: AccelerateSection, profile: Profile | undef
   if (rc !== undefined) {
     switch (rc.method) {
       case 'teacache':
-        out.skip = new TeaCache(rc, needProfile(profile, 'teacache (its rescaling polynomial)', (p) => p.teacache.coefficients));
+        out.skip = new TeaCache(rc, needProfile(profile, 'teacache (its rescaling polynomial)', (p) => p.teacache?.coefficients));
         break;
       case 'first-block-cache':
         out.skip = new FirstBlockCache(rc);
         break;
       case 'magcache':
-        out.skip = new MagCache(rc, needProfile(profile, 'magcache (its magnitude ratios)', (p) => p.magcache.ratios), steps);
+        out.skip = new MagCache(rc, needProfile(profile, 'magcache (its magnitude ratios)', (p) => p.magcache?.ratios), steps);
         break;
       case 'easycache':
         out.output = new EasyCache(rc);

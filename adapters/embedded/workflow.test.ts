@@ -252,7 +252,9 @@ describe('buildAccelerators', () => {
     expect(tea.output).toBeUndefined();
     const mag = buildAccelerators(section(rc('magcache')), PROFILE, 10);
     expect(mag.skip).toBeInstanceOf(MagCache);
-    expect((mag.skip as MagCache).ratios).toEqual(PROFILE.magcache.ratios);
+    expect((mag.skip as MagCache).ratios).toEqual(PROFILE.magcache!.ratios);
+    const { teacache: _, ...dmpqOnly } = PROFILE;
+    expect(() => buildAccelerators(section(rc('teacache')), dmpqOnly, 10)).toThrow(/expected the calibration profile to have teacache/);
     // Neither of these needs a profile.
     expect(buildAccelerators(section(rc('first-block-cache')), undefined, 10).skip).toBeInstanceOf(FirstBlockCache);
     const easy = buildAccelerators(section(rc('easycache')), undefined, 10);

@@ -17,6 +17,8 @@ export interface OurNode {
   title: string;
   plugin: string;
   widgets: NodeWidget[];
+  /** Inserted by `accelerate` without a profile. */
+  byDefault: boolean;
 }
 
 /** The nodes `accelerate` inserts: one per plugin (SlipstreamProfile, which applies a file, is for users to add). */
@@ -32,6 +34,7 @@ export function ourNodes(): OurNode[] {
       classType: n.id,
       title: n.displayName,
       plugin: n.plugin,
+      byDefault: n.byDefault ?? false,
       widgets: [
         ...n.before.map(own),
         ...keys.map((k) => ({ name: widgetName(k), key: k, plugin: n.plugin, default: props[k].default })),

@@ -56,6 +56,15 @@ describe('accelerate, API format', () => {
     expect(w['49'].inputs).toMatchObject({ model: ['37', 0], threshold: 0.1 });
   });
 
+  it('adds mixed precision only when a profile names it (it needs a calibration file)', () => {
+    const classes = (w: ApiWorkflow) => Object.values(w).map((n) => n.class_type).filter((c) => c.startsWith('Slipstream'));
+    expect(classes(accelerate(API, undefined, 'wan.json') as ApiWorkflow)).toEqual(['SlipstreamAttention', 'SlipstreamDeltaCache']);
+    const w = accelerate(API, parseProfile({ 'mixed-precision': { route: 'int8' } }, 'p.json'), 'wan.json') as ApiWorkflow;
+    expect(classes(w)).toEqual(['SlipstreamMixedPrecision']);
+    expect(w['49'].inputs).toMatchObject({ mode: 'apply', route: 'int8', hadamard_block: 128, calibration: 'slipstream-calibration.json' });
+    expect(() => parseProfile({ 'mixed-precision': { gammaThreshold: 0.2 } }, 'p.json')).toThrow(/p\.json.*gammaThreshold/);
+  });
+
   it('names the node and field of a bad workflow or profile', () => {
     expect(() => accelerate({ ...API, '3': { ...API['3'], inputs: { model: ['99', 0] } } }, undefined, 'w.json')).toThrow(
       'w.json: node 3 (KSampler) input model: links to node 99, which is not in the workflow',

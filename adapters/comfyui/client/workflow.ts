@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { SlipstreamError } from '../../../core/src/errors/index.js';
 import { formatIssues } from '../../../core/src/schema/index.js';
 import { deltaCacheManifest } from '../../../plugins/delta-cache/manifest.js';
+import { mixedPrecisionManifest } from '../../../plugins/mixed-precision/manifest.js';
 import { sparseAttentionManifest } from '../../../plugins/sparse-attention/manifest.js';
 import { ourNodes, type OurNode } from './nodes.js';
 
@@ -50,6 +51,8 @@ export const MODEL_LOADERS: Record<string, number> = {
 export const comfyProfileSchema = z.strictObject({
   'sparse-attention': sparseAttentionManifest.params.optional(),
   'delta-cache': deltaCacheManifest.params.optional(),
+  // The node's parameters only: its threshold comes from a calibration file.
+  'mixed-precision': mixedPrecisionManifest.params.pick({ route: true, hadamardBlock: true }).optional(),
 });
 export type ComfyProfile = z.input<typeof comfyProfileSchema>;
 
@@ -101,10 +104,10 @@ function widgetValues(node: OurNode, profile: z.output<typeof comfyProfileSchema
   return new Map(node.widgets.map((w) => [w.name, w.plugin && params && w.key in params ? params[w.key] : w.default]));
 }
 
-/** Which of our nodes to add: all, or the plugins a profile names. */
+/** Which of our nodes to add: the default ones, or the plugins a profile names. */
 function chosen(profile: z.output<typeof comfyProfileSchema> | undefined): OurNode[] {
   const all = ourNodes();
-  return profile ? all.filter((n) => profile[n.plugin as keyof typeof profile] !== undefined) : all;
+  return profile ? all.filter((n) => profile[n.plugin as keyof typeof profile] !== undefined) : all.filter((n) => n.byDefault);
 }
 
 export function accelerateApi(input: ApiWorkflow, profile: z.output<typeof comfyProfileSchema> | undefined, where: string): ApiWorkflow {

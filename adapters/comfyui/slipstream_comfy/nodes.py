@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from . import attention as attn
 from . import delta_cache as cache
+from . import mixed_precision as mixed
 from . import prune
 import json
 from pathlib import Path
@@ -96,6 +97,18 @@ def _user_path(name: str) -> Path:
     return path if path.is_absolute() else _user_dir() / path
 
 
+def apply_mixed_precision(model, widgets: dict, node_id=None):
+    params, own = parse_node("SlipstreamMixedPrecision", widgets)
+    path = _user_path(own["calibration"])
+    threshold = None
+    if own["mode"] == "apply" and params["route"] == "dmpq":
+        threshold = mixed.read_threshold(path)
+    m = model.clone()
+    mixed.install(m, mixed.DMPQ(params, own["mode"], path, own["target_error"], threshold,
+                                report=_report("SlipstreamMixedPrecision")))
+    return m
+
+
 def apply_prune(model, widgets: dict, node_id=None):
     _, own = parse_node("SlipstreamPrune", widgets)
     return prune.apply(model, _user_path(own["masks"]))
@@ -112,6 +125,8 @@ def apply_profile(model, widgets: dict, node_id=None):
         raise ValueError(f"SlipstreamProfile: cannot read {path}: {e}") from e
     except json.JSONDecodeError as e:
         raise ValueError(f"SlipstreamProfile: {path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
+    if "mixed-precision" in profile:
+        raise ValueError(f"SlipstreamProfile: {path}: mixed-precision needs its calibration file: use a SlipstreamMixedPrecision node")
     m = model.clone()
     if "sparse-attention" in profile:
         attn.install(m, attn.SlipstreamAttention(profile["sparse-attention"], report=_report("SlipstreamAttention")))
@@ -122,7 +137,8 @@ def apply_profile(model, widgets: dict, node_id=None):
     return m
 
 
-APPLY = {"SlipstreamAttention": apply_attention, "SlipstreamDeltaCache": apply_delta_cache, "SlipstreamPrune": apply_prune,
+APPLY = {"SlipstreamAttention": apply_attention, "SlipstreamDeltaCache": apply_delta_cache,
+         "SlipstreamMixedPrecision": apply_mixed_precision, "SlipstreamPrune": apply_prune,
          "SlipstreamProfile": apply_profile}
 
 

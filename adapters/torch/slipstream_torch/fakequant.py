@@ -42,7 +42,7 @@ def nvfp4(x: torch.Tensor, global_scale: float | None = None) -> torch.Tensor:
         raise ValueError(f"nvfp4: expected the last axis a multiple of 16, got {x.shape[-1]}")
     x = x.float()
     if global_scale is None:
-        amax = float(x.abs().amax()) if x.numel() else 0.0
+        amax = float(x.detach().abs().amax()) if x.numel() else 0.0
         g = torch.tensor(2688.0, dtype=torch.float32) / torch.tensor(max(amax, _FLT_MIN), dtype=torch.float32)
         g = g if math.isfinite(float(g)) else torch.tensor(1.0)
     else:
