@@ -79,6 +79,29 @@ def load_comfyui(comfy_dir) -> list:
     return stubbed
 
 
+def write_magnitude_masks(dit, path: Path, channels: float, heads: int):
+    """Pruning masks for the bench: per block, the MLP channels with the smallest ||W_up row|| x
+    ||W_down column|| and the self-attention heads with the smallest value/output weight norms
+    removed (a baseline criterion; DDP would learn them)."""
+    from safetensors.torch import save_file
+    out = {}
+    with torch.no_grad():
+        for i, block in enumerate(dit.blocks):
+            up, down = block.ffn[0].weight.float(), block.ffn[2].weight.float()
+            score = up.norm(dim=1) * down.norm(dim=0)
+            gate = torch.ones_like(score)
+            gate[score.argsort()[: int(channels * score.numel())]] = 0
+            out[f"blocks.{i}.ffn.channel_gate"] = gate.cpu()
+            attn = block.self_attn
+            n = attn.num_heads
+            d = attn.v.weight.shape[0] // n
+            hs = attn.v.weight.float().view(n, d, -1).norm(dim=(1, 2)) * attn.o.weight.float().view(-1, n, d).norm(dim=(0, 2))
+            hg = torch.ones(n)
+            hg[hs.argsort()[:heads].cpu()] = 0
+            out[f"blocks.{i}.self_attn.head_gate"] = hg
+    save_file(out, str(path))
+
+
 def core_backends() -> str:
     """Which of core's optional attention backends could run here (sage, flash, xformers need
     their packages)."""
@@ -166,12 +189,25 @@ def main():
         print(f"\n## {name}: one run, wall {wall:.2f} s, kernels busy {busy:.2f} s", flush=True)
         print(events.table(sort_by="self_device_time_total", row_limit=14, max_name_column_width=70), flush=True)
 
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    masks_path = Path(a.out).with_name("bench-masks.safetensors")
+    calibration = Path(a.out).with_name("bench-calibration.json")
+    write_magnitude_masks(model.diffusion_model, masks_path, channels=0.3, heads=2 if shape["num_heads"] > 2 else 1)
+
     variants = [
         ("ComfyUI, no patches (PyTorch attention)", lambda m: m),
         ("SlipstreamAttention sparse (defaults)", lambda m: ours.apply_attention(m, {})),
         ("SlipstreamAttention low-bit", lambda m: ours.apply_attention(m, {"mode": "low-bit"})),
         ("SlipstreamDeltaCache (defaults)", lambda m: ours.apply_delta_cache(m, {})),
         ("Slipstream: attention sparse + delta cache", lambda m: ours.apply_delta_cache(ours.apply_attention(m, {}), {})),
+        ("SlipstreamPrune (30% of MLP channels and 2 heads a block, by weight magnitude)",
+         lambda m: ours.apply_prune(m, {"masks": str(masks_path)})),
+        ("Slipstream: attention sparse + delta cache + prune",
+         lambda m: ours.apply_prune(ours.apply_delta_cache(ours.apply_attention(m, {}), {}), {"masks": str(masks_path)})),
+        ("SlipstreamMixedPrecision calibrate (records Γ and the NVFP4 error)",
+         lambda m: ours.apply_mixed_precision(m, {"mode": "calibrate", "calibration": str(calibration)})),
+        ("SlipstreamMixedPrecision DMPQ (W4A4/W4A8 emulated: no FP4 tensor cores here)",
+         lambda m: ours.apply_mixed_precision(m, {"calibration": str(calibration)})),
         ("core EasyCache (0.2, 0.15-0.95)", lambda m: EasyCacheNode.execute(m, 0.2, 0.15, 0.95, False).result[0]),
     ]
     def what_ran(patcher) -> str:
@@ -183,6 +219,15 @@ def main():
         if isinstance(override, SlipstreamAttention):
             s = override.stats.summary()
             notes.append(f"{s['attention_calls']} attention calls, sparsity {s['sparsity']:.0%}")
+        from slipstream_comfy.prune import HeadNarrowing
+        while override is not None:
+            if isinstance(override, HeadNarrowing):
+                notes.append(f"{override.narrowed} calls on kept heads")
+            override = getattr(override, "previous", None)
+        for fn in patcher.wrappers.get("outer_sample", {}).get("slipstream_mixed_precision", []):
+            s = getattr(fn.__self__, "last_stats", None)
+            if s:
+                notes.append(", ".join(f"{n} {p}" for p, n in s["blocks_by_precision"].items() if n) + " block calls")
         for fn in patcher.wrappers.get("outer_sample", {}).get("slipstream_delta_cache", []):
             s = getattr(getattr(fn, "__self__", None), "last_stats", None)
             if s:

@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .prune import _weight_bias
+from .patching import linears, model_object, wrapper
+from .prune import GatedValues, _weight_bias
 from .delta_cache import block_keys
 from . import kernels  # noqa: F401  (puts slipstream_torch on the path)
 from slipstream_torch import fakequant
@@ -213,6 +214,7 @@ def read_threshold(path: Path, node: str = "SlipstreamMixedPrecision") -> float:
     return float(t)
 
 
+@wrapper("linear")
 class QuantLinear(torch.nn.Module):
     """A block's linear under DMPQ: NVFP4 rotated weights, activations at the block's precision."""
 
@@ -252,11 +254,6 @@ class QuantLinear(torch.nn.Module):
         return F.linear(xr.to(x.dtype), wq, b)
 
 
-def _linears(block) -> list:
-    """(attribute path inside the block, module) of every nn.Linear in it."""
-    return [(name, m) for name, m in block.named_modules() if isinstance(m, torch.nn.Linear)]
-
-
 def install(patcher, state: DMPQ, key: str = "slipstream_mixed_precision"):
     """On a clone: a QuantLinear object patch for every linear of every block whose input width
     takes the rotation and NVFP4 blocks, the chained block entries and the run wrapper."""
@@ -267,12 +264,17 @@ def install(patcher, state: DMPQ, key: str = "slipstream_mixed_precision"):
     hb = state.params["hadamardBlock"]
     quantized = 0
     for _, i in keys:
-        for name, linear in _linears(dit.blocks[i]):
+        for name, linear in list(linears(dit.blocks[i])):
             k = linear.in_features
             if k % 16 or (hb and k % hb):
                 continue  # the rotation block or NVFP4's 16 does not divide it: stays as it is
             path = f"diffusion_model.blocks.{i}.{name}"
-            patcher.add_object_patch(path, QuantLinear(patcher.get_model_object(path), state, i, hb))
+            current = model_object(patcher, path)
+            if isinstance(current, GatedValues):  # Prune's gate stays on the outside, on our output
+                patch = GatedValues(QuantLinear(current.v, state, i, hb), scale=current.scale)
+            else:
+                patch = QuantLinear(current, state, i, hb)
+            patcher.add_object_patch(path, patch)
             quantized += 1
     if not quantized:
         raise ValueError(f"SlipstreamMixedPrecision: no linear's input width is a multiple of {max(16, hb)}")

@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .patching import model_object, unwrap, wrapper
+
 OVERRIDE = "optimized_attention_override"
 _KEY = re.compile(r"^blocks\.(\d+)\.(self_attn\.head_gate|ffn\.channel_gate)$")
 
@@ -84,24 +86,36 @@ def _sliceable(linear: torch.nn.Module) -> bool:
     return f"{cls.__module__}.{cls.__qualname__}" in _PLAIN_LINEARS and not hasattr(linear, "scale_weight")
 
 
+@wrapper("original")
 class PrunedFFN(torch.nn.Module):
     """Linear-GELU-Linear over the kept hidden channels of `ffn`, each scaled by its gate. A layer
-    that cannot be sliced runs whole with its removed channels multiplied by 0 (same output, no
-    saving)."""
+    that cannot be sliced (a quantized one, or another node's wrapper) runs whole with its removed
+    channels multiplied by 0 (same output, no saving). Its items "0", "1", "2" are the Sequential's,
+    read and written through, so object patches under `ffn.0` land where the forward reads them
+    whichever order the patches are applied in."""
 
     def __init__(self, ffn: torch.nn.Sequential, gate: torch.Tensor):
         super().__init__()
-        self.ffn = ffn
+        self.original = ffn
         keep = torch.nonzero(gate > 0).flatten()
         self.register_buffer("keep", keep, persistent=False)
         self.register_buffer("gate", gate[keep], persistent=False)
         self.register_buffer("full_gate", gate, persistent=False)
         self.all_ones = bool((self.gate == 1).all())
-        self.sliced = _sliceable(ffn[0]) and _sliceable(ffn[2])
+    def __getattr__(self, name):
+        if name in ("0", "1", "2"):
+            return getattr(self._modules["original"], name)
+        return super().__getattr__(name)
+
+    def __setattr__(self, name, value):
+        if name in ("0", "1", "2"):
+            setattr(self._modules["original"], name, value)
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, x):
-        up, act, down = self.ffn[0], self.ffn[1], self.ffn[2]
-        if not self.sliced:
+        up, act, down = self.original[0], self.original[1], self.original[2]
+        if not (_sliceable(up) and _sliceable(down)):
             return down(act(up(x)) * self.full_gate.to(device=x.device, dtype=x.dtype))
         keep = self.keep.to(x.device)
         w1, b1 = _weight_bias(up, x)
@@ -112,13 +126,14 @@ class PrunedFFN(torch.nn.Module):
         return F.linear(h, w2.index_select(1, keep), b2)
 
 
+@wrapper("v")
 class GatedValues(torch.nn.Module):
     """The value projection with each head's output channels scaled by the head's gate."""
 
-    def __init__(self, v: torch.nn.Module, gate: torch.Tensor, head_dim: int):
+    def __init__(self, v: torch.nn.Module, gate: torch.Tensor | None = None, head_dim: int = 0, scale: torch.Tensor | None = None):
         super().__init__()
         self.v = v
-        self.register_buffer("scale", gate.repeat_interleave(head_dim), persistent=False)
+        self.register_buffer("scale", gate.repeat_interleave(head_dim) if scale is None else scale, persistent=False)
 
     def forward(self, x, *args, **kwargs):
         y = self.v(x, *args, **kwargs)
@@ -167,15 +182,15 @@ def install(patcher, masks: dict, key: str = "slipstream_prune"):
     for i, m in sorted(masks.items()):
         prefix = f"diffusion_model.blocks.{i}"
         if "channels" in m:
-            ffn = patcher.get_model_object(f"{prefix}.ffn")
+            ffn = model_object(patcher, f"{prefix}.ffn")
             if not (isinstance(ffn, torch.nn.Sequential) and len(ffn) == 3):
                 raise ValueError(f"SlipstreamPrune: block {i}'s ffn is not Linear-GELU-Linear (another node replaced it?)")
             patcher.add_object_patch(f"{prefix}.ffn", PrunedFFN(ffn, m["channels"]))
         if "heads" in m:
-            attn = blocks[i].self_attn
+            attn = model_object(patcher, f"{prefix}.self_attn")
             num_heads = attn.num_heads if hasattr(attn, "num_heads") else attn.heads
             head_dim = attn.q.weight.shape[0] // num_heads
-            v = patcher.get_model_object(f"{prefix}.self_attn.v")
+            v = model_object(patcher, f"{prefix}.self_attn.v")
             patcher.add_object_patch(f"{prefix}.self_attn.v", GatedValues(v, m["heads"], head_dim))
             gate = m["heads"]
             if bool((gate == 0).any()):
@@ -185,15 +200,29 @@ def install(patcher, masks: dict, key: str = "slipstream_prune"):
         options = patcher.model_options.setdefault("transformer_options", {})
         narrowing.previous = options.get(OVERRIDE)
         options[OVERRIDE] = narrowing
+        # The override learns the block from transformer_options["block_index"], which ComfyUI
+        # releases before ~0.4 do not set for Wan: a chained per-block entry sets it.
+        replace = options.setdefault("patches_replace", {}).get("dit", {})
+        for i in range(len(blocks)):
+            patcher.set_model_patch_replace(_indexed(i, replace.get(("double_block", i))), "dit", "double_block", i)
     return patcher
+
+
+def _indexed(index: int, previous=None):
+    def entry(args, extra):
+        options = args.get("transformer_options")
+        if isinstance(options, dict):
+            options["block_index"] = index
+        return previous(args, extra) if previous is not None else extra["original_block"](args)
+    return entry
 
 
 def dims(diffusion_model) -> tuple:
     """(blocks, heads, ffn_dim) of a Wan-style DiT."""
     blocks = diffusion_model.blocks
-    attn = blocks[0].self_attn
+    attn = unwrap(blocks[0].self_attn)
     heads = attn.num_heads if hasattr(attn, "num_heads") else attn.heads
-    return len(blocks), heads, blocks[0].ffn[0].weight.shape[0]
+    return len(blocks), heads, unwrap(blocks[0].ffn)[0].weight.shape[0]
 
 
 def apply(patcher, path: Path):

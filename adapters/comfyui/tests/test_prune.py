@@ -122,5 +122,23 @@ def test_a_linear_that_cannot_be_sliced_runs_whole_with_the_same_output(mini):  
     gate = random_masks(mini, blocks=(0,))["blocks.0.ffn.channel_gate"]
     x = torch.randn(2, 5, ffn[0].weight.shape[1], generator=torch.Generator().manual_seed(1))
     sliced, whole = P.PrunedFFN(ffn, gate), P.PrunedFFN(odd, gate)
-    assert sliced.sliced and not whole.sliced
+    assert P._sliceable(sliced.original[0]) and not P._sliceable(whole.original[0])
     torch.testing.assert_close(whole(x), sliced(x), rtol=1e-5, atol=1e-6)
+
+
+def test_prune_and_mixed_precision_compose_in_either_order_across_clones(base, inputs, mini, tmp_path):  # noqa: F811
+    # ComfyUI leaves a clone's object patches on the model until another clone loads: the next
+    # node must see through them, and nested patches (ffn, then ffn.0) must find their place.
+    save_file(random_masks(mini), str(tmp_path / "m.safetensors"))
+    masks = {"masks": str(tmp_path / "m.safetensors")}
+    a = nodes.apply_mixed_precision(nodes.apply_prune(base, masks), {"route": "int8"})
+    b = nodes.apply_prune(nodes.apply_mixed_precision(base, {"route": "int8"}), masks)
+    backup = a.patch_model()  # a's patches stay on the model while b is built, as in ComfyUI
+    try:
+        c = nodes.apply_prune(base, masks)
+    finally:
+        a.unpatch_model(backup)
+    out_a, out_b = sample(a, *inputs), sample(b, *inputs)
+    torch.testing.assert_close(out_a, out_b, rtol=0, atol=0)
+    torch.testing.assert_close(sample(c, *inputs), sample(nodes.apply_prune(base, masks), *inputs), rtol=0, atol=0)
+    assert all(type(b.ffn) is torch.nn.Sequential and type(b.ffn[0]) is torch.nn.Linear for b in mini.blocks)
