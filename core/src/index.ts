@@ -39,13 +39,20 @@ export { LinearPlan, gemmF32, measurePeak, type LinearOptions, type QuantizedWei
 export { SCHEMES, activationRangesSchema, outputSpecs, quantizeModule, type Scheme } from './checkpoint/index.js';
 export {
   GaussianNoise,
+  Qwen3Model,
+  Qwen3Session,
   SOLVER_NAMES,
+  Sampler,
   WanModel,
   WanSession,
   flowSigmas,
   modelDenoiser,
   sample,
+  sampleToken,
   type BlockStats,
+  type GenerateOptions,
+  type Qwen3Config,
+  type TokenSampleOptions,
   type CallInfo,
   type Denoiser,
   type Precision,
@@ -53,3 +60,4 @@ export {
   type SolverName,
   type WanConfig,
 } from './runtime/index.js';
+export { BpeTokenizer } from './tokenizer/index.js';

@@ -905,6 +905,130 @@ SLIP_API slip_status slip_wan_session_time_embedding(slip_wan_session_t session,
                                                      slip_tensor *out);
 SLIP_API void slip_wan_session_free(slip_wan_session_t session);
 
+/* ---------------------------------------------------------------- runtime: Qwen3 LLM (section owner: runtime)
+ *
+ * A Qwen3 causal language model (Hugging Face Qwen3ForCausalLM) held in FP32 and run with the
+ * library's own kernels: every projection is an FP32 slip_linear_plan (q/k/v fused into one plan,
+ * gate/up into another, so a one-token decode step makes few threaded calls), attention is
+ * slip_attn_dense (GQA, causal, NHD) over a per-session KV cache.
+ *
+ * Weights are passed by their Hugging Face state-dict names; with H_i query heads, G_i KV heads
+ * (H_i a multiple of G_i), I_i MLP channels in layer i, head dim d and width D:
+ *   model.embed_tokens.weight [vocab, D]
+ *   model.layers.<i>.input_layernorm.weight, .post_attention_layernorm.weight [D]
+ *   model.layers.<i>.self_attn.q_proj.weight [H_i d, D]; k_proj, v_proj .weight [G_i d, D]
+ *   model.layers.<i>.self_attn.o_proj.weight [D, H_i d]
+ *   model.layers.<i>.self_attn.{q,k,v,o}_proj.bias (only with config.attention_bias)
+ *   model.layers.<i>.self_attn.q_norm.weight, .k_norm.weight [d]      per-head RMSNorm
+ *   model.layers.<i>.mlp.gate_proj.weight, .up_proj.weight [I_i, D]; .down_proj.weight [D, I_i]
+ *   model.norm.weight [D]
+ *   lm_head.weight [vocab, D]   required unless config.tie_word_embeddings (then optional: the
+ *                               embedding is used when it is absent)
+ * Each may be F32 or BF16 (widened to FP32 at create; the caller may free its buffers afterwards).
+ * A missing, repeated or unexpected name, or a wrong shape or dtype, is refused with a sentence
+ * naming the tensor.
+ *
+ * Forward, per token at position p (0-based in the session):
+ *   x = embed[token]; per layer:
+ *     h = RMSNorm(x) * input_layernorm; q, k, v = h Wq^T, h Wk^T, h Wv^T
+ *     q, k per head: RMSNorm over d (q_norm, k_norm), then RoPE (rotate-half pairs (j, j + d/2),
+ *       angle p * theta^(-2j/d), theta = config.rope_theta); k, v appended to the cache
+ *     x += o_proj(softmax(q k^T / sqrt(d), causal) v)    query head h reads KV head h / (H_i/G_i)
+ *     h = RMSNorm(x) * post_attention_layernorm; x += down(silu(gate(h)) * up(h))
+ *   logits = (RMSNorm(x) * norm) lm_head^T
+ * All RMSNorms use config.rms_norm_eps. Uneven (pruned) models give per-layer widths through
+ * config.layer_heads / layer_kv_heads / layer_intermediate (the lists adapters/vllm/prune.ts
+ * writes as layer_num_attention_heads, layer_num_key_value_heads, layer_intermediate_size).
+ */
+typedef struct slip_qwen3_config {
+    int64_t vocab_size;
+    int64_t hidden_size;        /* D */
+    int64_t layers;             /* num_hidden_layers */
+    int64_t heads;              /* num_attention_heads (every layer, unless layer_heads) */
+    int64_t kv_heads;           /* num_key_value_heads; heads a multiple of it */
+    int64_t head_dim;           /* d: even, <= 256 */
+    int64_t intermediate_size;  /* MLP channels (every layer, unless layer_intermediate) */
+    int64_t max_context;        /* tokens a session may hold (max_position_embeddings) */
+    double rope_theta;          /* > 0 (Qwen3: 1e6; qwen3-mini: 1e4) */
+    float rms_norm_eps;         /* > 0 (Qwen3: 1e-6) */
+    int32_t tie_word_embeddings; /* 0 or 1 */
+    int32_t attention_bias;      /* 0 or 1: q/k/v/o projections have biases */
+    int32_t reserved0;
+    /* NULL, or [layers] per-layer widths that replace heads / kv_heads / intermediate_size; read
+     * at create only (the model keeps its own copy). */
+    const int64_t *layer_heads;
+    const int64_t *layer_kv_heads;
+    const int64_t *layer_intermediate;
+    int32_t reserved[4];        /* 0 */
+} slip_qwen3_config;
+
+typedef struct slip_qwen3_model_s *slip_qwen3_model_t;
+typedef struct slip_qwen3_session_s *slip_qwen3_session_t;
+
+typedef struct slip_qwen3_model_options {
+    int32_t reserved[8];        /* 0: the weights are always held in FP32 for now */
+} slip_qwen3_model_options;
+
+SLIP_API slip_status slip_qwen3_model_options_init(slip_qwen3_model_options *o);
+
+/* names[i] names tensors[i], i < count. options: NULL for the defaults. *out receives the model
+ * (free with slip_qwen3_model_free, after every session of it). */
+SLIP_API slip_status slip_qwen3_model_create(const char *const *names, const slip_tensor *tensors,
+                                             int64_t count, const slip_qwen3_config *config,
+                                             const slip_qwen3_model_options *options,
+                                             slip_qwen3_model_t *out);
+/* Resident bytes of the model's weights (linear plans, embedding, norms). */
+SLIP_API slip_status slip_qwen3_model_weight_bytes(slip_qwen3_model_t model, int64_t *bytes);
+/* Copies the model's configuration into *out; the per-layer pointers are set to NULL (read the
+ * widths with slip_qwen3_model_layer_widths). */
+SLIP_API slip_status slip_qwen3_model_config(slip_qwen3_model_t model, slip_qwen3_config *out);
+/* Layer `layer`'s query heads, KV heads and MLP channels (any pointer may be NULL). */
+SLIP_API slip_status slip_qwen3_model_layer_widths(slip_qwen3_model_t model, int64_t layer,
+                                                   int64_t *heads, int64_t *kv_heads,
+                                                   int64_t *intermediate);
+SLIP_API void slip_qwen3_model_free(slip_qwen3_model_t model);
+
+/* A session is one sequence: its KV cache (grown on demand, up to config.max_context tokens) and
+ * its position. A session is used by one thread at a time; sessions of one model may run on
+ * several threads at once. The model must outlive its sessions. */
+SLIP_API slip_status slip_qwen3_session_create(slip_qwen3_model_t model, slip_qwen3_session_t *out);
+/* Empties the cache: the next forward starts at position 0 (the cache's memory is kept). */
+SLIP_API slip_status slip_qwen3_session_reset(slip_qwen3_session_t session);
+/* Tokens held in the cache (the position of the next token). */
+SLIP_API slip_status slip_qwen3_session_position(slip_qwen3_session_t session, int64_t *position);
+/* Forgets the cached tokens from `position` on (0 <= position <= the current position): a
+ * caller that keeps a common prompt prefix rewinds to it instead of recomputing it. */
+SLIP_API slip_status slip_qwen3_session_truncate(slip_qwen3_session_t session, int64_t position);
+/* Appends tokens[0 .. n) (n >= 1, each in [0, vocab_size)) at the session's position and runs
+ * them through the model (a prompt prefill when n > 1, a decode step when n == 1). logits: NULL,
+ * F32 [vocab] or [1, vocab] for the last token's logits, or F32 [n, vocab] for every token's.
+ * A position + n above config.max_context is SLIP_STATUS_INVALID_ARGUMENT; on any error the
+ * session is left as it was. */
+SLIP_API slip_status slip_qwen3_session_forward(slip_qwen3_session_t session,
+                                                const int32_t *tokens, int64_t n,
+                                                slip_tensor *logits);
+SLIP_API void slip_qwen3_session_free(slip_qwen3_session_t session);
+
+/* Sampling one token from a logits row, as transformers' generate does (temperature, then top-k,
+ * then top-p):
+ *   temperature == 0: greedy, the first index of the largest logit (no random number drawn);
+ *   else p = softmax(logits / temperature); top_k > 0 keeps the k most likely tokens; top_p < 1
+ *   keeps the most likely tokens until their mass reaches top_p (at least one); one token is
+ *   drawn from what is kept, renormalized, with a uniform number from *rng_state. */
+typedef struct slip_qwen3_sample_params {
+    float temperature; /* >= 0; 1 */
+    float top_p;       /* (0, 1]; 1 = off */
+    int32_t top_k;     /* >= 0; 0 = off */
+    int32_t reserved[5];
+} slip_qwen3_sample_params;
+
+SLIP_API slip_status slip_qwen3_sample_params_init(slip_qwen3_sample_params *p);
+/* logits: F32 [vocab] (or [1, vocab]), finite. rng_state: in/out, a splitmix64 counter that the
+ * caller seeds (any value, e.g. the user's seed) and passes back unchanged to the next call: the
+ * same seed and logits give the same tokens on every machine. *token receives the index. */
+SLIP_API slip_status slip_qwen3_sample(const slip_tensor *logits, const slip_qwen3_sample_params *p,
+                                       uint64_t *rng_state, int32_t *token);
+
 #ifdef __cplusplus
 }
 #endif

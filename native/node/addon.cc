@@ -1,6 +1,11 @@
 // Entry point of the Node binding: each area registers its functions.
 #include "common.h"
 
+namespace slipnode {
+// native/node/runtime-qwen3.cc
+void RegisterRuntimeQwen3(Napi::Env env, Napi::Object exports);
+}  // namespace slipnode
+
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -9,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     slipnode::RegisterGemm(env, exports);
     slipnode::RegisterAttention(env, exports);
     slipnode::RegisterRuntime(env, exports);
+    slipnode::RegisterRuntimeQwen3(env, exports);
     return exports;
 }
 

@@ -126,6 +126,12 @@ export interface NativeBinding {
   wanModelCreate(names: string[], tensors: NativeTensor[], config: NativeWanConfig, options?: NativeWanModelOptions): Promise<NativeWanModel>;
   wanModelCreateSync(names: string[], tensors: NativeTensor[], config: NativeWanConfig, options?: NativeWanModelOptions): NativeWanModel;
 
+  // runtime-qwen3 (native/node/runtime-qwen3.cc): a Qwen3 LLM from named weights (F32/BF16), FP32
+  // forward over a per-session KV cache; sampling of one logits row with a caller-held state.
+  qwen3ModelCreate(names: string[], tensors: NativeTensor[], config: NativeQwen3Config, options?: Record<string, never>): Promise<NativeQwen3Model>;
+  qwen3ModelCreateSync(names: string[], tensors: NativeTensor[], config: NativeQwen3Config, options?: Record<string, never>): NativeQwen3Model;
+  qwen3Sample(logits: NativeTensor, params: NativeQwen3SampleParams, state: bigint): { token: number; state: bigint };
+
   // attention-sage (native/node/attention-sage.cc): options are slip_attn_params, the mask and
   // (forward) lse, plus slip_sage_params fields; omitted fields keep slip_sage_params_init's
   // defaults. variant: 0 SAGE2, 1 SAGE2PP; granularity: 0 block, 1 warp, 2 thread.
@@ -249,4 +255,52 @@ export interface NativeWanSession {
   timeEmbedding(out: NativeTensor): void;
   reset(): void;
   free(): void;
+}
+
+// runtime-qwen3
+
+/** slip_qwen3_config; the layer* lists (one entry per layer) replace the uniform widths. */
+export interface NativeQwen3Config {
+  vocabSize: number;
+  hiddenSize: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  maxContext: number;
+  ropeTheta: number;
+  rmsNormEps: number;
+  tieWordEmbeddings: boolean;
+  attentionBias?: boolean;
+  layerHeads?: number[];
+  layerKvHeads?: number[];
+  layerIntermediate?: number[];
+}
+
+/** A slip_qwen3_model_t owned by a JS object; freed by free() (after its sessions) or the GC. */
+export interface NativeQwen3Model {
+  createSession(): NativeQwen3Session;
+  weightBytes(): number;
+  layerWidths(layer: number): { heads: number; kvHeads: number; intermediate: number };
+  free(): void;
+  readonly freed: boolean;
+}
+
+/** A slip_qwen3_session_t: forward appends tokens to the KV cache and writes logits ([vocab] for
+ * the last token, [n, vocab] for all, or null); one forward in flight at a time. */
+export interface NativeQwen3Session {
+  forward(tokens: Int32Array, logits: NativeTensor | null): Promise<void>;
+  forwardSync(tokens: Int32Array, logits: NativeTensor | null): void;
+  position(): number;
+  truncate(position: number): void;
+  reset(): void;
+  free(): void;
+}
+
+/** slip_qwen3_sample_params; omitted keys keep the defaults (temperature 1, topP 1, topK 0). */
+export interface NativeQwen3SampleParams {
+  temperature?: number;
+  topP?: number;
+  topK?: number;
 }

@@ -9,7 +9,8 @@ import { SlipstreamError } from '../errors/index.js';
 import { hadamard, quantizeSync } from '../quant/index.js';
 import { writeSafetensors } from '../safetensors/index.js';
 import { Tensor } from '../tensor/index.js';
-import { GaussianNoise, WanModel, readWanWeights, type WanSession } from './index.js';
+import { GaussianNoise, WanModel, type WanSession } from './index.js';
+import { readCheckpoint } from '../checkpoint/index.js';
 
 const MODEL_DIR = fileURLToPath(new URL('../../../models/wan-mini', import.meta.url));
 
@@ -103,7 +104,7 @@ describe('WanSession', () => {
   it('loads NVFP4 linears quantized offline exactly as it quantizes them at load', async () => {
     // The offline file: every block linear's weight rotated by Hadamard 128 and quantized with
     // MSE scales — the runtime's own recipe, so both models must hold the same 4-bit weights.
-    const weights = await readWanWeights(MODEL_DIR);
+    const weights = await readCheckpoint(MODEL_DIR);
     const tensors: Record<string, Tensor> = {};
     for (const [name, w] of weights) {
       if (!/^blocks\.\d+\.(self_attn|cross_attn|ffn)\.(q|k|v|o|0|2)\.weight$/.test(name)) continue;

@@ -5,7 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SlipstreamError } from '../errors/index.js';
 import { readSafetensors } from '../safetensors/index.js';
 import { Tensor } from '../tensor/index.js';
-import { GaussianNoise, WanModel, flowSigmas, modelDenoiser, readWanWeights, sample } from './index.js';
+import { GaussianNoise, WanModel, flowSigmas, modelDenoiser, sample } from './index.js';
+import { readCheckpoint } from '../checkpoint/index.js';
 
 const MODEL_DIR = fileURLToPath(new URL('../../../models/wan-mini', import.meta.url));
 
@@ -36,7 +37,7 @@ let model: WanModel;
 let fixture: Record<string, Tensor>;
 
 beforeAll(async () => {
-  weights = await readWanWeights(MODEL_DIR);
+  weights = await readCheckpoint(MODEL_DIR);
   model = await WanModel.load(MODEL_DIR);
   fixture = (await readSafetensors(`${MODEL_DIR}/fixture.safetensors`)).tensors;
 });

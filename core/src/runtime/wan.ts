@@ -5,13 +5,13 @@
  * shards with a `*.safetensors.index.json`, or a single `.safetensors` file; F16/BF16 weights are
  * widened to FP32 natively.
  */
-import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { SlipstreamError, invalidArgument } from '../errors/index.js';
 import type { NativeWanConfig, NativeWanModel } from '../native/binding.js';
 import { callNative, callNativeAsync } from '../native/call.js';
 import { native } from '../native/index.js';
+import { readCheckpoint } from '../checkpoint/read.js';
 import { SafetensorsReader } from '../safetensors/index.js';
 import { Tensor, shapeToString } from '../tensor/index.js';
 import { WanSession } from './session.js';
@@ -84,53 +84,6 @@ export function inferWanConfig(shapes: Map<string, readonly number[]>): WanConfi
   };
 }
 
-/** tensor name -> shard file: from the index json when the folder has one, else one file. */
-async function weightFiles(path: string): Promise<Map<string, string>> {
-  const info = await stat(path);
-  if (info.isFile()) {
-    const r = await SafetensorsReader.open(path);
-    try {
-      return new Map(r.names().map((n) => [n, path]));
-    } finally {
-      await r.close();
-    }
-  }
-  const entries = await readdir(path);
-  const index = entries.find((e) => e.endsWith('.safetensors.index.json'));
-  if (index !== undefined) {
-    const json = JSON.parse(await readFile(join(path, index), 'utf8')) as { weight_map?: Record<string, string> };
-    if (typeof json.weight_map !== 'object' || json.weight_map === null) {
-      throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `expected a "weight_map" object in ${join(path, index)}, got ${String(json.weight_map)}`);
-    }
-    return new Map(Object.entries(json.weight_map).map(([n, f]) => [n, join(path, f)]));
-  }
-  const single = entries.filter((e) => e.endsWith('.safetensors'));
-  if (single.length !== 1) {
-    throw new SlipstreamError(
-      'SLIP_E_INVALID_ARGUMENT',
-      `expected a *.safetensors.index.json or exactly one .safetensors file in ${path}, got ${single.length} .safetensors files and no index`,
-    );
-  }
-  return weightFiles(join(path, single[0]!));
-}
-
-/** Reads every tensor of a (sharded) checkpoint, one shard open at a time. */
-export async function readWanWeights(path: string): Promise<Map<string, Tensor>> {
-  const files = await weightFiles(path);
-  const byFile = new Map<string, string[]>();
-  for (const [name, file] of files) byFile.set(file, [...(byFile.get(file) ?? []), name]);
-  const out = new Map<string, Tensor>();
-  for (const [file, names] of byFile) {
-    const r = await SafetensorsReader.open(file);
-    try {
-      for (const n of names) out.set(n, await r.tensor(n));
-    } finally {
-      await r.close();
-    }
-  }
-  return out;
-}
-
 function requireF32(value: unknown, name: string): Tensor<'F32'> {
   if (!(value instanceof Tensor)) throw invalidArgument(name, 'a Tensor', value);
   if (value.dtype !== 'F32') {
@@ -156,7 +109,7 @@ export class WanModel {
 
   /** From a folder (shards + index json, or one file) or a .safetensors path. */
   static async load(path: string, options: WanLoadOptions = {}): Promise<WanModel> {
-    const weights = await readWanWeights(path);
+    const weights = await readCheckpoint(path);
     if (options.nvfp4Checkpoint === undefined) return WanModel.fromTensors(weights, options);
     if (options.weights !== 'nvfp4') {
       throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `expected weights 'nvfp4' with an nvfp4Checkpoint, got ${JSON.stringify(options.weights ?? 'fp32')}`);
