@@ -2,11 +2,12 @@ import { Sidecar } from '../../adapters/vllm/sidecar/sidecar.js';
 import { SlipstreamError } from '../../core/src/errors/index.js';
 import { defineCommand } from '../command.js';
 
-function number(name: string, value: string | undefined, lo: number, hi: number): number | undefined {
+/** A numeric option of `command` in [lo, hi], or undefined when absent. */
+export function numberOption(command: string, name: string, value: string | undefined, lo: number, hi: number): number | undefined {
   if (value === undefined) return undefined;
   const v = Number(value);
   if (!Number.isFinite(v) || v < lo || v > hi)
-    throw new SlipstreamError('SLIP_E_USAGE', `expected --${name} between ${lo} and ${hi}, got ${JSON.stringify(value)} (see \`slipstream help sidecar\`)`);
+    throw new SlipstreamError('SLIP_E_USAGE', `expected --${name} between ${lo} and ${hi}, got ${JSON.stringify(value)} (see \`slipstream help ${command}\`)`);
   return v;
 }
 
@@ -30,10 +31,10 @@ export const sidecarCommand = defineCommand({
     const sidecar = new Sidecar({
       upstream: o.upstream!,
       reference: o.reference,
-      sampleRate: number('sample-rate', o['sample-rate'], 0, 1),
+      sampleRate: numberOption('sidecar', 'sample-rate', o['sample-rate'], 0, 1),
       model: o.model,
       host: o.host,
-      port: number('port', o.port, 0, 65535),
+      port: numberOption('sidecar', 'port', o.port, 0, 65535),
     });
     const url = await sidecar.listen();
     io.out.write(`slipstream sidecar on ${url} -> ${o.upstream}${o.reference ? ` (guard: ${o.reference})` : ''}; /ready, /metrics\n`);

@@ -1,88 +1,15 @@
 /**
  * The sidecar between a real OpenAI client (`openai` ^6) and an in-process stand-in of a vLLM
- * server (vLLM does not run here): real HTTP and SSE on both sides. The stand-in answers as vLLM's
- * OpenAI server does (../../../../shared/research/vllm.md §2): /health, /v1/models, /version,
- * chat and text completions with log-probs, SSE chunks ending in [DONE].
+ * server (./stand-in-vllm.ts): real HTTP and SSE on both sides.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { Sidecar } from './sidecar.js';
-
-interface Seen {
-  path: string;
-  headers: IncomingMessage['headers'];
-  body: Record<string, unknown> | null;
-}
-
-class StandInVllm {
-  server!: Server;
-  url = '';
-  seen: Seen[] = [];
-  version = '0.12.1';
-  healthy = true;
-  gate: Promise<void> = Promise.resolve();
-  logprobs = [-0.1, -0.2];
-  text = 'Hello';
-  #open = () => {};
-
-  hold(): void {
-    this.gate = new Promise((r) => (this.#open = r));
-  }
-
-  release(): void {
-    this.#open();
-  }
-
-  async start(): Promise<string> {
-    this.server = createServer(async (req, res) => {
-      let raw = '';
-      for await (const c of req) raw += c;
-      const path = req.url!.split('?')[0];
-      const body = raw ? (JSON.parse(raw) as Record<string, unknown>) : null;
-      this.seen.push({ path, headers: req.headers, body });
-      const json = (status: number, b: unknown) => {
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(b));
-      };
-      if (path === '/health') return void res.writeHead(this.healthy ? 200 : 503).end();
-      if (path === '/version') return json(200, { version: this.version });
-      if (path === '/v1/models') return json(200, { object: 'list', data: [{ id: 'qwen3-mini', object: 'model', owned_by: 'vllm' }] });
-      if (path === '/v1/fail') return json(500, { error: { message: 'engine dead' } });
-      if (path === '/v1/chat/completions' && body?.stream) {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
-          `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'qwen3-mini', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
-        res.write(chunk({ role: 'assistant', content: '' }));
-        res.write(chunk({ content: 'Hel' }));
-        await this.gate;
-        res.write(chunk({ content: 'lo' }));
-        res.write(chunk({}, 'stop'));
-        return void res.end('data: [DONE]\n\n');
-      }
-      if (path === '/v1/chat/completions') {
-        const lp = body?.logprobs ? { content: [{ token: 'Hel', logprob: this.logprobs[0], top_logprobs: [] }, { token: 'lo', logprob: this.logprobs[1], top_logprobs: [] }] } : null;
-        return json(200, {
-          id: 'c2', object: 'chat.completion', created: 1, model: 'qwen3-mini',
-          choices: [{ index: 0, message: { role: 'assistant', content: this.text }, logprobs: lp, finish_reason: 'stop' }],
-          usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
-        });
-      }
-      json(404, { error: { message: 'not found' } });
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this.url;
-  }
-
-  stop(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((r) => this.server.close(() => r()));
-  }
-}
+import { StandInVllm } from './stand-in-vllm.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -229,5 +156,48 @@ describe('sidecar', () => {
     expect(rest).toContain('[DONE]');
     await closing;
     expect(closed).toBe(true);
+  });
+
+  it('ends a stream the upstream breaks off with an error event, which the openai client raises as an APIError', async () => {
+    const { up, client, url } = await setup();
+    up.hold();
+    const stream = await client.chat.completions.create({ model: 'qwen3-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    const it = stream[Symbol.asyncIterator]();
+    while (!((await it.next()).value?.choices[0]?.delta?.content ?? '').includes('Hel'));
+    await up.stop(); // killed mid-answer
+    const err = await it.next().then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect((err as Error).message).toMatch(/^upstream http:\/\/127\.0\.0\.1:\d+ broke off the stream: aborted/);
+    expect(await metric(url, 'slipstream_upstream_errors_total{kind="stream"}')).toBe(1);
+    expect(await metric(url, 'slipstream_requests_in_flight')).toBe(0);
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+  });
+
+  it('cuts the connection when the upstream breaks off inside an event, where an error event would not parse', async () => {
+    const half = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"choices":[{"delta":{"content":"Hel"}}]}\n\ndata: {"choi');
+      setTimeout(() => res.destroy(), 20);
+    });
+    await new Promise<void>((r) => half.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => half.close(() => r())));
+    const sidecar = new Sidecar({ upstream: `http://127.0.0.1:${(half.address() as AddressInfo).port}` });
+    const url = await sidecar.listen();
+    cleanups.push(() => sidecar.close());
+    const res = await fetch(`${url}/v1/chat/completions`, { method: 'POST', body: '{"stream":true}' });
+    await expect(res.text()).rejects.toThrow(/terminated/);
+  });
+
+  it('stays up when a client hangs up in the middle of sending its request', async () => {
+    const { url, up } = await setup();
+    const sock = connect(Number(new URL(url).port), '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    sock.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"model"');
+    await new Promise((r) => setTimeout(r, 20));
+    sock.destroy();
+    await new Promise((r) => setTimeout(r, 50)); // before the fix, the body read's rejection went unhandled here
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    expect(await metric(url, 'slipstream_requests_in_flight')).toBe(0);
+    expect(up.seen.some((s) => s.path === '/v1/chat/completions')).toBe(false);
   });
 });
