@@ -10,6 +10,7 @@ const python = ensurePythonEnv();
 const suites = [
   path.join(root, 'adapters', 'torch', 'tests'),
   path.join(root, 'adapters', 'comfyui', 'tests'),
+  path.join(root, 'adapters', 'vllm', 'python', 'tests'),
   path.join(root, 'models', 'wan-mini'),
   path.join(root, 'models', 'qwen3-mini'),
 ];
