@@ -4,7 +4,7 @@
  * scales shared by fused siblings, untouched embeddings and lm_head, shards and their index,
  * atomic output, and errors that name what is wrong.
  */
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -120,8 +120,53 @@ describe('prepare', () => {
     expect((await readdir(base)).sort()).toEqual(['int8']); // no temporary folders left behind
     const empty = await mkdtemp(path.join(tmpdir(), 'slip-prep-'));
     await expect(prepare(empty, { scheme: 'w4a16', out: path.join(base, 'x') })).rejects.toThrow(/cannot read .*config\.json/);
-    await writeFile(path.join(empty, 'config.json'), '{"model_type": "qwen3"}');
+    await writeFile(path.join(empty, 'config.json'), '{"model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"]}');
     await expect(prepare(empty, { scheme: 'w4a16', out: path.join(base, 'x') })).rejects.toThrow(/expected model.safetensors or model.safetensors.index.json/);
+  });
+
+  it('bad checkpoints: a missing shard, an index that disagrees, an unknown architecture', async () => {
+    const src = await tinyQwen3(1);
+    const base = await mkdtemp(path.join(tmpdir(), 'slip-prep-'));
+    const sharded = path.join(base, 'sharded');
+    await prepare(src, { scheme: 'none', out: sharded, maxShardBytes: 4096 });
+    const indexFile = path.join(sharded, 'model.safetensors.index.json');
+    const index = JSON.parse(await readFile(indexFile, 'utf8')) as { weight_map: Record<string, string> };
+    const files = [...new Set(Object.values(index.weight_map))].sort();
+    expect(files.length).toBeGreaterThan(2);
+    const attempt = () => prepare(sharded, { scheme: 'w4a16', out: path.join(base, 'out') });
+    const edit = async (map: Record<string, string>) => writeFile(indexFile, JSON.stringify({ weight_map: map }));
+    const [moved, other] = [Object.keys(index.weight_map)[0]!, files.find((f) => f !== index.weight_map[Object.keys(index.weight_map)[0]!])!];
+    await edit({ ...index.weight_map, [moved]: other });
+    // (its own shard, holding only it, is then named by nothing: a stray file)
+    await expect(attempt()).rejects.toThrow(new RegExp(`index\\.json: (lists ${moved.replaceAll('.', '\\.')} in ${other}, but \\S+ holds it|does not name \\S+, which is in)`));
+    const { [moved]: _, ...without } = index.weight_map;
+    await edit(without);
+    await expect(attempt()).rejects.toThrow(new RegExp(`(does not list ${moved.replaceAll('.', '\\.')}, which \\S+ holds|does not name \\S+, which is in)`));
+    await edit({ ...index.weight_map, 'model.layers.9.mlp.up_proj.weight': files[0]! });
+    await expect(attempt()).rejects.toThrow(/lists model\.layers\.9\.mlp\.up_proj\.weight in \S+, which does not hold it/);
+    await edit(index.weight_map);
+    await rm(path.join(sharded, files[1]!));
+    await expect(attempt()).rejects.toThrow(new RegExp(`names the shard ${files[1]!.replaceAll('.', '\\.')}, which is missing`));
+    const config = JSON.parse(await readFile(path.join(src, 'config.json'), 'utf8'));
+    await writeFile(path.join(src, 'config.json'), JSON.stringify({ ...config, architectures: ['WanModel'] }));
+    await expect(prepare(src, { scheme: 'w4a16', out: path.join(base, 'out') })).rejects.toThrow(/architecture "WanModel" is not one prepare knows \(expected one of Qwen3ForCausalLM/);
+    expect((await readdir(base)).sort()).toEqual(['sharded']);
+  });
+
+  it('a stopped prepare leaves no output folder, and a killed one\'s leftovers go at the next run', async () => {
+    const src = await tinyQwen3(1);
+    const base = await mkdtemp(path.join(tmpdir(), 'slip-prep-'));
+    const out = path.join(base, 'out');
+    const stop = new AbortController();
+    stop.abort('SIGTERM');
+    await expect(prepare(src, { scheme: 'w4a16', out, signal: stop.signal })).rejects.toThrow(/prepare stopped: SIGTERM; .*out was not written/);
+    expect(await readdir(base)).toEqual([]);
+    // SIGKILL cannot be caught: what a killed run (a pid no longer alive) left beside the target goes.
+    const dead = 2 ** 22 + 12345; // above Linux's default pid_max
+    await mkdir(`${out}.tmp-${dead}`);
+    await writeFile(path.join(`${out}.tmp-${dead}`, 'model-00001-of-00001.safetensors'), 'partial');
+    await prepare(src, { scheme: 'w4a16', out });
+    expect((await readdir(base)).sort()).toEqual(['out']);
   });
 
   it('groups fused siblings', () => {

@@ -42,7 +42,12 @@ export interface PrepareOptions {
   prune?: string;
   /** Pad each layer's MLP width up to a multiple of this with zero channels. */
   roundTo?: number;
+  /** Stops between tensors; the output folder is then never created (the temporary one is removed). */
+  signal?: AbortSignal;
 }
+
+/** The architectures prepare's tensor names and fused siblings are written for (decoder LLMs vLLM serves). */
+export const PREPARE_ARCHITECTURES = ['Qwen3ForCausalLM', 'Qwen2ForCausalLM', 'LlamaForCausalLM', 'MistralForCausalLM'];
 
 const args = (o: Record<string, unknown>) => ({ symmetric: true, group_size: null, block_structure: null, dynamic: false, actorder: null, observer: 'minmax', observer_kwargs: {}, ...o });
 const NVFP4_ARGS = { num_bits: 4, type: 'float', strategy: 'tensor_group', group_size: 16, scale_dtype: 'torch.float8_e4m3fn' };
@@ -96,7 +101,8 @@ export function siblingGroup(module: string): string {
 }
 
 /** The model's safetensors files: the index's shards, or model.safetensors. */
-async function shardsOf(dir: string): Promise<string[]> {
+/** The shards of a model folder and, when it has an index, its weight_map (tensor -> shard file). */
+async function shardsOf(dir: string): Promise<{ shards: string[]; index?: { file: string; map: Record<string, string> } }> {
   const indexFile = path.join(dir, 'model.safetensors.index.json');
   try {
     await stat(indexFile);
@@ -107,12 +113,56 @@ async function shardsOf(dir: string): Promise<string[]> {
     } catch {
       throw new SlipstreamError('SLIP_E_IO', `${dir}: expected model.safetensors or model.safetensors.index.json (a Hugging Face model folder)`);
     }
-    return [single];
+    return { shards: [single] };
   }
   const index = (await readJsonFile(indexFile)) as { weight_map?: Record<string, string> };
-  if (typeof index !== 'object' || index === null || typeof index.weight_map !== 'object')
+  if (typeof index !== 'object' || index === null || typeof index.weight_map !== 'object' || index.weight_map === null)
     throw new SlipstreamError('SLIP_E_SCHEMA', `${indexFile}: expected a weight_map object`);
-  return [...new Set(Object.values(index.weight_map))].sort().map((f) => path.join(dir, f));
+  const files = [...new Set(Object.values(index.weight_map))].sort();
+  for (const f of files) {
+    try {
+      await stat(path.join(dir, f));
+    } catch {
+      throw new SlipstreamError('SLIP_E_IO', `${indexFile}: names the shard ${f}, which is missing from ${dir}`);
+    }
+  }
+  // A shard on disk that the index does not name would be silently left out of the output.
+  const stray = (await readdir(dir)).filter((f) => f.endsWith('.safetensors') && !files.includes(f));
+  if (stray.length) throw new SlipstreamError('SLIP_E_SCHEMA', `${indexFile}: does not name ${stray.join(', ')}, which ${stray.length > 1 ? 'are' : 'is'} in ${dir}`);
+  return { shards: files.map((f) => path.join(dir, f)), index: { file: indexFile, map: index.weight_map } };
+}
+
+/** Every tensor the index lists is in the shard it names, and every shard tensor is listed. */
+function checkIndex(index: { file: string; map: Record<string, string> }, found: Map<string, string>): void {
+  for (const [name, shard] of found) {
+    const listed = index.map[name];
+    if (listed === undefined) throw new SlipstreamError('SLIP_E_SCHEMA', `${index.file}: does not list ${name}, which ${path.basename(shard)} holds`);
+    if (listed !== path.basename(shard))
+      throw new SlipstreamError('SLIP_E_SCHEMA', `${index.file}: lists ${name} in ${listed}, but ${path.basename(shard)} holds it`);
+  }
+  for (const [name, file] of Object.entries(index.map))
+    if (!found.has(name)) throw new SlipstreamError('SLIP_E_SCHEMA', `${index.file}: lists ${name} in ${file}, which does not hold it`);
+}
+
+/** Temporary folders of earlier runs for this target whose process is gone (killed outright). */
+async function removeStaleTemps(target: string): Promise<void> {
+  const dir = path.dirname(target);
+  const prefix = `${path.basename(target)}.tmp-`;
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const pid = Number(e.slice(prefix.length));
+    if (!e.startsWith(prefix) || !Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') await rm(path.join(dir, e), { recursive: true, force: true });
+    }
+  }
 }
 
 interface Planned {
@@ -142,6 +192,12 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
     throw new SlipstreamError('SLIP_E_SCHEMA', `${configPath}: expected a JSON object`);
   if (config.quantization_config !== undefined)
     throw new SlipstreamError('SLIP_E_INVALID_ARGUMENT', `${modelDir} is already quantized (config.json has a quantization_config)`);
+  const arch = Array.isArray(config.architectures) ? config.architectures[0] : undefined;
+  if (typeof arch !== 'string' || !PREPARE_ARCHITECTURES.includes(arch))
+    throw new SlipstreamError(
+      'SLIP_E_UNSUPPORTED',
+      `${configPath}: architecture ${JSON.stringify(arch ?? null)} is not one prepare knows (expected one of ${PREPARE_ARCHITECTURES.join(', ')})`,
+    );
   const pruning = o.prune ? await loadPrunePlan(o.prune, config, configPath, o.roundTo ?? 1) : null;
   const shapeOf = (name: string, shape: readonly number[]) => (pruning ? prunedShape(pruning, name, shape) : [...shape]);
   const ignoreList = o.ignore ?? ['lm_head', 're:.*embed_tokens$'];
@@ -149,10 +205,15 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
   const readers = new Map<string, SafetensorsReader>();
   try {
     const plan: Planned[] = [];
-    for (const shard of await shardsOf(modelDir)) {
+    const { shards, index } = await shardsOf(modelDir);
+    const found = new Map<string, string>();
+    for (const shard of shards) {
       const reader = await SafetensorsReader.open(shard);
       readers.set(shard, reader);
       for (const info of reader.infos()) {
+        const twice = found.get(info.name);
+        if (twice !== undefined) throw new SlipstreamError('SLIP_E_SCHEMA', `${modelDir}: ${info.name} is in both ${path.basename(twice)} and ${path.basename(shard)}`);
+        found.set(info.name, shard);
         const module = info.name.endsWith('.weight') ? info.name.slice(0, -'.weight'.length) : undefined;
         const bytesIn = bytesOf(info);
         const shape = shapeOf(info.name, info.shape);
@@ -164,6 +225,7 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
         } else plan.push({ shard, source: info.name, sourceShape: info.shape, outputs: [{ name: info.name, dtype: info.dtype, shape }], bytesIn });
       }
     }
+    if (index) checkIndex(index, found);
     // Output shards of at most maxShardBytes, in the input's order.
     const maxShard = o.maxShardBytes ?? 4 * 2 ** 30;
     const shardOf: number[] = [];
@@ -218,6 +280,7 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
       if (e instanceof SlipstreamError) throw e;
     }
     const temp = `${target}.tmp-${process.pid}`;
+    await removeStaleTemps(target);
     await rm(temp, { recursive: true, force: true });
     await mkdir(temp, { recursive: true });
     const progress = createProgress({ total: plan.length, label: `prepare ${o.scheme}`, stream: o.progress, enabled: o.progress !== undefined });
@@ -228,6 +291,7 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
         const writer = await SafetensorsWriter.create(path.join(temp, names[s]), items.flatMap((p) => p.outputs), { metadata: { format: 'pt' } });
         try {
           for (const p of items) {
+            if (o.signal?.aborted) throw new SlipstreamError('SLIP_E_ABORTED', `prepare stopped: ${String(o.signal.reason ?? 'aborted')}; ${target} was not written`);
             const reader = readers.get(p.shard)!;
             const reshaped = p.outputs[0].shape.some((d, i) => d !== p.sourceShape[i]);
             if (!p.module && !(pruning && (reshaped || /\.(o_proj|up_proj)\.weight$|\.up_proj\.bias$/.test(p.source)))) {

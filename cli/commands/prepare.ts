@@ -29,7 +29,13 @@ export const prepareCommand = defineCommand({
     const roundTo = Number(o['round-to']);
     if (!Number.isInteger(roundTo) || roundTo < 1)
       throw new SlipstreamError('SLIP_E_USAGE', `expected a positive whole --round-to, got ${JSON.stringify(o['round-to'])}`);
+    // SIGINT / SIGTERM stop between tensors: prepare removes its temporary folder and the output
+    // folder is never created. (SIGKILL cannot be caught: the next run removes what it left.)
+    const stop = new AbortController();
+    const onSignal = (sig: NodeJS.Signals) => stop.abort(sig);
+    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
     const report = await prepare(args.positionals[0], {
+      signal: stop.signal,
       prune: o.prune,
       roundTo,
       scheme: o.scheme as PrepareScheme,
@@ -39,7 +45,7 @@ export const prepareCommand = defineCommand({
       dryRun: o['dry-run'],
       maxShardBytes: shardMib * MiB,
       progress: o.quiet || o['dry-run'] ? undefined : io.err,
-    });
+    }).finally(() => process.off('SIGINT', onSignal).off('SIGTERM', onSignal));
     const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
     io.out.write(
       `${o['dry-run'] ? 'plan' : o.out}: ${report.quantized} linears to ${o.scheme}, ${report.copied} other tensors${o.prune ? ' (pruned)' : ''}; ` +

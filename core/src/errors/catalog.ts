@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   SLIP_E_SCHEMA: { status: null, fix: 'fix the field at the path named in the message' },
   SLIP_E_USAGE: { status: null, fix: 'see `slipstream help <command>`' },
   SLIP_E_REMOTE: { status: null, fix: 'fix the node or input the server named, or check that the server is up' },
+  SLIP_E_ABORTED: { status: null, fix: 'the run was stopped (a signal or the caller) before it wrote anything: run it again' },
 } as const satisfies Record<string, { status: string | null; fix: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
