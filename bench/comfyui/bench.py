@@ -117,6 +117,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--only", default=None, help="comma-separated variant name parts: run those (and the unpatched run) only")
     ap.add_argument("--profile", default=None, help="comma-separated variant name parts: profile those (and the unpatched run) instead of the table")
     a = ap.parse_args()
     shape = SHAPES["quick" if a.quick else "1.3b"]
@@ -236,6 +237,8 @@ def main():
         return "; ".join(notes) or "-"
 
     rows, ref, t_ref = [], None, None
+    if a.only:
+        variants = [v for v in variants if v[0].startswith("ComfyUI") or any(part in v[0] for part in a.only.split(","))]
     if a.profile:
         for name, make in variants:
             if name.startswith("ComfyUI") or any(part in name for part in a.profile.split(",")):

@@ -10,7 +10,8 @@ import { inspectCommand } from './inspect.js';
 import { prepareCommand } from './prepare.js';
 import { quantizeCommand } from './quantize.js';
 import { runCommand } from './run.js';
+import { serveCommand } from './serve.js';
 import { sidecarCommand } from './sidecar.js';
 
 /** Every command, in the order `slipstream help` lists them. */
-export const COMMANDS: readonly CommandSpec[] = [runCommand, calibrateCommand, generateCommand, formatsCommand, quantizeCommand, prepareCommand, attentionCommand, inspectCommand, comfyCommand, sidecarCommand, benchCommand, infoCommand].map((c) => c as unknown as CommandSpec);
+export const COMMANDS: readonly CommandSpec[] = [runCommand, calibrateCommand, generateCommand, formatsCommand, quantizeCommand, prepareCommand, attentionCommand, inspectCommand, comfyCommand, serveCommand, sidecarCommand, benchCommand, infoCommand].map((c) => c as unknown as CommandSpec);

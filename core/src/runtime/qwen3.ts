@@ -45,6 +45,13 @@ export interface GenerateOptions extends TokenSampleOptions {
   signal?: AbortSignal;
 }
 
+/** One step of Qwen3Model.generateSteps(). */
+export interface GeneratedStep {
+  token: number;
+  /** The logits row `token` was sampled from, before temperature or top-k/top-p. */
+  logits: Float32Array;
+}
+
 type Json = Record<string, unknown>;
 
 function field(json: Json, key: string, where: string, fallback?: number): number {
@@ -265,6 +272,14 @@ export class Qwen3Model {
    * context limit, or when `signal` aborts. Runs in its own session, freed at the end.
    */
   async *generate(promptIds: readonly number[], options: GenerateOptions = {}): AsyncGenerator<number, void, undefined> {
+    for await (const step of this.generateSteps(promptIds, options)) yield step.token;
+  }
+
+  /**
+   * As generate(), each token with the logits row it was sampled from (F32 [vocab], a fresh array
+   * per step): servers need them for log-probs, and one loop keeps both paths picking alike.
+   */
+  async *generateSteps(promptIds: readonly number[], options: GenerateOptions = {}): AsyncGenerator<GeneratedStep, void, undefined> {
     this.#live();
     const prompt = tokenArray(promptIds, 'promptIds');
     if (prompt.length === 0) throw invalidArgument('promptIds', 'at least one token', '[]');
@@ -278,7 +293,7 @@ export class Qwen3Model {
       for (let n = 0; n < maxTokens && !options.signal?.aborted; n++) {
         const token = sampler.next(logits);
         if (stop.has(token)) return;
-        yield token;
+        yield { token, logits };
         if (session.position >= this.config.maxContext) return;
         logits = await session.forward([token]);
       }
