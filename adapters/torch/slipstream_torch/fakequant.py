@@ -21,19 +21,28 @@ _ZERO_SCALE_F32 = 1.1920928955078125e-07  # what the codecs store for an all-zer
 _ZERO_SCALE_E4M3 = 0.125
 
 
+# E2M1 magnitudes and the midpoints between them. At a midpoint round-to-nearest-even picks the
+# even code: down at 0.25, 1.25, 2.5 and 5, up at 0.75, 1.75 and 3.5. bucketize puts a value equal
+# to a boundary in the lower bucket, so the round-up midpoints sit one float32 step lower.
+_E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+_MIDPOINTS = (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0)
+_ROUND_UP = (False, True, False, True, False, True, False)
+_TABLES: dict = {}
+
+
+def _tables(device):
+    if device not in _TABLES:
+        mids = torch.tensor(_MIDPOINTS, dtype=torch.float32)
+        mids = torch.where(torch.tensor(_ROUND_UP), torch.nextafter(mids, torch.zeros(())), mids)  # float32 steps
+        _TABLES[device] = (mids.to(device), torch.tensor(_E2M1, dtype=torch.float32, device=device))
+    return _TABLES[device]
+
+
 def _e2m1_round(a: torch.Tensor) -> torch.Tensor:
     """|x| rounded to the nearest E2M1 value (0, 0.5, 1, 1.5, 2, 3, 4, 6), ties to the even code,
     saturating at 6."""
-    out = torch.full_like(a, 6.0)
-    # from the top down: each comparison is the midpoint with its tie direction
-    out = torch.where(a <= 5.0, torch.full_like(a, 4.0), out)
-    out = torch.where(a < 3.5, torch.full_like(a, 3.0), out)
-    out = torch.where(a <= 2.5, torch.full_like(a, 2.0), out)
-    out = torch.where(a < 1.75, torch.full_like(a, 1.5), out)
-    out = torch.where(a <= 1.25, torch.full_like(a, 1.0), out)
-    out = torch.where(a < 0.75, torch.full_like(a, 0.5), out)
-    out = torch.where(a <= 0.25, torch.zeros_like(a), out)
-    return out
+    mids, values = _tables(a.device)
+    return values[torch.bucketize(a, mids)]
 
 
 def nvfp4(x: torch.Tensor, global_scale: float | None = None) -> torch.Tensor:
@@ -66,19 +75,23 @@ def int8_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.clamp(torch.round(x / scale), -127, 127) * scale
 
 
+def _hadamard_matrix(block: int, device) -> torch.Tensor:
+    key = ("h", block, device)
+    if key not in _TABLES:
+        h = torch.ones(1, 1, dtype=torch.float64)
+        while h.shape[0] < block:  # Sylvester: [[H, H], [H, -H]]
+            h = torch.cat((torch.cat((h, h), 1), torch.cat((h, -h), 1)), 0)
+        _TABLES[key] = (h / math.sqrt(block)).to(device=device, dtype=torch.float32)
+    return _TABLES[key]
+
+
 def hadamard(x: torch.Tensor, block: int) -> torch.Tensor:
     """Orthonormal blocked Walsh-Hadamard transform along the last axis (block a power of two
-    dividing it); block 0 returns x."""
+    dividing it; Sylvester order, as the native slip_hadamard); block 0 returns x. One float32
+    matmul per block row: on a GPU that is tensor-core work, not a chain of elementwise passes."""
     if block == 0:
         return x
     if block & (block - 1) or x.shape[-1] % block:
         raise ValueError(f"hadamard: expected a power-of-two block dividing {x.shape[-1]}, got {block}")
-    lead = (*x.shape[:-1], x.shape[-1] // block)
-    y = x.reshape(*lead, block)
-    h = 1
-    while h < block:  # butterflies: pairs (i, i + h) within each 2h span (Sylvester order)
-        y = y.reshape(*lead, block // (2 * h), 2, h)
-        a, b = y[..., 0, :], y[..., 1, :]
-        y = torch.stack((a + b, a - b), dim=-2).reshape(*lead, block)
-        h *= 2
-    return (y.reshape(x.shape) * (1.0 / math.sqrt(block))).to(x.dtype)
+    y = x.float().reshape(*x.shape[:-1], x.shape[-1] // block, block) @ _hadamard_matrix(block, x.device)
+    return y.reshape(x.shape).to(x.dtype)
