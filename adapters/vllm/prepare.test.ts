@@ -7,10 +7,13 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
-import { dequantize } from '../../core/src/quant/index.js';
+import { SCHEME_SPECS, readCheckpoint } from '../../core/src/checkpoint/index.js';
+import { dequantize, dequantizeSync, quantizeSync } from '../../core/src/quant/index.js';
+import { Qwen3Model, qwen3ConfigFromJson } from '../../core/src/runtime/index.js';
 import { SafetensorsReader, SafetensorsWriter } from '../../core/src/safetensors/index.js';
 import { Tensor } from '../../core/src/tensor/index.js';
 import { prepare, siblingGroup } from './prepare.js';
@@ -167,6 +170,34 @@ describe('prepare', () => {
     await writeFile(path.join(`${out}.tmp-${dead}`, 'model-00001-of-00001.safetensors'), 'partial');
     await prepare(src, { scheme: 'w4a16', out });
     expect((await readdir(base)).sort()).toEqual(['out']);
+  });
+
+  it('its outputs of qwen3-mini run on the native runtime: the weights the codecs give back, nothing else changed', async () => {
+    const mini = fileURLToPath(new URL('../../models/qwen3-mini', import.meta.url));
+    const base = await mkdtemp(path.join(tmpdir(), 'slip-prep-'));
+    const original = await readCheckpoint(mini);
+    const json = JSON.parse(await readFile(path.join(mini, 'config.json'), 'utf8'));
+    const { eosTokenIds, ...config } = qwen3ConfigFromJson(json);
+    const prompt = [5, 900, 31, 7, 1200, 64];
+    for (const [prepScheme, ctScheme] of [['w8a8-int8', 'int8'], ['w4a16', 'w4a16']] as const) {
+      const out = path.join(base, prepScheme);
+      await prepare(mini, { scheme: prepScheme, out });
+      const served = await Qwen3Model.load(out);
+      // The reference: the original weights with each linear through the same codec and back.
+      const expected = new Map(original);
+      for (const [name, w] of original) {
+        const module = name.slice(0, -'.weight'.length);
+        if (!/\.(q|k|v|o|gate|up|down)_proj\.weight$/.test(name)) continue;
+        const spec = SCHEME_SPECS[ctScheme];
+        const q = quantizeSync(new Tensor('F32', w.shape, w.toFloat32()), spec.format, spec.options);
+        expected.set(`${module}.weight`, dequantizeSync(q, w.shape));
+      }
+      const reference = await Qwen3Model.fromTensors(expected, config, eosTokenIds);
+      const a = served.createSession(), b = reference.createSession();
+      expect(Array.from(await a.forward(prompt))).toEqual(Array.from(await b.forward(prompt)));
+      a.free(); b.free(); served.free(); reference.free();
+    }
+    await rm(base, { recursive: true, force: true });
   });
 
   it('groups fused siblings', () => {

@@ -15,7 +15,7 @@
  * scale the codes were computed with, so code × scale decodes to what we measured.
  */
 import { SlipstreamError } from '../errors/index.js';
-import { quantize, type QuantFormat, type QuantOptions } from '../quant/index.js';
+import { dequantizeSync, quantize, type QuantFormat, type QuantOptions } from '../quant/index.js';
 import { Tensor, type DType } from '../tensor/index.js';
 
 export const SCHEMES = ['int8', 'fp8', 'fp8-static', 'w4a16', 'nvfp4', 'nvfp4a16', 'mxfp4'] as const;
@@ -170,6 +170,66 @@ export async function quantizeModule(scheme: Scheme, prefix: string, weight: Ten
     out.push(Tensor.fromArray('F32', [1], [Math.fround(scheme === 'fp8-static' ? a / 448 : 2688 / a)]));
   }
   if (s.withShape) out.push(Tensor.fromArray('I64', [2], [BigInt(weight.shape[0]), BigInt(weight.shape[1])]));
+  return out;
+}
+
+/** compressed-tensors' `format` (config.json quantization_config) -> our scheme of the same weight encoding. */
+const SCHEME_OF_CT_FORMAT: Record<string, Scheme> = {
+  'int-quantized': 'int8',
+  'float-quantized': 'fp8',
+  'pack-quantized': 'w4a16',
+  'nvfp4-pack-quantized': 'nvfp4a16',
+  'mxfp4-pack-quantized': 'mxfp4',
+};
+
+/**
+ * A compressed-tensors checkpoint's tensors with every quantized module turned back into an F32
+ * `<module>.weight` (what quantizeModule wrote, decoded by the same codecs); activation scales are
+ * dropped (a runtime that computes in FP32 does not use them) and every other tensor is kept.
+ * `where` names the checkpoint in errors.
+ */
+export function dequantizeCheckpoint(tensors: Map<string, Tensor>, quantizationConfig: unknown, where: string): Map<string, Tensor> {
+  const qc = quantizationConfig as { format?: unknown; quant_method?: unknown } | null;
+  const format = typeof qc?.format === 'string' ? qc.format : undefined;
+  const scheme = format === undefined ? undefined : SCHEME_OF_CT_FORMAT[format];
+  if (qc?.quant_method !== 'compressed-tensors' || scheme === undefined)
+    throw new SlipstreamError(
+      'SLIP_E_UNSUPPORTED',
+      `${where}: quantization_config is not a compressed-tensors format this runtime reads (expected quant_method "compressed-tensors" and format one of ${Object.keys(SCHEME_OF_CT_FORMAT).join(', ')}, got ${JSON.stringify(qc?.quant_method)} / ${JSON.stringify(format)})`,
+    );
+  const s = SCHEME_SPECS[scheme];
+  const out = new Map<string, Tensor>();
+  const scaleSuffix = `.${s.scales}`;
+  const used = new Set<string>();
+  for (const [name, scales] of tensors) {
+    if (!name.endsWith(scaleSuffix)) continue;
+    const prefix = name.slice(0, -scaleSuffix.length);
+    const codes = tensors.get(`${prefix}.${s.codes}`);
+    if (codes === undefined) throw new SlipstreamError('SLIP_E_SCHEMA', `${where}: ${name} has no ${prefix}.${s.codes}`);
+    const global = s.global ? tensors.get(`${prefix}.${s.global}`) : undefined;
+    if (s.global && global === undefined) throw new SlipstreamError('SLIP_E_SCHEMA', `${where}: ${prefix} has no ${prefix}.${s.global}`);
+    let shape: number[];
+    if (s.withShape) {
+      const stored = tensors.get(`${prefix}.weight_shape`);
+      if (stored === undefined) throw new SlipstreamError('SLIP_E_SCHEMA', `${where}: ${prefix} has no ${prefix}.weight_shape`);
+      shape = Array.from(stored.data as BigInt64Array, Number);
+      used.add(`${prefix}.weight_shape`);
+    } else {
+      shape = [codes.shape[0]!, scheme === 'int8' || scheme === 'fp8' ? codes.shape[1]! : codes.shape[1]! * 2];
+    }
+    try {
+      out.set(`${prefix}.weight`, dequantizeSync({ format: s.format, codes, scales, global, options: s.options }, shape));
+    } catch (err) {
+      if (err instanceof SlipstreamError) throw new SlipstreamError(err.code, `${where}: ${prefix}: ${err.message}`, { cause: err });
+      throw err;
+    }
+    used.add(name).add(`${prefix}.${s.codes}`);
+    if (global) used.add(`${prefix}.${s.global}`);
+  }
+  for (const [name, t] of tensors) {
+    if (used.has(name) || /\.(input_scale|input_global_scale)$/.test(name)) continue;
+    if (!out.has(name)) out.set(name, t);
+  }
   return out;
 }
 

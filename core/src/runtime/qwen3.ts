@@ -14,6 +14,7 @@ import type { NativeQwen3Config, NativeQwen3Model, NativeQwen3Session } from '..
 import { callNative, callNativeAsync } from '../native/call.js';
 import { native } from '../native/index.js';
 import { Tensor } from '../tensor/index.js';
+import { dequantizeCheckpoint } from '../checkpoint/compressed-tensors.js';
 import { readCheckpoint } from '../checkpoint/read.js';
 
 /** The architecture numbers of a Qwen3 model: slip_qwen3_config, field for field. */
@@ -237,7 +238,11 @@ export class Qwen3Model {
     }
     const { eosTokenIds, ...config } = qwen3ConfigFromJson(json, configPath);
     if (options.maxContext !== undefined) config.maxContext = options.maxContext;
-    return Qwen3Model.fromTensors(await readCheckpoint(dir), config, eosTokenIds);
+    let tensors = await readCheckpoint(dir);
+    // A `slipstream prepare` output (compressed-tensors): decoded to FP32 once, then run as any other.
+    const qc = (json as Record<string, unknown>).quantization_config;
+    if (qc !== undefined) tensors = dequantizeCheckpoint(tensors, qc, configPath);
+    return Qwen3Model.fromTensors(tensors, config, eosTokenIds);
   }
 
   /** From named tensors (F32 or BF16, Hugging Face names) and a config. */
