@@ -13,6 +13,7 @@ import { checkWeight, ignoreMatcher, outputSpecs, quantizeModule, type OutputSpe
 import { SlipstreamError } from '../../core/src/errors/index.js';
 import { createProgress } from '../../core/src/progress/index.js';
 import { SafetensorsReader, SafetensorsWriter } from '../../core/src/safetensors/index.js';
+import { packageRoot } from '../../core/src/native/loader.js';
 import { readJsonFile } from '../../core/src/schema/index.js';
 import { dtypeInfo, numelOf, type DType } from '../../core/src/tensor/index.js';
 import { loadPrunePlan, prunedConfig, prunedShape, pruneTensor } from './prune.js';
@@ -45,6 +46,8 @@ export interface PrepareOptions {
   /** Stops between tensors; the output folder is then never created (the temporary one is removed). */
   signal?: AbortSignal;
 }
+
+const PRUNED_MODELING = path.join(packageRoot(), 'adapters', 'vllm', 'transformers', 'modeling_qwen3_pruned.py');
 
 /** The architectures prepare's tensor names and fused siblings are written for (decoder LLMs vLLM serves). */
 export const PREPARE_ARCHITECTURES = ['Qwen3ForCausalLM', 'Qwen2ForCausalLM', 'LlamaForCausalLM', 'MistralForCausalLM'];
@@ -316,6 +319,11 @@ export async function prepare(modelDir: string, o: PrepareOptions): Promise<Prep
       }
       await writeFile(path.join(temp, 'model.safetensors.index.json'), `${JSON.stringify({ metadata: { total_size: report.bytesOut }, weight_map: weightMap }, null, 2)}\n`);
       const outConfig = pruning ? prunedConfig(pruning, config) : config;
+      if (pruning && !pruning.uniform) {
+        // transformers loads per-layer widths through this file (trust_remote_code); vLLM through adapters/vllm/python.
+        await copyFile(PRUNED_MODELING, path.join(temp, path.basename(PRUNED_MODELING)));
+        outConfig.auto_map = { AutoModelForCausalLM: 'modeling_qwen3_pruned.Qwen3PrunedForCausalLM' };
+      }
       if (o.scheme !== 'none') outConfig.quantization_config = quantizationConfig(o.scheme, ignoreList);
       await writeFile(path.join(temp, 'config.json'), `${JSON.stringify(outConfig, null, 2)}\n`);
       // Tokenizer, generation config, chat template, model card: everything but the weights.

@@ -76,6 +76,25 @@ def test_uneven_pruning_writes_per_layer_widths_padded_to_round_to(tmp_path):
     assert torch.count_nonzero(w["model.layers.0.mlp.up_proj.weight"][56:]) == 0  # the padding
 
 
+def test_uneven_pruning_loads_in_transformers_through_the_modeling_file_it_ships(tmp_path):
+    model, src = small_qwen3(tmp_path)
+    g = gates(uniform=False)
+    ddp.save_masks(str(tmp_path / "masks.safetensors"), g, 2)
+    cfg = prepare(src, tmp_path / "pruned", tmp_path / "masks.safetensors")
+    assert cfg["auto_map"] == {"AutoModelForCausalLM": "modeling_qwen3_pruned.Qwen3PrunedForCausalLM"}
+    pruned = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "pruned", trust_remote_code=True,
+                                                               dtype=torch.float32).eval()
+    assert type(pruned).__name__ == "Qwen3PrunedForCausalLM"
+    assert [layer.mlp.up_proj.weight.shape[0] for layer in pruned.model.layers] == [56, 56]
+    ids = torch.randint(0, 128, (2, 20), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad(), ddp.gated(model, g["heads"], g["channels"]):
+        expected = model(ids).logits
+    with torch.no_grad():
+        got = pruned(ids).logits
+    # float32, the same products in another order: within 1e-4 relative, the bar
+    assert ((got - expected).abs().max() / expected.abs().max()).item() < 1e-4
+
+
 def test_bad_masks_are_named(tmp_path):
     _, src = small_qwen3(tmp_path)
     from safetensors.torch import save_file
