@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { LinearPlan, measurePeak, type QuantizedWeight } from '../core/src/linear/index.js';
-import { timeIt } from '../core/src/metrics/index.js';
+import { cpuModel, timeIt } from '../core/src/metrics/index.js';
 import { capabilities } from '../core/src/native/index.js';
 import { Tensor } from '../core/src/tensor/index.js';
 
@@ -83,16 +83,6 @@ function weight(format: Format, n: number, k: number): QuantizedWeight | Tensor 
         global: Tensor.fromArray('F32', [1], [100]),
       };
   }
-}
-
-function cpuModel(): string {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
-    if (line) return line.split(':')[1].trim();
-  } catch {
-    // not Linux: fall back to os.cpus()
-  }
-  return os.cpus()[0]?.model ?? 'unknown CPU';
 }
 
 function cpuGHz(): number {

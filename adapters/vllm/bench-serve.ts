@@ -11,8 +11,9 @@
  * when a request rate is given, otherwise all at once; a concurrency limit bounds requests in flight.
  * Every request has a deadline, so a server that stops answering shows up as failures, not a hang.
  */
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
+
+import { cpuModel } from '../../core/src/metrics/index.js';
 
 export type Endpoint = '/v1/completions' | '/v1/chat/completions';
 
@@ -322,16 +323,6 @@ export function formatServeResult(r: ServeBenchResult): string {
   }
   lines.push('='.repeat(50));
   return lines.map((l) => l.trimEnd()).join('\n') + '\n';
-}
-
-function cpuModel(): string {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
-    if (line) return line.split(':')[1].trim();
-  } catch {
-    // not Linux: os.cpus() below
-  }
-  return os.cpus()[0]?.model ?? 'unknown CPU';
 }
 
 /** The machine a client-side number was measured on, for the tables. */

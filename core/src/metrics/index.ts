@@ -2,3 +2,4 @@ export { cosineSimilarity, maxAbsError, meanAbs, meanAbsError, mse, perplexity, 
 export { ssim, type SsimOptions } from './ssim.js';
 export { percentile, summarize, timeIt, type TimeItOptions, type TimingStats } from './timer.js';
 export { fitLine, fitPolynomial, type LineFit } from './fit.js';
+export { cpuModel } from './machine.js';
