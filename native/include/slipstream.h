@@ -924,7 +924,7 @@ SLIP_API void slip_wan_session_free(slip_wan_session_t session);
  *   model.norm.weight [D]
  *   lm_head.weight [vocab, D]   required unless config.tie_word_embeddings (then optional: the
  *                               embedding is used when it is absent)
- * Each may be F32 or BF16 (widened to FP32 at create; the caller may free its buffers afterwards).
+ * Each may be F32, F16 or BF16 (widened to FP32 at create; the caller may free its buffers afterwards).
  * A missing, repeated or unexpected name, or a wrong shape or dtype, is refused with a sentence
  * naming the tensor.
  *

@@ -102,8 +102,8 @@ void model_errors() {
     w.shape["model.layers.0.mlp.down_proj.weight"] = {D, I};
 
     w.describe();
-    w.tensors[0].dtype = SLIP_DTYPE_F16;
-    CHECK_FAILS(w.create(&m), SLIP_STATUS_DTYPE_MISMATCH, "expected dtype F32 or BF16");
+    w.tensors[0].dtype = SLIP_DTYPE_I8;
+    CHECK_FAILS(w.create(&m), SLIP_STATUS_DTYPE_MISMATCH, "expected dtype F32, F16 or BF16");
 
     w.data["model.layers.0.self_attn.rotary_emb.inv_freq"] = std::vector<float>(HD / 2, 1.0f);
     w.shape["model.layers.0.self_attn.rotary_emb.inv_freq"] = {HD / 2};

@@ -245,7 +245,7 @@ export class Qwen3Model {
     return Qwen3Model.fromTensors(tensors, config, eosTokenIds);
   }
 
-  /** From named tensors (F32 or BF16, Hugging Face names) and a config. */
+  /** From named tensors (F32, F16 or BF16, Hugging Face names) and a config. */
   static async fromTensors(weights: Map<string, Tensor>, config: Qwen3Config, eosTokenIds: number[] = []): Promise<Qwen3Model> {
     const names = [...weights.keys()];
     const tensors = names.map((n) => weights.get(n)!.toNative());

@@ -1,5 +1,5 @@
 // slip_qwen3_model_t from named weights: the config checks, the table of expected names and
-// shapes (per-layer widths), widening of BF16 to FP32, the fused linear plans and the RoPE table.
+// shapes (per-layer widths), widening to FP32, the fused linear plans and the RoPE table.
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -9,6 +9,7 @@
 #include "../base/bf16.h"
 #include "../base/error.h"
 #include "../base/tensor.h"
+#include "named-weights.h"
 #include "qwen3.h"
 
 namespace slip::runtime::qwen3 {
@@ -17,66 +18,7 @@ namespace {
 
 long long ll(int64_t v) { return static_cast<long long>(v); }
 
-// The named weights, looked up and checked one by one; every name must be taken exactly once.
-class Weights {
-  public:
-    Weights(const char *const *names, const slip_tensor *tensors, int64_t count) {
-        if (count < 0) fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a non-negative count, got %lld", ll(count)));
-        if (count > 0) {
-            require_not_null(names, "names");
-            require_not_null(tensors, "tensors");
-        }
-        for (int64_t i = 0; i < count; ++i) {
-            if (!names[i]) fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a name for tensors[%lld], got NULL", ll(i)));
-            if (!by_name_.emplace(names[i], &tensors[i]).second)
-                fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected each weight once, got \"%s\" twice", names[i]));
-        }
-    }
-
-    bool has(const std::string &name) const { return by_name_.count(name) != 0; }
-
-    // The tensor `name` as FP32, checked against `shape`; appended to `out`.
-    void take_into(const std::string &name, std::initializer_list<int64_t> shape, std::vector<float> &out) {
-        auto it = by_name_.find(name);
-        if (it == by_name_.end())
-            fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a weight named \"%s\", got none", name.c_str()));
-        const slip_tensor &t = *it->second;
-        taken_.emplace(name);
-        const std::string what = format("weight \"%s\"", name.c_str());
-        if (t.dtype != SLIP_DTYPE_F32 && t.dtype != SLIP_DTYPE_BF16)
-            fail(SLIP_STATUS_DTYPE_MISMATCH, format("expected dtype F32 or BF16 for %s, got %s", what.c_str(),
-                                                    slip_dtype_name(static_cast<slip_dtype>(t.dtype))));
-        require_cpu_dense(&t, what.c_str(), static_cast<slip_dtype>(t.dtype));
-        require_shape(t, what.c_str(), static_cast<int32_t>(shape.size()), shape.begin());
-        const int64_t n = numel(t);
-        if (n > 0) require_not_null(t.data, what.c_str());
-        const size_t at = out.size();
-        out.resize(at + static_cast<size_t>(n));
-        if (t.dtype == SLIP_DTYPE_F32) {
-            if (n) std::memcpy(out.data() + at, t.data, static_cast<size_t>(n) * 4);
-        } else {
-            const uint16_t *h = static_cast<const uint16_t *>(t.data);
-            for (int64_t i = 0; i < n; ++i) out[at + static_cast<size_t>(i)] = bf16_value(h[i]);
-        }
-    }
-
-    std::vector<float> take(const std::string &name, std::initializer_list<int64_t> shape) {
-        std::vector<float> out;
-        take_into(name, shape, out);
-        return out;
-    }
-
-    void require_all_taken() const {
-        for (const auto &kv : by_name_)
-            if (!taken_.count(kv.first))
-                fail(SLIP_STATUS_INVALID_ARGUMENT,
-                     format("expected only the Qwen3 weights of this configuration, got an unexpected \"%s\"", kv.first.c_str()));
-    }
-
-  private:
-    std::map<std::string, const slip_tensor *> by_name_;
-    std::set<std::string> taken_;
-};
+using Weights = NamedWeights;
 
 void positive(int64_t v, const char *name) {
     if (v <= 0) fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a positive %s, got %lld", name, ll(v)));
@@ -152,7 +94,7 @@ void rope_table(Model &m) {
 
 Model *create_model(const char *const *names, const slip_tensor *tensors, int64_t count, const slip_qwen3_config &cfg) {
     check_config(cfg);
-    Weights w(names, tensors, count);
+    Weights w(names, tensors, count, "Qwen3");
     auto m = std::make_unique<Model>();
     m->cfg = cfg;
     m->cfg.layer_heads = m->cfg.layer_kv_heads = m->cfg.layer_intermediate = nullptr;

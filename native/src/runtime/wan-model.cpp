@@ -8,92 +8,18 @@
 
 #include "../base/error.h"
 #include "../base/tensor.h"
+#include "named-weights.h"
 #include "wan.h"
 
 namespace slip::runtime {
 
 namespace {
 
-float widen_f16(uint16_t h) {
-    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else {  // subnormal: normalise
-            int e = -1;
-            do {
-                man <<= 1;
-                ++e;
-            } while (!(man & 0x400u));
-            bits = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | (man & 0x3ffu) << 13;
-        }
-    } else {
-        bits = sign | (exp + 112) << 23 | man << 13;
-    }
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
-float widen_bf16(uint16_t h) {
-    const uint32_t bits = static_cast<uint32_t>(h) << 16;
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
-// The named weights, looked up and checked one by one; every name must be taken exactly once.
-class Weights {
+// The model's named weights, plus the linears, which options.weights may store in NVFP4.
+class Weights : public NamedWeights {
   public:
     Weights(const char *const *names, const slip_tensor *tensors, int64_t count, const slip_wan_model_options &o)
-        : options_(o) {
-        require_not_null(names, "names");
-        require_not_null(tensors, "tensors");
-        for (int64_t i = 0; i < count; ++i) {
-            if (!names[i]) fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a name for tensors[%lld], got NULL", static_cast<long long>(i)));
-            if (!by_name_.emplace(names[i], &tensors[i]).second)
-                fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected each weight once, got \"%s\" twice", names[i]));
-        }
-    }
-
-    // The tensor `name` as FP32, checked against `shape`.
-    std::vector<float> take(const std::string &name, std::initializer_list<int64_t> shape) {
-        auto it = by_name_.find(name);
-        if (it == by_name_.end())
-            fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a weight named \"%s\", got none", name.c_str()));
-        const slip_tensor &t = *it->second;
-        taken_.emplace(name);
-        const std::string what = format("weight \"%s\"", name.c_str());
-        if (t.dtype != SLIP_DTYPE_F32 && t.dtype != SLIP_DTYPE_F16 && t.dtype != SLIP_DTYPE_BF16)
-            fail(SLIP_STATUS_DTYPE_MISMATCH, format("expected dtype F32, F16 or BF16 for %s, got %s", what.c_str(),
-                                                    slip_dtype_name(static_cast<slip_dtype>(t.dtype))));
-        require_cpu_dense(&t, what.c_str(), static_cast<slip_dtype>(t.dtype));
-        require_shape(t, what.c_str(), static_cast<int32_t>(shape.size()), shape.begin());
-        const int64_t n = numel(t);
-        std::vector<float> out(static_cast<size_t>(n));
-        if (t.dtype == SLIP_DTYPE_F32) {
-            if (n) std::memcpy(out.data(), t.data, static_cast<size_t>(n) * 4);
-        } else {
-            const uint16_t *h = static_cast<const uint16_t *>(t.data);
-            const bool f16 = t.dtype == SLIP_DTYPE_F16;
-            for (int64_t i = 0; i < n; ++i) out[i] = f16 ? widen_f16(h[i]) : widen_bf16(h[i]);
-        }
-        return out;
-    }
-
-    // A tensor as given (no widening), checked for dtype and shape.
-    const slip_tensor &take_raw(const std::string &name, slip_dtype dtype, std::initializer_list<int64_t> shape) {
-        auto it = by_name_.find(name);
-        if (it == by_name_.end())
-            fail(SLIP_STATUS_INVALID_ARGUMENT, format("expected a tensor named \"%s\", got none", name.c_str()));
-        taken_.emplace(name);
-        const std::string what = format("tensor \"%s\"", name.c_str());
-        require_shape(it->second, what.c_str(), dtype, shape);
-        return *it->second;
-    }
+        : NamedWeights(names, tensors, count, "Wan2.1"), options_(o) {}
 
     // weight [n, k] (given as `shape`, flattened to [n, rest]) and bias [n] -> a Linear; lowbit:
     // one of the blocks' linears, which options.weights may store in NVFP4. An NVFP4 model may be
@@ -101,7 +27,7 @@ class Weights {
     // U8 [n, k/2], .weight_scale F8_E4M3 [n, k/16], .weight_global_scale F32 [1]; e.g. GPTQ's,
     // models/wan-mini/quantize_nvfp4.py), rotated by options.hadamard_block as the runtime would.
     Linear linear(const std::string &prefix, std::initializer_list<int64_t> shape, bool lowbit = false) {
-        if (lowbit && options_.weights == SLIP_WAN_WEIGHTS_NVFP4 && by_name_.count(prefix + ".weight_packed")) {
+        if (lowbit && options_.weights == SLIP_WAN_WEIGHTS_NVFP4 && has(prefix + ".weight_packed")) {
             const int64_t n = *shape.begin(), k = *(shape.begin() + 1);
             std::vector<float> bias = take(prefix + ".bias", {n});
             return make_nvfp4_linear(take_raw(prefix + ".weight_packed", SLIP_DTYPE_U8, {n, k / 2}),
@@ -115,17 +41,8 @@ class Weights {
         return make_linear(std::move(w), n, k, std::move(bias), lowbit, options_, prefix + ".weight");
     }
 
-    void require_all_taken() const {
-        for (const auto &kv : by_name_)
-            if (!taken_.count(kv.first))
-                fail(SLIP_STATUS_INVALID_ARGUMENT,
-                     format("expected only the Wan2.1 weights of this configuration, got an unexpected \"%s\"", kv.first.c_str()));
-    }
-
   private:
     slip_wan_model_options options_;
-    std::map<std::string, const slip_tensor *> by_name_;
-    std::set<std::string> taken_;
 };
 
 void check_options(const slip_wan_model_options &o) {
