@@ -13,6 +13,7 @@ const suites = [
   path.join(root, 'adapters', 'vllm', 'python', 'tests'),
   path.join(root, 'models', 'wan-mini'),
   path.join(root, 'models', 'qwen3-mini'),
+  path.join(root, 'models', 'mdlm-mini'),
 ];
 const result = spawnSync(python, ['-m', 'pytest', '-q', ...suites, ...process.argv.slice(2)], {
   cwd: root,
