@@ -130,7 +130,8 @@ class DMPQ:
                 precision = run.route[index] = self.choose(index)
                 out = compute(args)
             run.counts[precision] += 1
-            run.per_step.setdefault(step, {a: 0 for a in ACTIVATIONS})[precision] += 1
+            if step is not None:  # None: called outside a sampler's schedule
+                run.per_step.setdefault(step, {a: 0 for a in ACTIVATIONS})[precision] += 1
             y = out["img"]
             run.gamma[index] = float((y.float() - x.float()).abs().mean() / x.float().abs().mean().clamp_min(1e-30))
             return out

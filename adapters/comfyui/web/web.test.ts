@@ -28,13 +28,26 @@ it('keeps the last run per node and charts both series against the step', () => 
   expect(s.steps).toEqual([0, 1, 2]);
   expect(s.skipped).toEqual([0, 0.5, NaN]);
   expect(s.sparsity).toEqual([NaN, 0.4, 0.6]);
+  expect(s.nvfp4).toEqual([NaN, NaN, NaN]);
   expect(h.badge('SlipstreamDeltaCache')).toBe('skipped 2/8 blocks, ~1.3 s saved');
   expect(h.badge('SlipstreamAttention')).toBe('6 calls, sparsity 50%');
   const svg = chartSvg(s, 280, 160);
+  expect(svg).not.toContain('NVFP4 blocks');
   // Two polylines; the skipped series has 2 points (step 2 missing), sparsity 2 (step 0 missing).
   expect(svg.match(/<polyline/g)).toHaveLength(2);
   expect(svg).toContain('points="24.0,136.0 140.0,80.0"');
   expect(svg).toContain('points="140.0,91.2 256.0,68.8"');
+});
+
+it('shows the precision mix of a mixed-precision run, and a calibration run as such', () => {
+  const h = new StatsHistory();
+  h.add({ node: 'SlipstreamMixedPrecision', blocks_by_precision: { nvfp4: 3, int8: 5, full: 0 }, samples: 0,
+    per_step: [[0, { nvfp4: 0, int8: 4, full: 0 }], [1, { nvfp4: 3, int8: 1, full: 0 }]] });
+  expect(h.badge('SlipstreamMixedPrecision')).toBe('blocks NVFP4 3, INT8 5');
+  expect(h.series().nvfp4).toEqual([0, 0.75]);
+  expect(chartSvg(h.series())).toContain('NVFP4 blocks');
+  h.add({ node: 'SlipstreamMixedPrecision', blocks_by_precision: { nvfp4: 0, int8: 0, full: 8 }, samples: 6, per_step: [] });
+  expect(h.badge('SlipstreamMixedPrecision')).toBe('calibrated on 6 (Γ, error) pairs');
 });
 
 it('keeps the committed bundle in step with the sources (run `npm run build:web`)', async () => {

@@ -1,9 +1,10 @@
 // Slipstream ComfyUI extension: built from adapters/comfyui/web/src by `npm run build:web`; do not edit.
 
 // adapters/comfyui/web/src/stats.ts
+var NODES = ["SlipstreamDeltaCache", "SlipstreamAttention", "SlipstreamMixedPrecision"];
 function isRunStats(x) {
   const s = x;
-  return typeof s === "object" && s !== null && (s.node === "SlipstreamDeltaCache" || s.node === "SlipstreamAttention") && Array.isArray(s.per_step);
+  return typeof s === "object" && s !== null && NODES.includes(s.node) && Array.isArray(s.per_step);
 }
 var StatsHistory = class {
   #last = /* @__PURE__ */ new Map();
@@ -22,15 +23,28 @@ var StatsHistory = class {
       return `skipped ${c.blocks_skipped}/${total} blocks, ~${c.seconds_saved_estimate.toFixed(1)} s saved`;
     }
     if (node === "SlipstreamAttention" && a) return `${a.attention_calls} calls, sparsity ${(100 * a.sparsity).toFixed(0)}%`;
+    const m = this.last("SlipstreamMixedPrecision");
+    if (node === "SlipstreamMixedPrecision" && m) {
+      const { nvfp4, int8, full } = m.blocks_by_precision;
+      return m.samples > 0 ? `calibrated on ${m.samples} (\u0393, error) pairs` : `blocks NVFP4 ${nvfp4}, INT8 ${int8}${full ? `, full ${full}` : ""}`;
+    }
     return null;
   }
   series() {
     const c = this.last("SlipstreamDeltaCache");
     const a = this.last("SlipstreamAttention");
-    const steps = [.../* @__PURE__ */ new Set([...(c?.per_step ?? []).map((p) => p[0]), ...(a?.per_step ?? []).map((p) => p[0])])].sort((x, y) => x - y);
+    const m = this.last("SlipstreamMixedPrecision");
+    const all = [...c?.per_step ?? [], ...a?.per_step ?? [], ...m?.per_step ?? []].map((p) => p[0]);
+    const steps = [...new Set(all)].sort((x, y) => x - y);
     const skipped = new Map((c?.per_step ?? []).map(([s, computed, sk]) => [s, sk / Math.max(1, computed + sk)]));
     const sparsity = new Map((a?.per_step ?? []).map(([s, sp]) => [s, sp]));
-    return { steps, skipped: steps.map((s) => skipped.get(s) ?? NaN), sparsity: steps.map((s) => sparsity.get(s) ?? NaN) };
+    const nvfp4 = new Map((m?.per_step ?? []).map(([s, n]) => [s, n.nvfp4 / Math.max(1, n.nvfp4 + n.int8 + n.full)]));
+    return {
+      steps,
+      skipped: steps.map((s) => skipped.get(s) ?? NaN),
+      sparsity: steps.map((s) => sparsity.get(s) ?? NaN),
+      nvfp4: steps.map((s) => nvfp4.get(s) ?? NaN)
+    };
   }
 };
 function chartSvg(s, width = 280, height = 160) {
@@ -47,10 +61,12 @@ function chartSvg(s, width = 280, height = 160) {
     `<rect x="${pad}" y="${pad}" width="${width - 2 * pad}" height="${height - 2 * pad}" fill="none" stroke="#666"/>`,
     line(s.skipped, "#4fc3f7"),
     line(s.sparsity, "#ffb74d"),
+    line(s.nvfp4, "#ba68c8"),
     `<text x="${pad}" y="${height - 6}" fill="#aaa" font-size="10">step 0</text>`,
     `<text x="${width - pad}" y="${height - 6}" fill="#aaa" font-size="10" text-anchor="end">step ${last}</text>`,
     `<text x="${pad}" y="14" fill="#4fc3f7" font-size="10">skipped blocks</text>`,
     `<text x="${width - pad}" y="14" fill="#ffb74d" font-size="10" text-anchor="end">attention sparsity</text>`,
+    ...s.nvfp4.some((v) => !Number.isNaN(v)) ? [`<text x="${width / 2}" y="14" fill="#ba68c8" font-size="10" text-anchor="middle">NVFP4 blocks</text>`] : [],
     "</svg>"
   ].join("");
 }
@@ -62,8 +78,8 @@ var panel = null;
 function renderPanel() {
   if (!panel) return;
   const s = history.series();
-  const lines = ["SlipstreamDeltaCache", "SlipstreamAttention"].map((n) => history.badge(n)).filter(Boolean);
-  panel.innerHTML = s.steps.length ? `<div style="padding:8px">${chartSvg(s)}<div style="font-size:12px;opacity:.8">${lines.join("<br>")}</div></div>` : '<div style="padding:8px;opacity:.7">Run a workflow with Slipstream nodes to see skipped blocks and sparsity per step.</div>';
+  const lines = ["SlipstreamDeltaCache", "SlipstreamAttention", "SlipstreamMixedPrecision"].map((n) => history.badge(n)).filter(Boolean);
+  panel.innerHTML = s.steps.length ? `<div style="padding:8px">${chartSvg(s)}<div style="font-size:12px;opacity:.8">${lines.join("<br>")}</div></div>` : '<div style="padding:8px;opacity:.7">Run a workflow with Slipstream nodes to see skipped blocks, sparsity and precision per step.</div>';
 }
 var extension = {
   name: "slipstream",
@@ -88,7 +104,7 @@ var extension = {
       id: "slipstream",
       title: "Slipstream",
       icon: "pi pi-bolt",
-      tooltip: "Slipstream: skipped blocks and attention sparsity per step",
+      tooltip: "Slipstream: skipped blocks, attention sparsity and precision per step",
       type: "custom",
       render(el) {
         panel = el;

@@ -1,7 +1,7 @@
 /**
  * Slipstream's ComfyUI frontend extension, bundled into web/dist/slipstream.js (one ESM file the
  * node pack serves): a settings section, live run statistics on our nodes, and a sidebar tab that
- * charts skipped blocks and attention sparsity per step. Types from
+ * charts skipped blocks, attention sparsity and the NVFP4 share of blocks per step. Types from
  * @comfyorg/comfyui-frontend-types 1.45.6; the app object comes from window.comfyAPI at run time.
  */
 import type { ComfyApp, ComfyExtension } from '@comfyorg/comfyui-frontend-types';
@@ -21,10 +21,10 @@ let panel: HTMLElement | null = null;
 function renderPanel(): void {
   if (!panel) return;
   const s = history.series();
-  const lines = ['SlipstreamDeltaCache', 'SlipstreamAttention'].map((n) => history.badge(n)).filter(Boolean);
+  const lines = ['SlipstreamDeltaCache', 'SlipstreamAttention', 'SlipstreamMixedPrecision'].map((n) => history.badge(n)).filter(Boolean);
   panel.innerHTML = s.steps.length
     ? `<div style="padding:8px">${chartSvg(s)}<div style="font-size:12px;opacity:.8">${lines.join('<br>')}</div></div>`
-    : '<div style="padding:8px;opacity:.7">Run a workflow with Slipstream nodes to see skipped blocks and sparsity per step.</div>';
+    : '<div style="padding:8px;opacity:.7">Run a workflow with Slipstream nodes to see skipped blocks, sparsity and precision per step.</div>';
 }
 
 const extension: ComfyExtension = {
@@ -49,7 +49,7 @@ const extension: ComfyExtension = {
       id: 'slipstream',
       title: 'Slipstream',
       icon: 'pi pi-bolt',
-      tooltip: 'Slipstream: skipped blocks and attention sparsity per step',
+      tooltip: 'Slipstream: skipped blocks, attention sparsity and precision per step',
       type: 'custom',
       render(el: HTMLElement) {
         panel = el;
