@@ -28,6 +28,16 @@ per head, half a frame per query tile and two patch rows per key tile, which is 
 2048-token clip costs ~10x the CPU time per step and lies outside the sizes the model was trained
 on; --size 128 --block-q 128 --block-k 64 runs the recipe that way. --native-check reports
 the before-fine-tuning velocity error at that size too, to show the two tilings agree.
+
+--data trajectories distils on the states the dense teacher visits while it samples instead of on
+noised clips: sample.generate's Euler sampler (same step count and CFG as the PSNR evaluation) from
+random data.py prompts and noise seeds other than the evaluation's, every x_i recorded with the
+teacher's conditional and unconditional velocities as targets (one (state, branch) pair per
+example). `--data noised trajectories --sparsity 0.9 --sla-steps 0` trains the 90% Sparge student
+both ways and writes the comparison to bench/training-attention-trajectories.md:
+
+    SLIPSTREAM_LIB=$PWD/build/Release/libslipstream.so .venv/bin/python bench/training/sparse_finetune.py \\
+        --data noised trajectories --sparsity 0.9 --sla-steps 0
 """
 
 from __future__ import annotations
@@ -61,6 +71,9 @@ from slipstream_torch.training.attention import SLA2Attention, block_sparse_atte
 
 EVAL_PROMPTS = ("red circle right", "blue triangle up", "green square left", "yellow circle recolour")
 TRAIN_SEED, VAL_SEED, CALIB_SEED = 11, 777, 5
+# Trajectory data: prompts drawn from these seeds, noise seeds TRAJ_*_SEED * 1000 + j (the
+# evaluation samples use seed + prompt index = 0, 1, ...).
+TRAJ_TRAIN_SEED, TRAJ_VAL_SEED = 13, 779
 
 
 # ---------------------------------------------------------------- students
@@ -188,6 +201,52 @@ def flow_batches(n, batch, seed, frames, size, codec, table, drop=0.1):
 
 
 @torch.no_grad()
+def teacher_trajectories(teacher, contexts, seeds, steps, cfg, frames, size, shift=1.0):
+    """The states the dense teacher visits while sampling: sample.generate's loop (Euler, CFG,
+    same noise for a seed) run for each (context [1, 8, D], seed), recording every state x_i with
+    the teacher's velocities. Returns (batches, targets, finals): batches (x [2, ...], t [2],
+    [context; 0] [2, 8, D], None), one per state, the conditional and unconditional branches
+    exactly as the sampler calls the model; targets the teacher's [v_cond; v_uncond]; finals the
+    sampled latents (equal to sample.generate's)."""
+    batches, targets, finals = [], [], []
+    sig = sample.sigmas(steps, shift)
+    for context, seed in zip(contexts, seeds):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(1, 16, frames, size // 4, size // 4, generator=g)
+        ctx = torch.cat([context, torch.zeros_like(context)])
+        for i in range(steps):
+            t = torch.full((2,), sig[i] * 1000.0)
+            xx = torch.cat([x, x])
+            v2 = teacher(xx, t, ctx)
+            batches.append((xx, t, ctx, None))
+            targets.append(v2)
+            v_cond, v_uncond = v2.chunk(2)
+            x = x + (sig[i + 1] - sig[i]) * (v_uncond + cfg * (v_cond - v_uncond))
+        finals.append(x)
+    return batches, targets, finals
+
+
+def trajectory_data(teacher, table, n_traj, seed, a):
+    """n_traj teacher trajectories from data.py prompts drawn with `seed`, noise seeds
+    seed * 1000 + j."""
+    g = torch.Generator().manual_seed(seed)
+    c, s, m = data.sample_labels(n_traj, g)
+    contexts = [table.context(c[j:j + 1], s[j:j + 1], m[j:j + 1]) for j in range(n_traj)]
+    return teacher_trajectories(teacher, contexts, [seed * 1000 + j for j in range(n_traj)], a.sample_steps,
+                                a.cfg, a.frames, a.size)
+
+
+def split_branches(batches, targets, n, seed):
+    """Batch-1 examples from two-branch trajectory batches: every (state, branch) pair, shuffled
+    with `seed`, the first n (cycling if there are fewer)."""
+    ex = [((xt[j:j + 1], t[j:j + 1], ctx[j:j + 1], None), vt[j:j + 1])
+          for (xt, t, ctx, _), vt in zip(batches, targets) for j in range(xt.shape[0])]
+    order = torch.randperm(len(ex), generator=torch.Generator().manual_seed(seed)).tolist()
+    picked = [ex[order[i % len(ex)]] for i in range(n)]
+    return [b for b, _ in picked], [v for _, v in picked]
+
+
+@torch.no_grad()
 def teacher_targets(teacher, batches):
     return [teacher(xt, t, ctx) for xt, t, ctx, _ in batches]
 
@@ -247,10 +306,12 @@ def psnr(a, b):
 
 
 @torch.no_grad()
-def evaluate(model, val, val_targets, codec, table, a, dense_frames=None):
+def evaluate(model, val, val_targets, codec, table, a, dense_frames=None, traj=None):
     """Velocity MSE against the teacher and against eps − x0 (the flow loss) on fixed batches,
     the realised tile sparsity there, and the decoded samples (same prompts and noise as the
-    dense model's) with their PSNR against the dense model's."""
+    dense model's) with their PSNR against the dense model's. With traj = (batches, targets) of
+    teacher_trajectories also the velocity MSE on those states (both branches) and the MSE of
+    the CFG-guided velocity v_u + cfg (v_c − v_u) the sampler steps with."""
     model.eval()
     reset_counts(model)
     mse = flow = 0.0
@@ -259,13 +320,22 @@ def evaluate(model, val, val_targets, codec, table, a, dense_frames=None):
         mse += F.mse_loss(out, vt).item() / len(val)
         flow += F.mse_loss(out, v).item() / len(val)
     sparsity = sparge_sparsity(model)
+    traj_mse = guided_mse = None
+    if traj is not None:
+        traj_mse = guided_mse = 0.0
+        guide = lambda v2: (lambda c, u: u + a.cfg * (c - u))(*v2.chunk(2))
+        for (xt, t, ctx, _), vt in zip(*traj):
+            out = model(xt, t, ctx)
+            traj_mse += F.mse_loss(out, vt).item() / len(traj[0])
+            guided_mse += F.mse_loss(guide(out), guide(vt)).item() / len(traj[0])
     frames = []
     for i, text in enumerate(EVAL_PROMPTS[:a.prompts]):
         z = sample.generate(model, table.encode_text(text), a.seed + i, a.sample_steps, a.cfg, 1.0, a.frames, a.size)
         frames.append(codec.decode(z).clamp(-1, 1))
     frames = torch.cat(frames)
     score = None if dense_frames is None else np.mean([psnr(f, d) for f, d in zip(frames, dense_frames)])
-    return {"mse": mse, "flow": flow, "sparsity": sparsity, "psnr": score, "frames": frames}
+    return {"mse": mse, "flow": flow, "sparsity": sparsity, "psnr": score, "frames": frames,
+            "traj_mse": traj_mse, "guided_mse": guided_mse}
 
 
 def sla2_sparsity(critical, n_tokens, block_k):
@@ -337,7 +407,9 @@ def write_report(path, a, rows, dense, setup, timings, native=None):
             steps = "0" if when == "before" else str(len(r["losses"]))
             lines.append(f"| {r['name']}, {when} | {m['sparsity']:.1%} | {steps} | {m['mse']:.5f} | {m['flow']:.5f} | "
                          f"{fmt(m['psnr'], '.2f')} |")
-    lines += ['', '**Reading.** Distillation lowers the velocity error on held-out noised clips at every setting, yet', "the sampled frames end further from the dense model's (lower PSNR): the loss is met on noised data, not", '(as far as these short runs show) on the states a 10-step CFG sampler visits. Distilling on the', "teacher's own sampling trajectories is the next recipe to try; PSNR near 13-16 dB says every sparse", 'sample is still far from the dense one.']
+    lines += ['', '**Reading.** Distillation lowers the velocity error on held-out noised clips at every setting, yet', "the sampled frames end further from the dense model's (lower PSNR): the loss is met on noised data, not", '(as far as these short runs show) on the states a 10-step CFG sampler visits. Distilling on the', "teacher's own sampling trajectories is the next recipe to try; PSNR near 13-16 dB says every sparse", 'sample is still far from the dense one.',
+              "Distilling on the teacher's sampling trajectories (--data trajectories, 90% Sparge only) is",
+              "compared in bench/training-attention-trajectories.md."]
     lines += ["", "**Training loss** (velocity MSE on the training batches, mean of the 10 steps ending at the step shown):", ""]
     pts = {r["name"]: curve_points(r["losses"]) for r in rows}
     width = max(len(p) for p in pts.values())
@@ -359,6 +431,85 @@ def write_report(path, a, rows, dense, setup, timings, native=None):
             if r["name"].startswith("Sparge"):
                 lines.append(f"| {n_tokens} tokens, {a.block_q} x {a.block_k} | {r['target']:.0%} | "
                              f"{r['before']['sparsity']:.1%} | {r['before']['mse']:.5f} | {r['before']['flow']:.5f} |")
+    lines += ["", "Times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), ""]
+    Path(path).write_text("\n".join(lines))
+
+
+def write_trajectory_report(path, a, rows, dense, setup, timings):
+    """The --data comparison: the same recipes distilled on noised clips and on teacher trajectories."""
+    n_tokens = a.frames * (a.size // 8) ** 2
+    argv = ["--data", *a.data, "--sparsity", *(f"{s:g}" for s in a.sparsity), "--steps", str(a.steps)]
+    if a.sla_steps == 0:
+        argv += ["--sla-steps", "0"]
+    lines = [
+        "<!-- generated by bench/training/sparse_finetune.py; do not edit by hand -->",
+        "# Attention distillation on wan-mini: noised clips vs the teacher's sampling trajectories",
+        "",
+        f"Generated {datetime.date.today().isoformat()} on the CPU ({platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, 1 torch thread), total {timings['total']:.0f} s. Reproduce:",
+        "",
+        "    SLIPSTREAM_LIB=$PWD/build/Release/libslipstream.so .venv/bin/python bench/training/sparse_finetune.py \\",
+        "        " + " ".join(argv),
+        "",
+        "Follow-up to bench/training-attention.md (its setup, tiles and metrics; its numbers come from the",
+        "full run there, these from this run alone). There, velocity distillation on noised clips lowered",
+        "the velocity error but the sampled frames moved further from the dense model's. Hypothesis: the",
+        "student is trained on x_t = (1 − t) x0 + t ε, but the sampler feeds it the states of a CFG-guided",
+        "trajectory. Here the same student is distilled on either data source, same step count:",
+        "",
+        f"- **noised**: as bench/training-attention.md ({a.steps} steps, batch {a.batch}, seed {TRAIN_SEED}).",
+        f"- **trajectories**: the dense teacher samples {a.traj} clips (random data.py prompts, noise seeds "
+        f"{TRAJ_TRAIN_SEED * 1000}+j;",
+        f"  the evaluation uses seeds {a.seed}..{a.seed + a.prompts - 1}) with the evaluation's sampler: {a.sample_steps} "
+        f"Euler steps, CFG {a.cfg:g}.",
+        f"  Every state x_i gives two examples, conditional and unconditional context, with the teacher's",
+        f"  velocity as target; {a.steps} of the {2 * a.traj * a.sample_steps} examples, shuffled, one per step (batch 1).",
+        "- Metrics: velocity MSE on the held-out noised clips (as before); on "
+        f"{a.traj_val} held-out teacher trajectories (prompt",
+        f"  seed {TRAJ_VAL_SEED}, {a.traj_val * a.sample_steps} states x 2 branches): the **velocity MSE** of both "
+        "branches and the **guided MSE**,",
+        "  the MSE of v_u + cfg (v_c − v_u), the velocity the sampler actually steps with; PSNR of the",
+        f"  sampled frames against the dense model's ({a.prompts} prompts, same noise).",
+        "",
+        "| student | data | tile sparsity | steps | velocity MSE, noised clips | velocity MSE, trajectories | "
+        "guided MSE, trajectories | PSNR vs dense (dB) |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| dense (teacher) | — | 0% | — | 0 | {fmt(dense['traj_mse'])} | {fmt(dense['guided_mse'])} | — |",
+    ]
+    seen = set()
+    for r in rows:
+        for when in ("before", "after"):
+            if when == "before" and r["recipe"] in seen:
+                continue
+            m = r[when]
+            data_cell = "—" if when == "before" else r["data"]
+            steps = "0" if when == "before" else str(len(r["losses"]))
+            lines.append(f"| {r['recipe']}, {when} | {data_cell} | {m['sparsity']:.1%} | {steps} | {m['mse']:.5f} | "
+                         f"{fmt(m['traj_mse'])} | {fmt(m['guided_mse'])} | {fmt(m['psnr'], '.2f')} |")
+        seen.add(r["recipe"])
+    lines += ["", "**Reading** (from this run's numbers):", ""]
+    for recipe in dict.fromkeys(r["recipe"] for r in rows):
+        rs = {r["data"]: r for r in rows if r["recipe"] == recipe}
+        b = next(iter(rs.values()))["before"]
+        for src, r in rs.items():
+            m = r["after"]
+            lines.append(f"- {recipe}, {src}: PSNR {b['psnr']:.2f} -> {m['psnr']:.2f} dB "
+                         f"({m['psnr'] - b['psnr']:+.2f}); velocity MSE on trajectories {fmt(b['traj_mse'])} -> "
+                         f"{fmt(m['traj_mse'])}, guided {fmt(b['guided_mse'])} -> {fmt(m['guided_mse'])}; "
+                         f"on noised clips {b['mse']:.5f} -> {m['mse']:.5f}.")
+    lines += ["", f"Caveats: one run per data source (deterministic: the noised row repeats bench/training-attention.md's "
+              f"numbers when those were made with the same settings), {a.steps} steps at batch 1, PSNR over "
+              f"{a.prompts} prompts; the trajectory", "student trains on the very sampler and step count it is "
+              "evaluated with (held-out prompts and noise, same schedule)."]
+    lines += ["", "**Training loss** (mean of the 10 steps ending at the step shown):", ""]
+    pts = {r["name"]: curve_points(r["losses"]) for r in rows}
+    width = max(len(p) for p in pts.values())
+    lines.append("| student | " + " | ".join(f"point {i + 1}" for i in range(width)) + " | seconds |")
+    lines.append("|---|" + "---|" * (width + 1))
+    for r in rows:
+        cells = [f"step {s}: {v:.5f}" for s, v in pts[r["name"]]]
+        cells += [""] * (width - len(cells))
+        lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {r['seconds']:.0f} |")
     lines += ["", "Times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), ""]
     Path(path).write_text("\n".join(lines))
 
@@ -386,10 +537,16 @@ def native_check(teacher, codec, table, a, log):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default=str(ROOT / "bench" / "training-attention.md"))
+    p.add_argument("--out", default=None, help="default bench/training-attention.md, with --data other than "
+                   "noised alone bench/training-attention-trajectories.md")
+    p.add_argument("--data", nargs="+", choices=("noised", "trajectories"), default=["noised"],
+                   help="distillation data; several train each recipe once per source")
+    p.add_argument("--traj", type=int, default=None,
+                   help="teacher trajectories to distil on (default: steps / sample-steps, rounded up)")
+    p.add_argument("--traj-val", type=int, default=2, help="held-out teacher trajectories for the metrics")
     p.add_argument("--weights", default=str(ROOT / "models" / "wan-mini"))
     p.add_argument("--steps", type=int, default=100, help="Sparge fine-tuning steps per sparsity")
-    p.add_argument("--sla-steps", type=int, default=60)
+    p.add_argument("--sla-steps", type=int, default=60, help="0 skips the SLA2 recipe")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--lr", type=float, default=2e-4, help="self-attention weights")
     p.add_argument("--sla-lr", type=float, default=2e-3, help="SLA2 router, alpha, projection")
@@ -413,6 +570,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     a = parse_args(argv)
+    only_noised = a.data == ["noised"]
+    if a.out is None:
+        a.out = str(ROOT / "bench" / ("training-attention.md" if only_noised else "training-attention-trajectories.md"))
     # On a busy 2-core machine torch's intra-op threads and libslipstream's pool contend: a dense
     # wan-mini forward measured 0.6 s with one torch thread and 8.6 s with two.
     torch.set_num_threads(a.threads)
@@ -426,13 +586,25 @@ def main(argv=None):
     teacher = sample.load_model(a.weights).requires_grad_(False)
     codec, table = Codec.load(), PromptTable()
     n_steps = max(a.steps, a.sla_steps)
-    train = flow_batches(n_steps, a.batch, TRAIN_SEED, a.frames, a.size, codec, table)
     val = flow_batches(a.val, 1, VAL_SEED, a.frames, a.size, codec, table, drop=0.0)
     calib = flow_batches(a.calib, 1, CALIB_SEED, a.frames, a.size, codec, table, drop=0.0)
     t0 = time.time()
-    targets, val_targets = teacher_targets(teacher, train), teacher_targets(teacher, val)
+    sources, traj_val = {}, None
+    if "noised" in a.data:
+        train = flow_batches(n_steps, a.batch, TRAIN_SEED, a.frames, a.size, codec, table)
+        sources["noised"] = (train, teacher_targets(teacher, train))
+    val_targets = teacher_targets(teacher, val)
     timings["teacher targets"] = time.time() - t0
-    dense = evaluate(teacher, val, val_targets, codec, table, a)
+    if "trajectories" in a.data:
+        assert a.batch == 1, "trajectory data trains at batch 1"
+        t0 = time.time()
+        a.traj = a.traj or -(-n_steps // a.sample_steps)
+        tb, tt, _ = trajectory_data(teacher, table, a.traj, TRAJ_TRAIN_SEED, a)
+        sources["trajectories"] = split_branches(tb, tt, n_steps, TRAJ_TRAIN_SEED)
+        traj_val = trajectory_data(teacher, table, a.traj_val, TRAJ_VAL_SEED, a)[:2]
+        timings["teacher trajectories"] = time.time() - t0
+        log(f"teacher trajectories: {a.traj} train, {a.traj_val} held out, {timings['teacher trajectories']:.0f} s")
+    dense = evaluate(teacher, val, val_targets, codec, table, a, traj=traj_val)
     log(f"dense: flow loss {dense['flow']:.5f}")
     n_tokens = a.frames * (a.size // 8) ** 2
     setup = {"all_params": sum(p.numel() for p in teacher.parameters()), "calib": {}}
@@ -447,36 +619,44 @@ def main(argv=None):
                         lambda topk=topk, topp=topp: SpargeKernel(topk, topp, a.block_q, a.block_k)))
     timings["calibration"] = time.time() - t0
     heads = teacher.blocks[0].self_attn.heads
-    recipes.append((f"SLA2 critical {a.sla_critical:g}", sla2_sparsity(a.sla_critical, n_tokens, a.block_k),
-                    a.sla_steps, lambda: SLA2Attention(heads, HEAD_DIM, critical=a.sla_critical, block_q=a.block_q,
-                                                       block_k=a.block_k, layout="NHD")))
+    if a.sla_steps > 0:
+            recipes.append((f"SLA2 critical {a.sla_critical:g}", sla2_sparsity(a.sla_critical, n_tokens, a.block_k),
+                        a.sla_steps, lambda: SLA2Attention(heads, HEAD_DIM, critical=a.sla_critical,
+                                                           block_q=a.block_q, block_k=a.block_k, layout="NHD")))
 
     rows = []
     for name, target, steps, make_kernel in recipes:
-        t0 = time.time()
-        student = make_student(teacher, make_kernel)
-        groups = trainable_groups(student, a.lr, a.sla_lr)
-        setup["attn_params"] = sum(p.numel() for p in groups[0]["params"])
-        before = evaluate(student, val, val_targets, codec, table, a, dense["frames"])
-        log(f"{name} before: mse {before['mse']:.5f} psnr {before['psnr']:.2f}")
-        t1 = time.time()
-        losses = distill(student, train[:steps], targets[:steps], groups, log, name)
-        seconds = time.time() - t1
-        after = evaluate(student, val, val_targets, codec, table, a, dense["frames"])
-        log(f"{name} after: mse {after['mse']:.5f} psnr {after['psnr']:.2f}")
-        for m in (before, after):
-            if math.isnan(m["sparsity"]):
-                m["sparsity"] = target
-        rows.append({"name": name, "target": target, "before": before, "after": after, "losses": losses,
-                     "seconds": seconds})
-        timings[name] = time.time() - t0
+        before = None  # the untrained student is the same for every data source
+        for src, (train, targets) in sources.items():
+            label = name if only_noised else f"{name}, {src}"
+            t0 = time.time()
+            student = make_student(teacher, make_kernel)
+            groups = trainable_groups(student, a.lr, a.sla_lr)
+            setup["attn_params"] = sum(p.numel() for p in groups[0]["params"])
+            if before is None:
+                before = evaluate(student, val, val_targets, codec, table, a, dense["frames"], traj_val)
+                log(f"{name} before: mse {before['mse']:.5f} psnr {before['psnr']:.2f}")
+            t1 = time.time()
+            losses = distill(student, train[:steps], targets[:steps], groups, log, label)
+            seconds = time.time() - t1
+            after = evaluate(student, val, val_targets, codec, table, a, dense["frames"], traj_val)
+            log(f"{label} after: mse {after['mse']:.5f} traj {fmt(after['traj_mse'])} psnr {after['psnr']:.2f}")
+            for m in (before, after):
+                if math.isnan(m["sparsity"]):
+                    m["sparsity"] = target
+            rows.append({"name": label, "recipe": name, "data": src, "target": target, "before": before,
+                         "after": after, "losses": losses, "seconds": seconds})
+            timings[label] = time.time() - t0
     native = None
     if a.native_check:
         t0 = time.time()
         native = native_check(teacher, codec, table, a, log)
         timings["native check"] = time.time() - t0
     timings["total"] = time.time() - t_start
-    write_report(a.out, a, rows, dense, setup, timings, native)
+    if only_noised:
+        write_report(a.out, a, rows, dense, setup, timings, native)
+    else:
+        write_trajectory_report(a.out, a, rows, dense, setup, timings)
     log(f"wrote {a.out}")
     return rows
 

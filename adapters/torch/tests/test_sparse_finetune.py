@@ -119,3 +119,30 @@ def test_topp_calibration_reaches_the_target():
     topk, topp, reached = sf.calibrate_topp(teacher, batches, 0.7, BQ, BK, iters=12)
     assert topk == pytest.approx(0.15) and 0 < topp < 1
     assert 0.7 <= reached < 0.7 + 0.1
+
+
+def test_teacher_trajectories_are_the_samplers_states():
+    """--data trajectories: the recorded states are the ones sample.generate visits (its final
+    latent is reproduced bit for bit), each with both CFG branches and the teacher's velocities
+    as targets; split_branches makes batch-1 examples of every (state, branch) pair."""
+    import sample
+
+    teacher = _tiny()
+    contexts = [torch.randn(1, 8, 32, generator=torch.Generator().manual_seed(s)) for s in (5, 6)]
+    steps, cfg = 3, 5.0
+    batches, targets, finals = sf.teacher_trajectories(teacher, contexts, [41, 42], steps, cfg, 2, 32)
+    assert len(batches) == len(targets) == 2 * steps
+    for ctx, seed, final in zip(contexts, [41, 42], finals):
+        ref = sample.generate(teacher, ctx, seed, steps, cfg, 1.0, 2, 32)
+        assert torch.equal(final, ref)
+    sig = sample.sigmas(steps, 1.0)
+    for i, ((x, t, ctx, _), v) in enumerate(zip(batches[:steps], targets[:steps])):
+        assert torch.equal(x[0], x[1]) and torch.equal(ctx[0:1], contexts[0]) and ctx[1].abs().max() == 0
+        assert t.tolist() == pytest.approx([sig[i] * 1000] * 2)
+        with torch.no_grad():
+            assert torch.equal(teacher(x, t, ctx), v)
+    ex, vs = sf.split_branches(batches, targets, 2 * len(batches), seed=0)
+    assert all(b[0].shape[0] == 1 and v.shape[0] == 1 for b, v in zip(ex, vs))
+    # every (state, branch) pair exactly once: each is a distinct view into its state's batch
+    assert len({b[0].data_ptr() for b in ex}) == 2 * len(batches)
+    assert sum(b[2].abs().max().item() == 0 for b in ex) == len(batches)  # half unconditional
