@@ -1,26 +1,12 @@
 /** `slipstream serve` as a real process (bin/slipstream.js over dist/: run `npm run build:ts` first). */
 import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { expect, it } from 'vitest';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const bin = path.join(root, 'bin/slipstream.js');
+import { bin, root, startCli } from '../../../test/cli-process.js';
 
 it('prints its URL, answers, and on SIGTERM finishes and exits 0', async () => {
-  const child = spawn(process.execPath, [bin, 'serve', 'models/qwen3-mini', '--port', '0', '--max-concurrency', '1'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /qwen3-mini on (http:\/\/\S+) /.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
-  });
+  const { child, url, stderr } = await startCli(['serve', 'models/qwen3-mini', '--port', '0', '--max-concurrency', '1'], /qwen3-mini on (http:\/\/\S+) /);
   expect((await fetch(`${url}/health`)).status).toBe(200);
   // A request in flight when SIGTERM comes is finished, not cut: streamed, so its headers say it has started.
   const pending = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Anchor', max_tokens: 16, temperature: 0, stream: true, stream_options: { include_usage: true } }) });
@@ -31,7 +17,7 @@ it('prints its URL, answers, and on SIGTERM finishes and exits 0', async () => {
   expect(events).toMatch(/"completion_tokens":\d+/);
   expect(events.endsWith('data: [DONE]\n\n')).toBe(true);
   expect(await exited).toBe(0);
-  expect(err).toContain('SIGTERM: finishing requests in flight');
+  expect(stderr()).toContain('SIGTERM: finishing requests in flight');
 
   const bad = spawn(process.execPath, [bin, 'serve', 'models/qwen3-mini', '--max-concurrency', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let badErr = '';

@@ -2,12 +2,10 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { expect, it } from 'vitest';
 
-const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/slipstream.js');
+import { bin, startCli } from '../../../test/cli-process.js';
 
 it('serves until SIGTERM, then drains and exits 0', async () => {
   const upstream = createServer((req, res) => {
@@ -16,24 +14,13 @@ it('serves until SIGTERM, then drains and exits 0', async () => {
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-  const child = spawn(process.execPath, [bin, 'sidecar', '--upstream', up, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /on (http:\/\/[^ ]+) ->/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
-  });
+  const { child, url, stderr } = await startCli(['sidecar', '--upstream', up, '--port', '0'], /on (http:\/\/[^ ]+) ->/);
   const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
   expect(models.data[0].id).toBe('m');
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   child.kill('SIGTERM');
   expect(await exited).toBe(0);
-  expect(err).toContain('SIGTERM: draining requests in flight');
+  expect(stderr()).toContain('SIGTERM: draining requests in flight');
   await new Promise((r) => upstream.close(r));
 
   const bad = spawn(process.execPath, [bin, 'sidecar', '--upstream', 'localhost:8000'], { stdio: ['ignore', 'pipe', 'pipe'] });
