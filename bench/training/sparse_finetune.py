@@ -345,6 +345,19 @@ def sla2_sparsity(critical, n_tokens, block_k):
 
 # ---------------------------------------------------------------- report
 
+def loss_table(rows) -> list:
+    """Markdown rows: each student's training-loss curve points and its seconds."""
+    pts = {r["name"]: curve_points(r["losses"]) for r in rows}
+    width = max(len(p) for p in pts.values())
+    lines = ["| student | " + " | ".join(f"point {i + 1}" for i in range(width)) + " | seconds |",
+             "|---|" + "---|" * (width + 1)]
+    for r in rows:
+        cells = [f"step {s}: {v:.5f}" for s, v in pts[r["name"]]]
+        cells += [""] * (width - len(cells))
+        lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {r['seconds']:.0f} |")
+    return lines
+
+
 def curve_points(losses, points=5, window=10):
     """Mean train loss over `window` steps ending at evenly spaced steps (the first window, ...,
     the last): [(step, loss)]."""
@@ -411,14 +424,7 @@ def write_report(path, a, rows, dense, setup, timings, native=None):
               "Distilling on the teacher's sampling trajectories (--data trajectories, 90% Sparge only) is",
               "compared in bench/training-attention-trajectories.md."]
     lines += ["", "**Training loss** (velocity MSE on the training batches, mean of the 10 steps ending at the step shown):", ""]
-    pts = {r["name"]: curve_points(r["losses"]) for r in rows}
-    width = max(len(p) for p in pts.values())
-    lines.append("| student | " + " | ".join(f"point {i + 1}" for i in range(width)) + " | seconds |")
-    lines.append("|---|" + "---|" * (width + 1))
-    for r in rows:
-        cells = [f"step {s}: {v:.5f}" for s, v in pts[r["name"]]]
-        cells += [""] * (width - len(cells))
-        lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {r['seconds']:.0f} |")
+    lines += loss_table(rows)
     if native:
         lines += ["", f"**Native tiles, before fine-tuning** (--native-check): 8 frames of 128 x 128 = 2048 tokens, "
                   f"128 x 64 tiles, Top-p calibrated the same way, {native['val']} held-out clips:", "",
@@ -502,14 +508,7 @@ def write_trajectory_report(path, a, rows, dense, setup, timings):
               f"{a.prompts} prompts; the trajectory", "student trains on the very sampler and step count it is "
               "evaluated with (held-out prompts and noise, same schedule)."]
     lines += ["", "**Training loss** (mean of the 10 steps ending at the step shown):", ""]
-    pts = {r["name"]: curve_points(r["losses"]) for r in rows}
-    width = max(len(p) for p in pts.values())
-    lines.append("| student | " + " | ".join(f"point {i + 1}" for i in range(width)) + " | seconds |")
-    lines.append("|---|" + "---|" * (width + 1))
-    for r in rows:
-        cells = [f"step {s}: {v:.5f}" for s, v in pts[r["name"]]]
-        cells += [""] * (width - len(cells))
-        lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {r['seconds']:.0f} |")
+    lines += loss_table(rows)
     lines += ["", "Times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), ""]
     Path(path).write_text("\n".join(lines))
 
