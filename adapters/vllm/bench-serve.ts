@@ -14,6 +14,7 @@
 import os from 'node:os';
 
 import { cpuModel } from '../../core/src/metrics/index.js';
+import { GaussianNoise } from '../../core/src/runtime/noise.js';
 
 export type Endpoint = '/v1/completions' | '/v1/chat/completions';
 
@@ -102,18 +103,6 @@ export function latencyStats(values: readonly number[]): LatencyStats {
   const mean = sorted.reduce((s, v) => s + v, 0) / sorted.length;
   const std = Math.sqrt(sorted.reduce((s, v) => s + (v - mean) ** 2, 0) / sorted.length);
   return { mean, median: percentile(sorted, 50), std, p99: percentile(sorted, 99) };
-}
-
-/** mulberry32: a small seeded generator, so the same seed gives the same prompts and arrivals. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 const WORDS = 'the of and to in is was for on that with as by at from his her an which or be are this had not but were have they one all been their there more when who will would time so into some no other than its only could two any new may these first after over about'.split(' ');
@@ -231,7 +220,8 @@ async function firstModel(url: string): Promise<string> {
 
 export async function runServeBench(options: ServeBenchOptions): Promise<ServeBenchResult> {
   const model = options.model ?? (await firstModel(options.url));
-  const random = seededRandom(options.seed ?? 0);
+  const noise = new GaussianNoise(options.seed ?? 0); // seeded: the same prompts and arrivals every run
+  const random = () => noise.uniform();
   const stream = options.stream ?? true;
   const bodies = Array.from({ length: options.numPrompts }, () => requestBody(options.endpoint, model, prompt(random, options.inputLen), options.outputLen, stream));
   // One draw per gap from Exp(rate), as vLLM's burstiness 1; fixed before the run so timing does not shift it.

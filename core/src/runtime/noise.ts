@@ -50,6 +50,11 @@ export class GaussianNoise {
     return r;
   }
 
+  /** A uniform in (0, 1): (next() + 0.5) / 2^32. */
+  uniform(): number {
+    return (this.nextU32() + 0.5) / 2 ** 32;
+  }
+
   /** A standard normal (Box-Muller pairs, cos first). */
   normal(): number {
     if (this.#spare !== null) {
@@ -57,8 +62,8 @@ export class GaussianNoise {
       this.#spare = null;
       return z;
     }
-    const u1 = (this.nextU32() + 0.5) / 2 ** 32;
-    const u2 = (this.nextU32() + 0.5) / 2 ** 32;
+    const u1 = this.uniform();
+    const u2 = this.uniform();
     const r = Math.sqrt(-2 * Math.log(u1));
     this.#spare = r * Math.sin(2 * Math.PI * u2);
     return r * Math.cos(2 * Math.PI * u2);
