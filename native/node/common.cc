@@ -221,4 +221,21 @@ Napi::Value RunAsync(Napi::Env env, std::function<slip_status()> work,
     return p;
 }
 
+void ReadNamedTensors(const Napi::CallbackInfo &info, const char *call, NamedTensors &out) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray() || !info[1].IsArray())
+        throw ArgumentError(env, std::string("expected arrays of names and tensors for ") + call + "(names, tensors, config)");
+    Napi::Array names = info[0].As<Napi::Array>(), tensors = info[1].As<Napi::Array>();
+    if (names.Length() != tensors.Length())
+        throw ArgumentError(env, "expected as many names as tensors, got " + std::to_string(names.Length()) +
+                                     " names and " + std::to_string(tensors.Length()) + " tensors");
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+        Napi::Value n = names.Get(i);
+        if (!n.IsString()) throw ArgumentError(env, "expected a string for names[" + std::to_string(i) + "]");
+        out.names.push_back(n.As<Napi::String>().Utf8Value());
+        out.tensors.push_back(ToTensor(tensors.Get(i), out.names.back().c_str()));
+    }
+    for (const std::string &n : out.names) out.name_ptrs.push_back(n.c_str());
+}
+
 }  // namespace slipnode

@@ -60,6 +60,19 @@ class Options {
     std::string name_;
 };
 
+// The weights of a runtime's create call, names[i] naming tensors[i]: the names own their strings
+// (name_ptrs point into them, so the struct stays where it was filled); the tensors point into JS
+// buffers the caller keeps alive until the call finishes.
+struct NamedTensors {
+    std::vector<std::string> names;
+    std::vector<const char *> name_ptrs;
+    std::vector<slip_tensor> tensors;
+    int64_t count() const { return static_cast<int64_t>(tensors.size()); }
+};
+
+// Fills `out` from info[0] (names) and info[1] (tensors); `call` names the function in errors.
+void ReadNamedTensors(const Napi::CallbackInfo &info, const char *call, NamedTensors &out);
+
 // slip_attn_params over slip_attn_params_init: the options' layout, causal and scale.
 slip_attn_params ToAttnParams(const Options &options);
 

@@ -204,12 +204,9 @@ class Qwen3Model : public Napi::ObjectWrap<Qwen3Model> {
     std::shared_ptr<int> sessions_ = std::make_shared<int>(0);
 };
 
-// The copied arguments of a create call: names own their strings, per-layer lists own their
-// numbers; tensors point into JS buffers that the caller keeps alive until the call finishes.
+// The copied arguments of a create call: the per-layer lists own their numbers.
 struct CreateArgs {
-    std::vector<std::string> names;
-    std::vector<const char *> name_ptrs;
-    std::vector<slip_tensor> tensors;
+    NamedTensors weights;
     std::vector<int64_t> layer_heads, layer_kv_heads, layer_intermediate;
     slip_qwen3_config config{};
     slip_qwen3_model_t model = nullptr;
@@ -257,28 +254,16 @@ void ToQwen3Config(Napi::Env env, const Napi::Value &v, CreateArgs &a) {
 
 std::shared_ptr<CreateArgs> ToCreateArgs(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsArray() || !info[1].IsArray())
-        throw ArgumentError(env, "expected arrays of names and tensors for qwen3ModelCreate(names, tensors, config)");
-    Napi::Array names = info[0].As<Napi::Array>(), tensors = info[1].As<Napi::Array>();
-    if (names.Length() != tensors.Length())
-        throw ArgumentError(env, "expected as many names as tensors, got " + std::to_string(names.Length()) +
-                                     " names and " + std::to_string(tensors.Length()) + " tensors");
     auto a = std::make_shared<CreateArgs>();
-    for (uint32_t i = 0; i < names.Length(); ++i) {
-        Napi::Value n = names.Get(i);
-        if (!n.IsString()) throw ArgumentError(env, "expected a string for names[" + std::to_string(i) + "]");
-        a->names.push_back(n.As<Napi::String>().Utf8Value());
-        a->tensors.push_back(ToTensor(tensors.Get(i), a->names.back().c_str()));
-    }
-    for (const std::string &n : a->names) a->name_ptrs.push_back(n.c_str());
+    ReadNamedTensors(info, "qwen3ModelCreate", a->weights);
     ToQwen3Config(env, info[2], *a);
     Options(info[3], "options");  // no keys yet; still refuses a non-object
     return a;
 }
 
 slip_status Create(CreateArgs &a) {
-    return slip_qwen3_model_create(a.name_ptrs.data(), a.tensors.data(), static_cast<int64_t>(a.tensors.size()),
-                                   &a.config, nullptr, &a.model);
+    return slip_qwen3_model_create(a.weights.name_ptrs.data(), a.weights.tensors.data(), a.weights.count(), &a.config,
+                                   nullptr, &a.model);
 }
 
 Napi::Value Wrap(Napi::Env env, slip_qwen3_model_t model) {

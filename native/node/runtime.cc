@@ -260,12 +260,9 @@ slip_wan_config ToWanConfig(Napi::Env env, const Napi::Value &v) {
     return c;
 }
 
-// The copied arguments of a create call: names own their strings; tensors point into JS buffers
-// that the caller keeps alive until the call finishes.
+// The copied arguments of a create call.
 struct CreateArgs {
-    std::vector<std::string> names;
-    std::vector<const char *> name_ptrs;
-    std::vector<slip_tensor> tensors;
+    NamedTensors weights;
     slip_wan_config config{};
     slip_wan_model_options options{};
     slip_wan_model_t model = nullptr;
@@ -283,20 +280,8 @@ slip_wan_model_options ToWanOptions(const Napi::Value &v) {
 
 std::shared_ptr<CreateArgs> ToCreateArgs(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsArray() || !info[1].IsArray())
-        throw ArgumentError(env, "expected arrays of names and tensors for wanModelCreate(names, tensors, config)");
-    Napi::Array names = info[0].As<Napi::Array>(), tensors = info[1].As<Napi::Array>();
-    if (names.Length() != tensors.Length())
-        throw ArgumentError(env, "expected as many names as tensors, got " + std::to_string(names.Length()) +
-                                     " names and " + std::to_string(tensors.Length()) + " tensors");
     auto a = std::make_shared<CreateArgs>();
-    for (uint32_t i = 0; i < names.Length(); ++i) {
-        Napi::Value n = names.Get(i);
-        if (!n.IsString()) throw ArgumentError(env, "expected a string for names[" + std::to_string(i) + "]");
-        a->names.push_back(n.As<Napi::String>().Utf8Value());
-        a->tensors.push_back(ToTensor(tensors.Get(i), a->names.back().c_str()));
-    }
-    for (const std::string &n : a->names) a->name_ptrs.push_back(n.c_str());
+    ReadNamedTensors(info, "wanModelCreate", a->weights);
     a->config = ToWanConfig(env, info[2]);
     a->options = ToWanOptions(info[3]);
     return a;
@@ -311,8 +296,8 @@ Napi::Value WanModelCreate(const Napi::CallbackInfo &info) {
     return RunAsync(
         info.Env(),
         [a]() {
-            return slip_wan_model_create(a->name_ptrs.data(), a->tensors.data(),
-                                         static_cast<int64_t>(a->tensors.size()), &a->config, &a->options, &a->model);
+            return slip_wan_model_create(a->weights.name_ptrs.data(), a->weights.tensors.data(), a->weights.count(),
+                                         &a->config, &a->options, &a->model);
         },
         [a](Napi::Env env) { return Wrap(env, a->model); }, Arguments(info));
 }
@@ -320,8 +305,8 @@ Napi::Value WanModelCreate(const Napi::CallbackInfo &info) {
 Napi::Value WanModelCreateSync(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     std::shared_ptr<CreateArgs> a = ToCreateArgs(info);
-    if (!Check(env, slip_wan_model_create(a->name_ptrs.data(), a->tensors.data(),
-                                          static_cast<int64_t>(a->tensors.size()), &a->config, &a->options, &a->model)))
+    if (!Check(env, slip_wan_model_create(a->weights.name_ptrs.data(), a->weights.tensors.data(), a->weights.count(),
+                                          &a->config, &a->options, &a->model)))
         return env.Undefined();
     return Wrap(env, a->model);
 }
