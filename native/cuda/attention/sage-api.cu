@@ -126,7 +126,7 @@ void attn_sage(const slip_tensor *q, const slip_tensor *k, const slip_tensor *v,
     if (major * 10 + minor < 89)
         fail(SLIP_STATUS_UNSUPPORTED, format("expected a GPU of compute capability 8.9 or newer (FP8 tensor cores), got %d.%d", major, minor));
 
-    // Hopper runs the wgmma kernels (sage-sm90.cu), which read V in key order and keys padded to 128.
+    // Hopper runs the wgmma kernels (sage-sm90.cu), which read keys padded to 128.
     const bool sm90 = sage::sm90_available(dev);
     const int64_t key_align = sm90 ? sage::kSm90KeyAlign : sage::kTileK;
     const int64_t Nkp = (Nk + key_align - 1) / key_align * key_align;
@@ -155,7 +155,6 @@ void attn_sage(const slip_tensor *q, const slip_tensor *k, const slip_tensor *v,
     buf.vt = take(sizes[4]);
     buf.vs = reinterpret_cast<float *>(take(sizes[5]));
     buf.lsec = reinterpret_cast<float *>(take(sizes[6]));
-    buf.vt_permuted = !sm90;
     float *scratch = reinterpret_cast<float *>(take(sizes[7]));
     const float scale = p->scale > 0.0f ? p->scale : 1.0f / std::sqrt(static_cast<float>(D));
     sage::quantize(qv, kv, vv, dt == SLIP_DTYPE_BF16, s, sp->granularity, sp->block_q, sp->block_k, sp->warp_q,

@@ -5,13 +5,14 @@
 //   qs     f32  [B, Hq, Nq]         each Q row's scale times softmax scale times log2(e)
 //   kc     int8 [B, Hk, Nkp, D]     K' = K - mean(K) codes, Nkp = Nk rounded up to 64, rows past Nk 0
 //   ks     f32  [B, Hk, Nkp]        each K row's scale (0 past Nk)
-//   vt     fp8  [B, Hk, D, Nkp]     V per channel in E4M3, transposed; for the mma.sync kernel
-//                                   (vt_permuted) keys permuted in each group of 16 so that one
-//                                   32-bit load is an m16n8k32 B fragment, in order for wgmma
+//   vt     fp8  [B, Hk, D, Nkp]     V per channel in E4M3, transposed, keys permuted in each group
+//                                   of 16 (vt_key_of_position): the order in which a thread's S
+//                                   accumulators are its P operand, for mma.sync and wgmma alike
 //   vs     f32  [B, Hk, D]          V's per-channel scale
 //   lsec   f32  [B, Hq, Nq]         smooth-K's LSE correction scale·(q · mean(K)), or none
-// Scales are per row (each row carries its group's scale), so the attention kernel does not
-// depend on the granularity the quantizers used.
+// Scales are per row (each row carries its group's scale). The mma.sync kernel reads them per row;
+// the sm_90 kernels read one K scale per (64-key tile, key mod 8 / 2), the first key's, which
+// every granularity with block_k 64 gives (the sage.h groups).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -51,7 +52,6 @@ struct QuantBuffers {
     uint8_t *vt;
     float *vs;
     float *lsec;  // nullptr: no correction (no smooth-K, or no LSE wanted)
-    bool vt_permuted;
 };
 
 struct Shape {
@@ -67,7 +67,7 @@ void quantize(const View4 &q, const View4 &k, const View4 &v, bool in_bf16, cons
 int64_t quantize_scratch_floats(const Shape &s);
 
 // The attention kernel (sage-forward.cu). block_mask: U8 [B, Hq, ceil(Nq/128), Nkp/64] or nullptr.
-// Needs vt_permuted and Nkp a multiple of 64.
+// Needs Nkp a multiple of 64.
 void attend(const QuantBuffers &buf, const Shape &s, bool causal, const uint8_t *block_mask, const View4 &out,
             bool out_bf16, float *lse, cudaStream_t stream);
 

@@ -1,10 +1,10 @@
-// SageAttention2 on Hopper: the wgmma kernels that native/cuda/triton/aot.py compiled from
-// sage_attention.py, embedded as cubins (CMake turns native/cuda/triton/cubin/*.cubin into byte
+// SageAttention2 on Hopper: the wgmma kernels that native/cuda/triton/aot.py compiled from the
+// Gluon source sage_attention.py, embedded as cubins (CMake turns native/cuda/triton/cubin/*.cubin into byte
 // arrays) and launched through the runtime's library API, so the library links no driver API and
 // still loads where there is no GPU.
 //
 // The block-sparse variant walks a list of kept key tiles per program instead of testing the mask
-// tile by tile (a branch in the loop stops Triton's pipelining of the loads): compact_tiles below
+// tile by tile (a branch in the loop would stall its load pipeline): compact_tiles below
 // writes, per BLOCK_M query rows, the kept tiles that need no mask, then those that do.
 #include <cuda_runtime.h>
 
@@ -128,8 +128,8 @@ bool sm90_available(int device) {
 void attend_sm90(const QuantBuffers &buf, const Shape &s, bool causal, const uint8_t *block_mask, const View4 &out,
                  bool out_bf16, float *lse, cudaStream_t stream) {
     const Sm90Kernel &k = pick(s.D, block_mask != nullptr, out_bf16);
-    if (s.Nkp % kSm90KeyAlign != 0 || s.Nkp % k.block_n != 0 || buf.vt_permuted)
-        fail(SLIP_STATUS_INTERNAL, "sm_90 attention needs vt in key order and Nkp a multiple of 128");
+    if (s.Nkp % kSm90KeyAlign != 0 || s.Nkp % k.block_n != 0)
+        fail(SLIP_STATUS_INTERNAL, "sm_90 attention needs Nkp a multiple of 128");
     const cudaKernel_t kernel = load(k);
     const int programs_m = (s.Nq + k.block_m - 1) / k.block_m;
     const int64_t programs = static_cast<int64_t>(s.B) * s.Hq * programs_m;

@@ -1,11 +1,12 @@
-"""Compiles the Triton kernels of libslipstream ahead of time into cubins, and writes the table the
+"""Compiles the Gluon kernels of libslipstream ahead of time into cubins, and writes the table the
 library launches them by (native/cuda/triton/cubin/kernels.inc). Building the library needs
 neither Python nor Triton: run this after changing a kernel or a variant, and commit its output.
 
     python3 native/cuda/triton/aot.py        # needs triton (3.6); no GPU: ptxas ships with Triton
 
 Each variant fixes the head dim, the tile shape, the pipelining depth, the output dtype and the
-options; the block shapes were chosen on an H100 (bench/NOTES.md has the sweep).
+accumulation; the shapes were chosen on an H100 and an H200 with bench/gpu/sage_probe.py
+(bench/NOTES.md has the sweeps).
 """
 
 import hashlib
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import triton
 from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
+from triton.experimental.gluon._runtime import GluonASTSource
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -32,34 +33,33 @@ SAGE_PARAMS = ["qc", "qs", "kc", "ks", "vt", "vs", "lsec", "out", "lse", "tiles"
 SAGE_DIVISIBILITY = {"qc": 16, "qs": 16, "kc": 16, "ks": 16, "vt": 16, "vs": 16, "lsec": 16, "out": 16, "tiles": 16,
                      "tile_counts": 16, "Nkp": 16, "out_sb": 8, "out_sh": 8, "out_sn": 8, "tile_cols": 16}
 
-# (D, BLOCK_M, BLOCK_N, num_warps, num_stages, maxnreg, SPARSE, FLUSH)
+# (D, BLOCK_M, BLOCK_N, num_warps, STAGES, SPARSE, FLUSH); the sparse kernels walk 64-key tiles
+# (the block mask's columns).
 SAGE_VARIANTS = [
-    (64, 64, 128, 4, 3, None, False, True),
-    (128, 64, 128, 4, 3, None, False, True),
-    (256, 128, 64, 8, 3, None, False, False),
-    (64, 64, 64, 4, 3, 168, True, True),
-    (128, 64, 64, 4, 3, 168, True, True),
-    (256, 128, 64, 8, 3, None, True, False),
+    (64, 64, 128, 4, 3, False, True),
+    (128, 64, 128, 4, 3, False, True),
+    (256, 64, 64, 4, 2, False, False),
+    (64, 64, 64, 4, 3, True, True),
+    (128, 64, 64, 4, 3, True, True),
+    (256, 64, 64, 4, 2, True, False),
 ]
 
 
 def sage_signature(out_dtype):
-    types = {"qc": "*i8", "qs": "*fp32", "kc": "*i8", "ks": "*fp32", "vt": "*u8", "vs": "*fp32", "lsec": "*fp32",
+    types = {"qc": "*i8", "qs": "*fp32", "kc": "*i8", "ks": "*fp32", "vt": "*fp8e4nv", "vs": "*fp32", "lsec": "*fp32",
              "out": out_dtype, "lse": "*fp32", "tiles": "*i16", "tile_counts": "*i32", "out_sb": "i64",
              "out_sh": "i64", "out_sn": "i64"}
     return {name: types.get(name, "i32") for name in SAGE_PARAMS}
 
 
-def compile_sage(d, bm, bn, warps, stages, maxnreg, sparse, flush, out_dtype):
+def compile_sage(d, bm, bn, warps, stages, sparse, flush, out_dtype):
     sig = sage_signature(out_dtype)
-    constexprs = {"D": d, "BLOCK_M": bm, "BLOCK_N": bn, "SPARSE": sparse, "FLUSH": flush}
+    constexprs = {"D": d, "BLOCK_M": bm, "BLOCK_N": bn, "SPARSE": sparse, "STAGES": stages, "FLUSH": flush,
+                  "num_warps": warps}
     sig.update({k: "constexpr" for k in constexprs})
     attrs = {(SAGE_PARAMS.index(n),): [["tt.divisibility", v]] for n, v in SAGE_DIVISIBILITY.items()}
-    src = ASTSource(fn=sage_attention.sage_attention_fwd, signature=sig, constexprs=constexprs, attrs=attrs)
-    options = {"num_warps": warps, "num_stages": stages}
-    if maxnreg:
-        options["maxnreg"] = maxnreg  # 3 CTAs a multiprocessor for the short sparse loops
-    k = triton.compile(src, target=TARGET, options=options)
+    src = GluonASTSource(fn=sage_attention.sage_attention_fwd, signature=sig, constexprs=constexprs, attrs=attrs)
+    k = triton.compile(src, target=TARGET, options={"num_warps": warps})
     md = k.metadata
     if md.global_scratch_size or md.profile_scratch_size or md.num_ctas != 1:
         raise SystemExit(f"{md.name}: the launcher passes no scratch and launches no clusters")
@@ -71,9 +71,9 @@ def main():
     for old in OUT.glob("*.cubin"):
         old.unlink()
     rows = []
-    for d, bm, bn, warps, stages, maxnreg, sparse, flush in SAGE_VARIANTS:
+    for d, bm, bn, warps, stages, sparse, flush in SAGE_VARIANTS:
         for dtype, bf16 in (("*bf16", 1), ("*fp16", 0)):
-            cubin, md = compile_sage(d, bm, bn, warps, stages, maxnreg, sparse, flush, dtype)
+            cubin, md = compile_sage(d, bm, bn, warps, stages, sparse, flush, dtype)
             name = f"sage-d{d}-{'sparse' if sparse else 'dense'}-{'bf16' if bf16 else 'fp16'}"
             (OUT / f"{name}.cubin").write_bytes(cubin)
             rows.append(f'    {{"{name}", "{md.name}", {d}, {bm}, {bn}, {int(sparse)}, {bf16}, {md.num_warps}, '

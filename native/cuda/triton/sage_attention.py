@@ -1,77 +1,181 @@
-"""SageAttention2's forward for Hopper (sm_90a) in Triton: INT8 QK^T and FP8 P.V on wgmma.
+"""SageAttention2's forward for Hopper (sm_90a) in Gluon, Triton's explicit-layout language.
 
-Triton lowers the two `tl.dot`s to warpgroup MMAs (wgmma s8 and e4m3); the hand-written kernel in
-sage-forward.cu is limited to mma.sync. `aot.py` compiles this file ahead of time into the cubins
-libslipstream loads (sage-sm90.cu): building the library needs no Python.
-
-It reads the buffers of sage-cuda.cuh that the CUDA quantizers write, with vt in plain transposed
-key order and Nkp a multiple of BLOCK_N, and computes what the CPU reference
-(native/src/attention/sage-forward.cpp) does, up to exp2 and summation order:
-  S = int32(Qc.Kc^T) * qs_row * ks_col          (qs carries softmax scale * log2(e))
+`aot.py` compiles this file ahead of time into the cubins libslipstream loads (sage-sm90.cu):
+building the library needs no Python. It reads the buffers of sage-cuda.cuh that the CUDA
+quantizers write (vt in the permuted key order, Nkp a multiple of BLOCK_N) and computes what the
+CPU reference (native/src/attention/sage-forward.cpp) does, up to exp2 and summation order:
+  S = int32(Qc.Kc^T) * qs_row * ks_group     (qs carries softmax scale * log2(e))
   P~ = 448 * 2^(S - m_run) in E4M3, l += the unrounded P~
-  FLUSH:     acc = acc * 2^(m_old - m_new) + (P~.V~ of this tile in the FP8 MMA's accumulator)
-  not FLUSH: the MMA accumulates into acc itself (one level: no second register tile, which D 256
-             cannot afford; bench/gpu.md measures what it costs in accuracy)
+  FLUSH:     acc = acc * 2^(m_old - m_new) + (P~.V~ of this tile in a fresh FP32 tile): two-level
+             accumulation, since the FP8 MMA accumulates with a 13-bit mantissa
+  not FLUSH: the MMA accumulates into acc itself (D 256, which has no registers for a second
+             tile; bench/gpu.md measures what it costs in accuracy)
   out = acc * vs / l;  lse = (m + log2(l) - log2(448)) * ln2 + lsec
+
+Why Gluon and not `tl.dot`: Triton waits for every wgmma at once, so the tensor cores idle while
+the softmax runs. Here one warpgroup (64 query rows) runs, per key tile j with S_j in registers:
+    issue the cp.async of tile j + STAGES - 1; wait for tile j + 1
+    issue S_{j+1} = Q.K_{j+1}^T                  (INT8 wgmma, asynchronous)
+    softmax(S_j) -> P_j (FP8, in registers)      (under S_{j+1})
+    issue P_j.V_j; wait for both; acc += P_j.V_j
+Two such CTAs share a multiprocessor (255 registers a thread) and fill each other's gaps.
+bench/NOTES.md has the measurements that chose this shape.
 """
 
-import triton
-import triton.language as tl
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.ampere import async_copy
+from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma, warpgroup_mma_wait
 
-LOG2_448 = tl.constexpr(8.807354922057604)
-LN2 = tl.constexpr(0.6931471805599453)
+LOG2_448 = gl.constexpr(8.807354922057604)
+LN2 = gl.constexpr(0.6931471805599453)
 # An INT32 dot d with |d| < 2^22 added to the bits of 1.5 * 2^23 reads as the float 1.5 * 2^23 + d
-# exactly: one integer add and one FMA turn it into a float on the full-rate pipe (I2F runs at a
-# quarter of that rate, as slow as the exp2 that already bounds this kernel). D <= 256: |d| <=
-# 256 * 127^2 < 2^22.
-MAGIC_BITS = tl.constexpr(0x4B400000)
-MAGIC = tl.constexpr(12582912.0)
+# exactly, so the S accumulator starts at those bits and no I2F (quarter rate, on the pipe the
+# exp2s already load) is needed. D <= 256: |d| <= 256 * 127^2 < 2^22.
+MAGIC_BITS = gl.constexpr(0x4B400000)
+MAGIC = gl.constexpr(12582912.0)
 
 
-@triton.jit
+@gluon.jit
 def _exp2_ftz(x):
-    # One MUFU.EX2; Triton's exp2 adds a denormal fix-up. P~ below 2^-126 is 0 in E4M3 anyway.
-    return tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [x], dtype=tl.float32,
-                                     is_pure=True, pack=1)
+    # One MUFU.EX2; gl.exp2 adds a denormal fix-up. P~ below 2^-126 is 0 in E4M3 anyway.
+    return gl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [x], dtype=gl.float32, is_pure=True,
+                                     pack=1)
 
 
-@triton.jit
-def _attend_tile(acc, l_i, m_i, q, qs_safe, rows, k_ptrs, ks_ptrs, v_ptrs, start_n, Nk, shift, causal,
-                 D: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, FLUSH: tl.constexpr):
-    kc_tile = tl.load(k_ptrs + start_n * D)
-    ks_tile = tl.load(ks_ptrs + start_n)
-    vt_tile = tl.load(v_ptrs + start_n).to(tl.float8e4nv, bitcast=True)
-    s_int = tl.dot(q, tl.trans(kc_tile))
-    bits = (s_int + MAGIC_BITS).to(tl.float32, bitcast=True)
-    # z = S_int * ks; S = qs * z, and the row max of S is qs times the row max of z because qs >= 0
-    # (qs_safe > 0 keeps 0 * -inf out).
-    z = bits * ks_tile[None, :] - MAGIC * ks_tile[None, :]
-    if MASKED:
-        cols = start_n + tl.arange(0, BLOCK_N)
+@gluon.jit
+def _keep_alive(x):
+    # wgmma reads its register operand until the wait; a use after the wait keeps the compiler off
+    # those registers (Triton 3.6's wait cannot carry 8-bit tensors itself).
+    gl.inline_asm_elementwise("// keep $1", "=r,r", [x], dtype=gl.int8, is_pure=False, pack=4)
+
+
+@gluon.jit
+def _tile_start(tiles_row, j, SPARSE: gl.constexpr, BLOCK_N: gl.constexpr):
+    if SPARSE:
+        return gl.load(tiles_row + j).to(gl.int32) * BLOCK_N
+    else:
+        return j * BLOCK_N
+
+
+@gluon.jit
+def _load_tile(k_smem, v_smem, stage, kc_head, vt_head, start_n, k_offs, v_offs, D: gl.constexpr):
+    async_copy.async_copy_global_to_shared(k_smem.index(stage), kc_head + start_n * D + k_offs)
+    async_copy.async_copy_global_to_shared(v_smem.index(stage), vt_head + start_n + v_offs)
+
+
+@gluon.jit
+def _as_operand(p, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, p_layout: gl.constexpr):
+    """P~ in E4M3 as the A operand of the P.V wgmma, without moving a byte between threads.
+
+    In the S accumulator a thread holds, of each 32 keys, keys 16a + 8b + 2q + e (q = lane % 4;
+    a, b, e in {0, 1}); as an A operand it holds k = 16a + 4q + 2b + e. Relabelling key
+    16a + 8b + 2q + e as column 16a + 4q + 2b + e makes the two layouts one, and vt stores its
+    keys in that order (sage-quant.cu's sm_90 permutation), so P.V sums the same products."""
+    p = gl.reshape(p, [BLOCK_M, BLOCK_N // 32, 2, 2, 4, 2])
+    p = gl.convert_layout(gl.reshape(gl.permute(p, [0, 1, 2, 4, 3, 5]), [BLOCK_M, BLOCK_N]), p_layout)
+    # Four consecutive registers are four consecutive k: two cvt.e4m3x2 and one byte merge.
+    return gl.inline_asm_elementwise(
+        "{ .reg .b16 lo, hi; cvt.rn.satfinite.e4m3x2.f32 lo, $2, $1; cvt.rn.satfinite.e4m3x2.f32 hi, $4, $3; "
+        "mov.b32 $0, {lo, hi}; }", "=r,f,f,f,f", [p], dtype=gl.float8e4nv, is_pure=True, pack=4)
+
+
+@gluon.jit
+def _softmax(s_int, ks_head, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, masked,
+             BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, s_layout: gl.constexpr):
+    """P~ (FP32, s_layout) of one tile, its rescale alpha of the running state, and the new m, l.
+
+    K's INT8 scale is one per (64-key tile, key mod 8 // 2) under every granularity the CUDA path
+    takes (block_k 64; sage-quant.cu), and key mod 8 // 2 is the lane's quad index q in the S
+    accumulator: each thread's scores of 64 keys share one K scale. So the exponent is one FFMA
+    of the raw accumulator bits, c1 * bits + c0, with c1 = qs * ks and c0 folding the magic
+    offset and the row max, per (row, 64 keys) instead of per score."""
+    bits = s_int.to(gl.float32, bitcast=True)  # 1.5 * 2^23 + S_int, exactly
+    if masked:
+        cols = start_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
         keep = (cols[None, :] < Nk) & ((cols[None, :] <= rows[:, None] + shift) | (causal == 0))
-        z = tl.where(keep, z, float("-inf"))
-    m_new = tl.maximum(m_i, qs_safe * tl.max(z, 1))
-    if MASKED:
-        # A row that has seen only masked keys keeps m = -inf: alpha 1, P~ 0, never inf - inf.
-        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.where(m_i == float("-inf"), 1.0, _exp2_ftz(m_i - m_use))
-    else:
-        m_use = m_new
-        alpha = _exp2_ftz(m_i - m_use)
-    p = _exp2_ftz(qs_safe[:, None] * z + (LOG2_448 - m_use)[:, None])
-    l_i = l_i * alpha + tl.sum(p, 1)
+        bits = gl.where(keep, bits, float("-inf"))
+    # key = 64 h + 8 i + 2 q + e: h and i in registers, q across the quad's lanes, e the pair.
+    b5 = gl.reshape(bits, [BLOCK_M, BLOCK_N // 64, 8, 4, 2])
+    group_max = gl.max(gl.max(b5, 4), 2)  # [M, H, 4], within each thread
+    g_layout: gl.constexpr = group_max.type.layout
+    k_layout: gl.constexpr = gl.SliceLayout(0, g_layout)
+    r_layout: gl.constexpr = gl.SliceLayout(1, gl.SliceLayout(2, g_layout))
+    hh = gl.arange(0, BLOCK_N // 64, layout=gl.SliceLayout(1, k_layout))
+    qq = gl.arange(0, 4, layout=gl.SliceLayout(0, k_layout))
+    # The group's first key: past Nk it is padding (scale 0) and so is the whole group; 1e-30
+    # keeps c1 > 0 so that masked scores stay -inf rather than 0 * -inf.
+    ks_g = gl.maximum(gl.load(ks_head + start_n + 64 * hh[:, None] + 2 * qq[None, :]), 1e-30)
+    qs_g = gl.convert_layout(qs_safe, r_layout)
+    # The row max of S = qs * ks * (bits - MAGIC); qs > 0, so qs times the max of ks * (bits - MAGIC).
+    zmax = gl.max(gl.max((group_max - MAGIC) * ks_g[None, :, :], 2), 1)
+    m_new = gl.maximum(m_i, qs_safe * gl.convert_layout(zmax, gl.SliceLayout(1, s_layout)))
+    # A row that has seen only masked keys keeps m = -inf: alpha 1, P~ 0, never inf - inf.
+    m_use = gl.where(m_new == float("-inf"), 0.0, m_new)
+    alpha = gl.where(m_i == float("-inf"), 1.0, _exp2_ftz(m_i - m_use))
+    c1 = qs_g[:, None, None] * ks_g[None, :, :]
+    c0 = (LOG2_448 - gl.convert_layout(m_use, r_layout))[:, None, None] - c1 * MAGIC
+    p5 = _exp2_ftz(c1[:, :, None, :, None] * b5 + c0[:, :, None, :, None])
+    p = gl.convert_layout(gl.reshape(p5, [BLOCK_M, BLOCK_N]), s_layout)
+    l_new = l_i * alpha + gl.sum(p, 1)
+    return p, alpha, m_new, l_new
+
+
+@gluon.jit
+def _pv(p_op, v_tile, acc, alpha, s_tok, WITH_S: gl.constexpr, FLUSH: gl.constexpr):
+    """acc rescaled by alpha plus P.V of one tile; with WITH_S also waits for S_{j+1} (s_tok)."""
     if FLUSH:
-        acc = acc * alpha[:, None] + tl.dot(p.to(tl.float8e4nv), tl.trans(vt_tile))
+        pv_tok = warpgroup_mma(p_op, v_tile, acc, use_acc=False, is_async=True)
+        if WITH_S:
+            s_next, pv = warpgroup_mma_wait(num_outstanding=0, deps=[s_tok, pv_tok])
+        else:
+            s_next = s_tok
+            pv = warpgroup_mma_wait(num_outstanding=0, deps=[pv_tok])
+        acc = acc * alpha + pv
     else:
-        acc = tl.dot(p.to(tl.float8e4nv), tl.trans(vt_tile), acc * alpha[:, None])
-    return acc, l_i, m_new
+        pv_tok = warpgroup_mma(p_op, v_tile, acc * alpha, is_async=True)
+        if WITH_S:
+            s_next, acc = warpgroup_mma_wait(num_outstanding=0, deps=[s_tok, pv_tok])
+        else:
+            s_next = s_tok
+            acc = warpgroup_mma_wait(num_outstanding=0, deps=[pv_tok])
+    _keep_alive(p_op)
+    return s_next, acc
 
 
-@triton.jit
+@gluon.jit
+def _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, magic, kc_head, vt_head, ks_head, k_offs, v_offs,
+          tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal,
+          D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SPARSE: gl.constexpr,
+          STAGES: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr,
+          FLUSH: gl.constexpr):
+    """Tile j with S_j = s_int in registers: returns S_{j+1} (issued first, under the softmax)."""
+    # Tile j + STAGES - 1 goes to the stage of tile j - 1, whose MMAs every warp has waited for.
+    gl.thread_barrier()
+    nxt = j + STAGES - 1
+    if nxt < n_end:
+        _load_tile(k_smem, v_smem, nxt % STAGES, kc_head, vt_head, _tile_start(tiles_row, nxt, SPARSE, BLOCK_N),
+                   k_offs, v_offs, D)
+    async_copy.commit_group()
+    async_copy.wait_group(STAGES - 2)  # tile j + 1 has landed
+    gl.thread_barrier()
+    fence_async_shared()
+
+    s_tok = warpgroup_mma(q_smem, k_smem.index((j + 1) % STAGES).permute((1, 0)), magic, is_async=True)
+    p, alpha, m_i, l_i = _softmax(s_int, ks_head, _tile_start(tiles_row, j, SPARSE, BLOCK_N), qs_safe, m_i, l_i,
+                                  rows, Nk, shift, causal, j >= n_full, BLOCK_M, BLOCK_N, s_layout)
+    p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
+    s_next, acc = _pv(p_op, v_smem.index(j % STAGES).permute((1, 0)), acc, gl.convert_layout(alpha, row_o)[:, None],
+                      s_tok, True, FLUSH)
+    return s_next, acc, m_i, l_i
+
+
+@gluon.jit
 def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_counts,
                        Hq, Hk, Nq, Nk, Nkp, out_sb, out_sh, out_sn, causal, write_lse, has_lsec, tile_cols,
-                       D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                       SPARSE: tl.constexpr, FLUSH: tl.constexpr):
+                       D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+                       SPARSE: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr,
+                       FLUSH: gl.constexpr):
     """One program per (BLOCK_M query rows, batch * head); out's dtype (bf16 or fp16) is its
     pointer's. Bottom-right causality: row r sees keys <= r + Nk - Nq.
 
@@ -79,64 +183,108 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
     listed in tiles[t * tile_cols :], ascending, int16: tile_counts[2t] of them need no mask (whole
     tile below Nk and causally visible to every row), then up to tile_counts[2t + 1] that do.
     Dense: every tile, the first that need no mask, then the rest."""
-    pid_m = tl.program_id(0)
-    bh = tl.program_id(1)
+    pid_m = gl.program_id(0)
+    bh = gl.program_id(1)
     b = bh // Hq
     h = bh % Hq
     hk = h // (Hq // Hk)
-    kv = (b * Hk + hk).to(tl.int64)
+    kv = (b * Hk + hk).to(gl.int64)
 
-    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, D)
-    offs_n = tl.arange(0, BLOCK_N)
-    row_ok = rows < Nq
-    q_rows = bh.to(tl.int64) * Nq + rows
-    q = tl.load(qc + q_rows[:, None] * D + offs_d[None, :], mask=row_ok[:, None], other=0)
-    qs_safe = tl.maximum(tl.load(qs + q_rows, mask=row_ok, other=0.0), 1e-30)
+    # wgmma layouts: S (INT32, k = 32 per instruction) and O (FP32 from FP8) tiled over the warps
+    # along rows; P enters the second MMA from registers.
+    warps: gl.constexpr = [num_warps, 1]
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=warps, instr_shape=[16, BLOCK_N, 32])
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=warps, instr_shape=[16, D, 32])
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=4)
+    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
+    col_o: gl.constexpr = gl.SliceLayout(0, o_layout)
 
-    k_ptrs = kc + (kv * Nkp + offs_n)[:, None] * D + offs_d[None, :]
-    ks_ptrs = ks + kv * Nkp + offs_n
-    v_ptrs = vt + (kv * D + offs_d)[:, None] * Nkp + offs_n[None, :]
+    # cp.async: 16 bytes a thread along the contiguous dimension.
+    ld_kq: gl.constexpr = gl.BlockedLayout([1, 16], [32 * 16 // D, D // 16], [num_warps, 1], [1, 0])
+    ld_v: gl.constexpr = gl.BlockedLayout([1, 16], [32 * 16 // BLOCK_N, BLOCK_N // 16], [num_warps, 1], [1, 0])
 
-    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
-    l_i = tl.zeros([BLOCK_M], tl.float32)
-    acc = tl.zeros([BLOCK_M, D], tl.float32)
+    q_smem = gl.allocate_shared_memory(gl.int8, [BLOCK_M, D], gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], gl.int8))
+    k_smem = gl.allocate_shared_memory(gl.int8, [STAGES, BLOCK_N, D],
+                                       gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.int8))
+    v_smem = gl.allocate_shared_memory(gl.float8e4nv, [STAGES, D, BLOCK_N],
+                                       gl.NVMMASharedLayout.get_default_for([D, BLOCK_N], gl.float8e4nv))
+
+    first = pid_m * BLOCK_M
+    q_rows_ld = first + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, ld_kq))
+    d_ld = gl.arange(0, D, layout=gl.SliceLayout(0, ld_kq))
+    q_ptrs = qc + (bh.to(gl.int64) * Nq + q_rows_ld)[:, None] * D + d_ld[None, :]
+    async_copy.async_copy_global_to_shared(q_smem, q_ptrs, mask=(q_rows_ld < Nq)[:, None])
+
+    n_ld = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, ld_kq))
+    k_offs = n_ld[:, None] * D + d_ld[None, :]
+    dv_ld = gl.arange(0, D, layout=gl.SliceLayout(1, ld_v))
+    nv_ld = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, ld_v))
+    v_offs = dv_ld[:, None] * Nkp + nv_ld[None, :]
+    kc_head = kc + kv * Nkp * D
+    vt_head = vt + kv * D * Nkp
+    ks_head = ks + kv * Nkp
+
     shift = Nk - Nq
-
+    tiles_row = tiles
     if SPARSE:
-        t = bh.to(tl.int64) * tl.num_programs(0) + pid_m
-        listed = tiles + t * tile_cols
-        n_full = tl.load(tile_counts + 2 * t)
-        n_end = tl.load(tile_counts + 2 * t + 1)
-        for i in range(0, n_full):
-            start_n = tl.load(listed + i).to(tl.int32) * BLOCK_N
-            acc, l_i, m_i = _attend_tile(acc, l_i, m_i, q, qs_safe, rows, k_ptrs, ks_ptrs, v_ptrs, start_n, Nk,
-                                         shift, causal, D, BLOCK_N, False, FLUSH)
-        for i in range(n_full, n_end):
-            start_n = tl.load(listed + i).to(tl.int32) * BLOCK_N
-            acc, l_i, m_i = _attend_tile(acc, l_i, m_i, q, qs_safe, rows, k_ptrs, ks_ptrs, v_ptrs, start_n, Nk,
-                                         shift, causal, D, BLOCK_N, True, FLUSH)
+        t = bh.to(gl.int64) * gl.num_programs(0) + pid_m
+        tiles_row = tiles + t * tile_cols
+        n_full = gl.load(tile_counts + 2 * t)
+        n_end = gl.load(tile_counts + 2 * t + 1)
     else:
-        first = pid_m * BLOCK_M
-        n_end = tl.cdiv(Nk, BLOCK_N)
+        n_end = gl.cdiv(Nk, BLOCK_N)
         n_full = Nk // BLOCK_N
         if causal:
-            seen = tl.maximum(tl.minimum(first + BLOCK_M, Nq) + shift, 0)  # keys the last row sees
-            n_end = tl.minimum(n_end, tl.cdiv(seen, BLOCK_N))
-            n_full = tl.minimum(n_full, tl.maximum(first + shift + 1, 0) // BLOCK_N)
-        for j in range(0, n_full):
-            acc, l_i, m_i = _attend_tile(acc, l_i, m_i, q, qs_safe, rows, k_ptrs, ks_ptrs, v_ptrs, j * BLOCK_N, Nk,
-                                         shift, causal, D, BLOCK_N, False, FLUSH)
-        for j in range(n_full, n_end):
-            acc, l_i, m_i = _attend_tile(acc, l_i, m_i, q, qs_safe, rows, k_ptrs, ks_ptrs, v_ptrs, j * BLOCK_N, Nk,
-                                         shift, causal, D, BLOCK_N, True, FLUSH)
+            seen = gl.maximum(gl.minimum(first + BLOCK_M, Nq) + shift, 0)  # keys the last row sees
+            n_end = gl.minimum(n_end, gl.cdiv(seen, BLOCK_N))
+            n_full = gl.minimum(n_full, gl.maximum(first + shift + 1, 0) // BLOCK_N)
 
-    vscale = tl.load(vs + kv * D + offs_d)
-    inv_l = tl.where(l_i > 0.0, 1.0 / l_i, 0.0)
+    # Prologue: Q with tile 0 in group 0, tiles 1 .. STAGES - 2 in their own groups.
+    for i in gl.static_range(STAGES - 1):
+        if i < n_end:
+            _load_tile(k_smem, v_smem, i, kc_head, vt_head, _tile_start(tiles_row, i, SPARSE, BLOCK_N), k_offs,
+                       v_offs, D)
+        async_copy.commit_group()
+
+    rows = first + gl.arange(0, BLOCK_M, layout=row_s)
+    row_ok = rows < Nq
+    q_rows = bh.to(gl.int64) * Nq + rows
+    qs_safe = gl.maximum(gl.load(qs + q_rows, mask=row_ok, other=0.0), 1e-30)
+    m_i = gl.full([BLOCK_M], float("-inf"), gl.float32, row_s)
+    l_i = gl.zeros([BLOCK_M], gl.float32, row_s)
+    acc = gl.zeros([BLOCK_M, D], gl.float32, o_layout)
+    magic = gl.full([BLOCK_M, BLOCK_N], MAGIC_BITS, gl.int32, s_layout)
+
+    if n_end > 0:
+        async_copy.wait_group(STAGES - 2)
+        gl.thread_barrier()
+        fence_async_shared()
+        s_tok = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), magic, is_async=True)
+        s_int = warpgroup_mma_wait(num_outstanding=0, deps=[s_tok])
+        for j in range(0, n_end - 1):
+            s_int, acc, m_i, l_i = _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, magic, kc_head, vt_head,
+                                         ks_head, k_offs, v_offs, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift,
+                                         causal, D, BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o,
+                                         FLUSH)
+        last = n_end - 1
+        p, alpha, m_i, l_i = _softmax(s_int, ks_head, _tile_start(tiles_row, last, SPARSE, BLOCK_N), qs_safe, m_i,
+                                      l_i, rows, Nk, shift, causal, last >= n_full, BLOCK_M, BLOCK_N, s_layout)
+        p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
+        s_int, acc = _pv(p_op, v_smem.index(last % STAGES).permute((1, 0)), acc,
+                         gl.convert_layout(alpha, row_o)[:, None], s_int, False, FLUSH)
+    async_copy.wait_group(0)
+
+    rows_o = first + gl.arange(0, BLOCK_M, layout=row_o)
+    offs_d = gl.arange(0, D, layout=col_o)
+    vscale = gl.load(vs + kv * D + offs_d)
+    l_o = gl.convert_layout(l_i, row_o)
+    inv_l = gl.where(l_o > 0.0, 1.0 / l_o, 0.0)
     o = acc * vscale[None, :] * inv_l[:, None]
-    o_ptrs = out + b.to(tl.int64) * out_sb + h.to(tl.int64) * out_sh + rows.to(tl.int64)[:, None] * out_sn + offs_d[None, :]
-    tl.store(o_ptrs, o.to(out.dtype.element_ty), mask=row_ok[:, None])
+    o_ptrs = (out + b.to(gl.int64) * out_sb + h.to(gl.int64) * out_sh + rows_o.to(gl.int64)[:, None] * out_sn
+              + offs_d[None, :])
+    gl.store(o_ptrs, o.to(out.dtype.element_ty), mask=(rows_o < Nq)[:, None])
     if write_lse:
-        corr = tl.load(lsec + q_rows, mask=row_ok & (has_lsec != 0), other=0.0)
-        lse_v = tl.where(l_i > 0.0, (m_i + tl.log2(l_i) - LOG2_448) * LN2 + corr, float("-inf"))
-        tl.store(lse + q_rows, lse_v, mask=row_ok)
+        corr = gl.load(lsec + q_rows, mask=row_ok & (has_lsec != 0), other=0.0)
+        lse_v = gl.where(l_i > 0.0, (m_i + gl.log2(l_i) - LOG2_448) * LN2 + corr, float("-inf"))
+        gl.store(lse + q_rows, lse_v, mask=row_ok)
