@@ -170,6 +170,18 @@ def trainable_groups(student: nn.Module, lr: float, sla_lr: float) -> list:
     return groups
 
 
+def export_sla2(student, path, critical: float) -> None:
+    """The trained SLA2 kernels' inference parameters, per block, in slipstream_torch.sla2's file:
+    what SlipstreamAttention's sparse-linear mode loads (the student's own attention weights,
+    also fine-tuned, stay in the student)."""
+    from slipstream_torch import sla2
+    blocks = {i: sla2.from_module(k) for i, k in enumerate(kernels(student)) if isinstance(k, SLA2Attention)}
+    if not blocks:
+        raise SystemExit("--sla-out: the student has no SLA2 kernel")
+    conf = kernels(student)[0].conf
+    sla2.save(path, sla2.SLA2Config(critical, 0.0, conf["feature_map"], conf["block_q"], conf["block_k"]), blocks)
+
+
 def sparge_sparsity(model) -> float:
     ks = [k for k in kernels(model) if isinstance(k, SpargeKernel)]
     kept, total = sum(k.kept for k in ks), sum(k.total for k in ks)
@@ -551,6 +563,8 @@ def parse_args(argv=None):
     p.add_argument("--sla-lr", type=float, default=2e-3, help="SLA2 router, alpha, projection")
     p.add_argument("--sparsity", type=float, nargs="+", default=[0.90, 0.95])
     p.add_argument("--sla-critical", type=float, default=0.05)
+    p.add_argument("--sla-out", default=None,
+                   help="write the trained SLA2 router, α and projection here (slipstream_torch.sla2's safetensors)")
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--block-q", type=int, default=32)
@@ -640,6 +654,9 @@ def main(argv=None):
             seconds = time.time() - t1
             after = evaluate(student, val, val_targets, codec, table, a, dense["frames"], traj_val)
             log(f"{label} after: mse {after['mse']:.5f} traj {fmt(after['traj_mse'])} psnr {after['psnr']:.2f}")
+            if a.sla_out and name.startswith("SLA2"):
+                export_sla2(student, a.sla_out, a.sla_critical)
+                log(f"wrote the SLA2 router, α and projection of {label} to {a.sla_out}")
             for m in (before, after):
                 if math.isnan(m["sparsity"]):
                     m["sparsity"] = target

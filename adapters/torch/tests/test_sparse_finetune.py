@@ -76,7 +76,7 @@ def test_all_ones_mask_student_is_the_dense_model():
 
 
 @pytest.mark.parametrize("recipe", ["sparge", "sla2"])
-def test_distillation_steps_lower_the_loss_and_train_only_what_they_should(recipe):
+def test_distillation_steps_lower_the_loss_and_train_only_what_they_should(recipe, tmp_path):
     """Three distillation steps on one batch against the dense teacher: the loss falls, every
     self-attention weight (and SLA2's router, α and projection) gets a nonzero gradient, and no
     other parameter gets one."""
@@ -106,6 +106,19 @@ def test_distillation_steps_lower_the_loss_and_train_only_what_they_should(recip
     if recipe == "sla2":
         assert {"blocks.0.self_attn.kernel.router_wq", "blocks.1.self_attn.kernel.alpha_logit",
                 "blocks.1.self_attn.kernel.proj_w"} <= grads
+        # --sla-out: what SlipstreamAttention's sparse-linear mode loads computes each trained block's SLA2.
+        from slipstream_torch import sla2
+        path = tmp_path / "sla2.safetensors"
+        sf.export_sla2(student, path, 0.25)
+        cfg, blocks = sla2.load(path)
+        assert (cfg.critical, cfg.block_q, cfg.block_k, sorted(blocks)) == (0.25, BQ, BK, [0, 1])
+        g = torch.Generator().manual_seed(3)
+        q, k, v = (torch.randn(1, 32, 1, 128, generator=g) for _ in range(3))
+        kernel = student.blocks[1].self_attn.kernel
+        with torch.no_grad():
+            want = kernel(q, k, v)
+        got = sla2.attention(q, k, v, blocks[1], cfg, layout="NHD")
+        assert (got - want).abs().max().item() <= 32 * 2.0 ** -24 * want.abs().max().item() * 4
     else:
         k = student.blocks[0].self_attn.kernel
         assert 0 < k.kept < k.total  # the predicted mask dropped tiles
