@@ -50,13 +50,22 @@ export const COMFY_NODES: ComfyNodeSpec[] = [
       {
         name: 'mode',
         type: 'string',
-        enum: ['sparse', 'low-bit'],
+        enum: ['sparse', 'low-bit', 'sparse-linear'],
         default: 'sparse',
-        description: 'sparse: SpargeAttention2 block mask + SageAttention2; low-bit: dense SageAttention2',
+        description:
+          'sparse: SpargeAttention2 block mask + SageAttention2; low-bit: dense SageAttention2; sparse-linear: SLA2 (a trained router\'s critical tiles in softmax attention, the rest in linear attention) from sla_weights',
       },
       { name: 'min_tokens', type: 'integer', minimum: 0, default: 0, description: "shorter sequences keep ComfyUI's attention" },
     ],
-    after: [],
+    after: [
+      {
+        name: 'sla_weights',
+        type: 'string',
+        default: 'slipstream-sla2.safetensors',
+        description:
+          'sparse-linear: the SLA2 router, mixing ratio and projection per block (slipstream-sla2/1, as sparse_finetune.py --sla-out writes it); blocks it lacks keep ComfyUI\'s attention; relative paths are under ComfyUI\'s user directory',
+      },
+    ],
   },
   {
     id: 'SlipstreamDeltaCache',

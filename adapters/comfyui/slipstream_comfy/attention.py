@@ -1,12 +1,14 @@
 """SlipstreamAttention's hook: an `optimized_attention_override` that runs self-attention through
 libslipstream's low-bit kernels (SageAttention2's INT8 QK / FP8 PV on CUDA; on the CPU the AMX
 kernel slip_attn_lowbit, INT8 QK / BF16 PV), dense or block-sparse on SpargeAttention2's predicted
-mask, and hands every call it does not take to the override installed before it (or to ComfyUI's
-own backend).
+mask, or as SLA2 sparse-linear attention from trained per-block weights (slipstream_torch.sla2),
+and hands every call it does not take to the override installed before it (or to ComfyUI's own
+backend).
 
 It declines: masks, cross-attention, `low_precision_attention=False`, fewer than min_tokens tokens,
 the first dense_blocks blocks, steps outside [start_percent, end_percent), and what the kernels do
-not take (on CUDA: bf16/fp16 with head dim 64, 128 or 256).
+not take (on CUDA: bf16/fp16 with head dim 64, 128 or 256); sparse-linear also declines blocks its
+weights file lacks and heads or head dims the weights were not trained for.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import kernels  # noqa: F401  (registers torch.ops.slipstream)
+from . import kernels  # noqa: F401  (registers torch.ops.slipstream; puts slipstream_torch on the path)
+from slipstream_torch import sla2  # noqa: E402
 
 OVERRIDE = "optimized_attention_override"
 
@@ -61,10 +64,12 @@ class AttentionStats:
 @dataclass
 class SlipstreamAttention:
     """The override. params: the sparse-attention manifest's (topk, topp, startPercent, endPercent,
-    denseBlocks, precision); mode "sparse" or "low-bit" (dense SageAttention)."""
+    denseBlocks, precision); mode "sparse", "low-bit" (dense SageAttention) or "sparse-linear"
+    (SLA2; sla = (SLA2Config, {block index: SLA2Weights}) from slipstream_torch.sla2.load)."""
     params: dict
     mode: str = "sparse"
     min_tokens: int = 0
+    sla: object = None
     previous: object = None
     stats: AttentionStats = field(default_factory=AttentionStats)
     report: object = None  # called with a run's stats when the run ends
@@ -111,7 +116,15 @@ class SlipstreamAttention:
         if q.is_cuda and (q.dtype not in (torch.bfloat16, torch.float16) or d not in (64, 128, 256)):
             return None
         scale = float(kwargs.get("scale") or 0.0)
-        if self.mode == "low-bit":
+        if self.mode == "sparse-linear":
+            config, blocks = self.sla
+            w = blocks.get(options.get("block_index"))
+            if w is None or w.heads != h or w.head_dim != d:
+                return None
+            out, route = sla2.attention(q4, k4, v4, w, config, scale=scale or None, layout=layout, return_route=True)
+            steps = options["sample_sigmas"].numel() - 1 if progress is not None else None
+            self.stats.sparse(round(progress * steps) if steps else None, (route == 2).float().mean())
+        elif self.mode == "low-bit":
             if p["precision"] != "int8":
                 return None  # full-precision dense attention is what ComfyUI already runs
             out = (torch.ops.slipstream.sage_attention(q4, k4, v4, False, scale, layout)[0] if q.is_cuda

@@ -57,8 +57,12 @@ def _report(node: str):
 
 def apply_attention(model, widgets: dict, node_id=None):
     params, own = parse_node("SlipstreamAttention", widgets)
+    sla = None
+    if own["mode"] == "sparse-linear":
+        from slipstream_torch import sla2
+        sla = sla2.load(_user_path(own["sla_weights"]), "SlipstreamAttention")
     m = model.clone()
-    attn.install(m, attn.SlipstreamAttention(params, mode=own["mode"], min_tokens=own["min_tokens"],
+    attn.install(m, attn.SlipstreamAttention(params, mode=own["mode"], min_tokens=own["min_tokens"], sla=sla,
                                              report=_report("SlipstreamAttention")))
     return m
 

@@ -122,6 +122,83 @@ def test_every_call_it_takes_is_within_sageattentions_bound(base, inputs, mode):
     assert taken > 0 and hook.stats.calls == taken
 
 
+def sla2_file(path, blocks, heads, dim, critical=0.25, alpha=None, seed=5):
+    """A slipstream-sla2/1 file of random near-identity routers and projections (what a trained
+    file looks like, without the training) for the given blocks."""
+    from slipstream_torch import sla2
+    g = torch.Generator().manual_seed(seed)
+    near_eye = lambda s: torch.eye(dim) + s * torch.randn(dim, dim, generator=g)  # noqa: E731
+    w = {i: sla2.SLA2Weights(near_eye(0.2), near_eye(0.2),
+                             alpha if alpha is not None else torch.rand(heads, generator=g) * 0.8 + 0.1,
+                             near_eye(0.05), 0.01 * torch.randn(dim, generator=g)) for i in blocks}
+    sla2.save(path, sla2.SLA2Config(critical, 0.0, "softmax", 64, 32), w)
+    return path
+
+
+def test_sparse_linear_is_slip_sla_forward_on_the_blocks_its_file_names(base, inputs, tmp_path):
+    # Every self-attention call of a block the file names is SLA2 as the native FP32 definition
+    # computes it (slip_sla_route_predict + slip_sla_forward on the same q, k, v); blocks it does
+    # not name go to ComfyUI's attention untouched.
+    from slipstream_comfy import nodes
+    from slipstream_torch import attention as A
+    mini = base.diffusion_model
+    heads = mini.blocks[0].self_attn.heads
+    dim = mini.blocks[0].self_attn.q.out_features // heads
+    path = sla2_file(tmp_path / "sla2.safetensors", [1], heads, dim)
+    m = nodes.apply_attention(base, {"mode": "sparse-linear", "sla_weights": str(path), "dense_blocks": 0,
+                                     "start_percent": 0.0})
+    hook = m.model_options["transformer_options"][OVERRIDE]
+    config, blocks = hook.sla
+    taken = 0
+    for args, kwargs in record_calls(base, inputs):
+        q, k, v = args
+        out = hook(attention_pytorch, *args, **kwargs)
+        block = kwargs["transformer_options"]["block_index"]
+        if k.shape != q.shape or block != 1:
+            assert torch.equal(out, attention_pytorch(*args, **kwargs))
+            continue
+        taken += 1
+        b, n, _ = q.shape
+        qh, kh, vh = (t.view(b, n, heads, dim).transpose(1, 2).contiguous().numpy() for t in (q, k, v))
+        opts = {"critical": config.critical, "negligible": 0.0, "feature_map": "softmax", "block_q": 64, "block_k": 32}
+        w = blocks[1]
+        r, _ = A.sla_route(qh, kh, router_wq=w.router_wq.numpy(), router_wk=w.router_wk.numpy(), **opts)
+        ref = torch.from_numpy(A.sla_forward(qh, kh, vh, r, w.alpha.numpy(), w.proj_w.numpy(), w.proj_b.numpy(), **opts))
+        ref = ref.transpose(1, 2).reshape(b, n, heads * dim)
+        # FP32 sums of at most n terms in another order on each side (test_sla2_inference.py's bound).
+        assert (out - ref).abs().max().item() <= n * 2.0 ** -24 * ref.abs().max().item() * 4
+    assert taken > 0 and hook.stats.calls == taken
+    assert 0 < hook.stats.summary()["sparsity"] < 1
+
+
+def test_sparse_linear_with_every_tile_critical_and_alpha_one_is_exact_attention(base, inputs, tmp_path):
+    # critical 1 puts every tile in the softmax branch and α = 1 drops the linear branch: SLA2 is
+    # then plain attention, which the CPU path computes in FP32 (rel L1 against float64 ~1e-7).
+    mini = base.diffusion_model
+    heads = mini.blocks[0].self_attn.heads
+    dim = mini.blocks[0].self_attn.q.out_features // heads
+    blocks = range(len(mini.blocks))
+    path = sla2_file(tmp_path / "exact.safetensors", blocks, heads, dim, critical=1.0, alpha=torch.ones(heads) - 1e-7)
+    from slipstream_comfy import nodes
+    hook = nodes.apply_attention(base, {"mode": "sparse-linear", "sla_weights": str(path), "dense_blocks": 0,
+                                        "start_percent": 0.0}).model_options["transformer_options"][OVERRIDE]
+    for args, kwargs in record_calls(base, inputs, steps=2):
+        out = hook(attention_pytorch, *args, **kwargs)
+        if args[1].shape != args[0].shape:
+            continue
+        ref = float64_attention(*args, kwargs["heads"])
+        assert ((out.double() - ref).abs().sum() / ref.abs().sum()).item() <= 1e-5
+
+
+def test_sparse_linear_names_a_bad_weights_file(base, tmp_path):
+    from slipstream_comfy import nodes
+    with pytest.raises(ValueError, match="SlipstreamAttention: cannot read SLA2 weights .*missing.safetensors"):
+        nodes.apply_attention(base, {"mode": "sparse-linear", "sla_weights": str(tmp_path / "missing.safetensors")})
+    (tmp_path / "junk.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}junk")
+    with pytest.raises(ValueError, match="SlipstreamAttention: .*junk.safetensors"):
+        nodes.apply_attention(base, {"mode": "sparse-linear", "sla_weights": str(tmp_path / "junk.safetensors")})
+
+
 def test_declined_everywhere_is_the_unpatched_model_bit_for_bit(base, inputs, reference):
     # start_percent 1: no step is inside [1, 1): every call goes to ComfyUI's own attention.
     m = base.clone()
@@ -223,7 +300,7 @@ def test_nodes_clone_build_widgets_from_the_manifests_and_name_bad_fields(base):
 
     assert [(k, n) for k, n, _ in nodes.widget_specs("SlipstreamAttention")] == [
         ("Combo", "mode"), ("Int", "min_tokens"), ("Float", "topk"), ("Float", "topp"), ("Float", "start_percent"),
-        ("Float", "end_percent"), ("Int", "dense_blocks"), ("Combo", "precision")]
+        ("Float", "end_percent"), ("Int", "dense_blocks"), ("Combo", "precision"), ("String", "sla_weights")]
     assert [n for _, n, _ in nodes.widget_specs("SlipstreamDeltaCache")] == \
         ["threshold", "max_skips", "warmup_steps", "final_steps", "cache_device", "verbose"]
     m = nodes.apply_attention(base, {"topk": 0.25, "mode": "low-bit"})

@@ -223,9 +223,10 @@ def _linear_attention(q, k, v, marginal: torch.Tensor, feature_map: str, bq: int
 
 
 def attention(q, k, v, w: SLA2Weights, config: SLA2Config, *, scale: Optional[float] = None,
-              layout: str = "HND", routes: Optional[torch.Tensor] = None) -> torch.Tensor:
+              layout: str = "HND", routes: Optional[torch.Tensor] = None, return_route: bool = False):
     """SLA2 of q, k, v ([B, H, N, D] for HND, [B, N, H, D] for NHD; k, v may have fewer heads
-    dividing H), out like q. routes: a route map to use instead of the router's."""
+    dividing H), out like q; with return_route also the route map used. routes: a route map to
+    use instead of the router's."""
     if layout == "NHD":
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
     h, d = q.shape[1], q.shape[-1]
@@ -241,4 +242,5 @@ def attention(q, k, v, w: SLA2Weights, config: SLA2Config, *, scale: Optional[fl
     o_l = _linear_attention(q, k, v, r == 1, config.feature_map, bq, bk) @ w.proj_w.t() + w.proj_b
     a = w.alpha.view(1, -1, 1, 1)
     out = (a * o_s + (1.0 - a) * o_l).to(q.dtype)
-    return out.transpose(1, 2) if layout == "NHD" else out
+    out = out.transpose(1, 2) if layout == "NHD" else out
+    return (out, r) if return_route else out
