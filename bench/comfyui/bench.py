@@ -111,6 +111,18 @@ def core_backends() -> str:
     return f"registered {', '.join(have)}" + (f"; {', '.join(missing)} not installed" if missing else "")
 
 
+def write_sla2_weights(path, shape) -> None:
+    """SLA2 weights for every block with no training behind them (routers and projection near the
+    identity, α = 0.5): what the sparse-linear mode costs, not what a trained file gives in quality
+    (bench/training/sparse_finetune.py --sla-out makes those)."""
+    from slipstream_torch import sla2
+    heads, d = shape["num_heads"], shape["dim"] // shape["num_heads"]
+    g = torch.Generator().manual_seed(0)
+    eye = lambda s: torch.eye(d) + s * torch.randn(d, d, generator=g)  # noqa: E731
+    w = sla2.SLA2Weights(eye(0.05), eye(0.05), torch.full((heads,), 0.5), torch.eye(d), torch.zeros(d))
+    sla2.save(path, sla2.SLA2Config(0.05, 0.0, "softmax"), {i: w for i in range(shape["num_layers"])})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--comfyui", required=True, help="ComfyUI source folder")
@@ -194,6 +206,8 @@ def main():
     masks_path = Path(a.out).with_name("bench-masks.safetensors")
     calibration = Path(a.out).with_name("bench-calibration.json")
     write_magnitude_masks(model.diffusion_model, masks_path, channels=0.3, heads=2 if shape["num_heads"] > 2 else 1)
+    sla_path = Path(a.out).with_name("bench-sla2.safetensors")
+    write_sla2_weights(sla_path, shape)
 
     variants = [
         ("ComfyUI, no patches (PyTorch attention)", lambda m: m),
@@ -209,6 +223,8 @@ def main():
          lambda m: ours.apply_mixed_precision(m, {"mode": "calibrate", "calibration": str(calibration)})),
         ("SlipstreamMixedPrecision DMPQ (W4A4/W4A8 emulated: no FP4 tensor cores here)",
          lambda m: ours.apply_mixed_precision(m, {"calibration": str(calibration)})),
+        ("SlipstreamAttention sparse-linear (SLA2, 5% critical tiles; random near-identity router: timing only)",
+         lambda m: ours.apply_attention(m, {"mode": "sparse-linear", "sla_weights": str(sla_path)})),
         ("core EasyCache (0.2, 0.15-0.95)", lambda m: EasyCacheNode.execute(m, 0.2, 0.15, 0.95, False).result[0]),
     ]
     def what_ran(patcher) -> str:

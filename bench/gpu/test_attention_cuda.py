@@ -142,3 +142,25 @@ def test_outputs_are_written_through_strides():
     strided = torch.empty(q.shape[0], q.shape[2], q.shape[1], q.shape[3], dtype=q.dtype, device=q.device).transpose(1, 2)
     b, _ = run_cuda(q, k, v, False, None, "default", out=strided)
     assert torch.equal(a, b)
+
+
+def test_sla2_on_cuda_is_slip_sla_forward_up_to_the_low_bit_branch():
+    """slipstream_torch.sla2 on CUDA (critical tiles through the block-sparse SageAttention2 kernel,
+    the linear branch's block sums in bf16) against the native FP32 definition on the CPU with the
+    same route: within issue 5's bar for low-bit attention (rel L1 0.02) plus bf16 output rounding."""
+    from slipstream_torch import sla2
+    q, _, _ = make_inputs("dit", 1, 4, 2, 2000, 128, seed=21)
+    _, k, v = make_inputs("dit", 1, 4, 2, 2000, 128, seed=22)
+    g = torch.Generator().manual_seed(3)
+    eye = lambda s: torch.eye(128) + s * torch.randn(128, 128, generator=g)  # noqa: E731
+    w = sla2.SLA2Weights(eye(0.1), eye(0.1), torch.tensor([0.2, 0.5, 0.7, 0.9]), eye(0.05), 0.01 * torch.randn(128, generator=g))
+    cfg = sla2.SLA2Config(0.1, 0.2, "softmax")
+    out, route = sla2.attention(q, k, v, w, cfg, return_route=True)
+    f = lambda t: t.float().cpu().numpy()  # noqa: E731
+    opts = {"critical": 0.1, "negligible": 0.2, "feature_map": "softmax"}
+    r_cpu, _ = cpu_attn.sla_route(f(q), f(k), router_wq=w.router_wq.numpy(), router_wk=w.router_wk.numpy(), **opts)
+    assert (route.cpu().numpy() == r_cpu).mean() >= 0.999  # FP32 pooling in another order: ties only
+    ref = torch.from_numpy(cpu_attn.sla_forward(f(q), f(k), f(v), route.cpu().numpy(), w.alpha.numpy(), w.proj_w.numpy(),
+                                                w.proj_b.numpy(), **opts)).double()
+    rel = ((out.double().cpu() - ref).abs().sum() / ref.abs().sum()).item()
+    assert rel <= 0.02 + BF16_STEP, rel

@@ -146,10 +146,11 @@ def _block(block, x, e0, ctx, rope, options):
 class ComfyWan(torch.nn.Module):
     """WanMini's modules run as comfy/ldm/wan/model.py runs a Wan model."""
 
-    def __init__(self, mini):
+    def __init__(self, mini, sets_block_index=True):
         super().__init__()
         self.mini = mini
         self.blocks = mini.blocks
+        self.sets_block_index = sets_block_index  # False: as ComfyUI 0.3.64's loop, which does not
 
     def forward(self, x, t, context, transformer_options):
         m = self.mini
@@ -164,7 +165,10 @@ class ComfyWan(torch.nn.Module):
         replace = transformer_options.get("patches_replace", {}).get("dit", {})
         transformer_options["total_blocks"] = len(m.blocks)
         for i, block in enumerate(m.blocks):
-            transformer_options["block_index"] = i
+            if self.sets_block_index:
+                transformer_options["block_index"] = i
+            else:
+                transformer_options.pop("block_index", None)
 
             def original(args, block=block):
                 return {"img": _block(block, args["img"], args["vec"], args["txt"], args["pe"], args["transformer_options"])}

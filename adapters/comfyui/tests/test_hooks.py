@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from comfy_standin import OVERRIDE, ComfyWan, ModelPatcher, attention_pytorch, sample
 from slipstream_comfy import params as P
-from slipstream_comfy.attention import SlipstreamAttention, install as install_attention
+from slipstream_comfy.attention import SlipstreamAttention, _index_blocks, install as install_attention
 from slipstream_comfy.delta_cache import DeltaCache, block_keys, install as install_cache
 
 sys.path.insert(0, str(__import__("comfy_standin").ROOT / "models" / "wan-mini"))
@@ -135,13 +135,15 @@ def sla2_file(path, blocks, heads, dim, critical=0.25, alpha=None, seed=5):
     return path
 
 
-def test_sparse_linear_is_slip_sla_forward_on_the_blocks_its_file_names(base, inputs, tmp_path):
+@pytest.mark.parametrize("loop_sets_index", [True, False], ids=["newer-loop", "0.3.64-loop"])
+def test_sparse_linear_is_slip_sla_forward_on_the_blocks_its_file_names(mini, inputs, tmp_path, loop_sets_index):
     # Every self-attention call of a block the file names is SLA2 as the native FP32 definition
     # computes it (slip_sla_route_predict + slip_sla_forward on the same q, k, v); blocks it does
     # not name go to ComfyUI's attention untouched.
+    # ComfyUI 0.3.64's Wan loop sets no block_index: the node's per-block replace entries supply it.
     from slipstream_comfy import nodes
     from slipstream_torch import attention as A
-    mini = base.diffusion_model
+    base = ModelPatcher(ComfyWan(mini, sets_block_index=loop_sets_index))
     heads = mini.blocks[0].self_attn.heads
     dim = mini.blocks[0].self_attn.q.out_features // heads
     path = sla2_file(tmp_path / "sla2.safetensors", [1], heads, dim)
@@ -149,8 +151,10 @@ def test_sparse_linear_is_slip_sla_forward_on_the_blocks_its_file_names(base, in
                                      "start_percent": 0.0})
     hook = m.model_options["transformer_options"][OVERRIDE]
     config, blocks = hook.sla
+    indexed = base.clone()
+    _index_blocks(indexed)  # what the node installed besides the override
     taken = 0
-    for args, kwargs in record_calls(base, inputs):
+    for args, kwargs in record_calls(indexed, inputs):
         q, k, v = args
         out = hook(attention_pytorch, *args, **kwargs)
         block = kwargs["transformer_options"]["block_index"]
