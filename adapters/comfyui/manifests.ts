@@ -72,8 +72,8 @@ export const COMFY_NODES: ComfyNodeSpec[] = [
     displayName: 'Slipstream Delta Cache',
     plugin: 'delta-cache',
     byDefault: true,
-    // The Temporal Delta Cache's; PDR's act on Slipstream's quantized linears, not installed by the pack yet.
-    params: ['threshold', 'maxSkips', 'warmupSteps', 'finalSteps'],
+    // PDR acts on the linears a SlipstreamMixedPrecision node quantizes (without one it changes nothing).
+    params: ['threshold', 'maxSkips', 'warmupSteps', 'finalSteps', 'purify', 'outlierRatio', 'purifyPrecision'],
     before: [],
     after: [
       { name: 'cache_device', type: 'string', enum: ['same', 'cpu'], default: 'same', description: 'where cached block deltas live (cpu frees VRAM)' },

@@ -9,6 +9,12 @@ n steps old is predicted to add n * r^ * Gamma of relative error (Gamma = mean|d
 a block is skipped while the accumulated prediction stays <= threshold and it has been skipped
 fewer than max_skips times in a row. State lives for one sampling run (an OUTER_SAMPLE wrapper
 creates and frees it), one history per conditioning batch (ComfyUI's uuids).
+
+Purified Delta Refresh (purify): while a block is recomputed, transformer_options carries
+REFRESH = {"after_skip", "outlier_ratio", "precision"}; SlipstreamMixedPrecision's linears read it
+(so a quantized block does not write its noise into the cache: linears whose input has
+max|X|/mean|X| above outlier_ratio run at the high precision, and the first recompute after a
+skip, whose routing Γ is stale, runs in INT8). Without that node nothing reads it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .attention import sampling_progress
+
+REFRESH = "slipstream_refresh"
 
 
 @dataclass
@@ -76,6 +84,7 @@ class TemporalDeltaCache:
 class CacheStats:
     computed: int = 0
     skipped: int = 0
+    refreshed_after_skip: int = 0  # computes that followed a skip of the same block
     seconds_computing: float = 0.0  # wall time of computed blocks: times skipped/computed = time saved
     per_step: dict = field(default_factory=dict)  # step -> [computed, skipped]
 
@@ -89,6 +98,7 @@ class CacheStats:
     def summary(self) -> dict:
         saved = self.seconds_computing / self.computed * self.skipped if self.computed else 0.0
         return {"blocks_computed": self.computed, "blocks_skipped": self.skipped, "seconds_saved_estimate": saved,
+                "refreshed_after_skip": self.refreshed_after_skip,
                 "per_step": [[s, c, k] for s, (c, k) in sorted(self.per_step.items())]}
 
 
@@ -98,6 +108,7 @@ class _Run:
     cache_device: str | None
     policies: dict = field(default_factory=dict)  # conditioning key -> TemporalDeltaCache
     deltas: dict = field(default_factory=dict)    # (conditioning key, block) -> cached delta
+    skipped_last: set = field(default_factory=set)  # (conditioning key, block) whose last call was a skip
     stats: CacheStats = field(default_factory=CacheStats)
     last_step: int = -1
 
@@ -150,9 +161,21 @@ class DeltaCache:
             cached = run.deltas.get((key, index))
             if cached is not None and all(k in args and cached[k].shape == args[k].shape for k in cached) and policy.skip(index):
                 run.stats.count(policy.step, True)
+                run.skipped_last.add((key, index))
                 return {k: args[k] + d.to(device=args[k].device, dtype=args[k].dtype) for k, d in cached.items()}
+            after_skip = (key, index) in run.skipped_last
+            run.skipped_last.discard((key, index))
+            run.stats.refreshed_after_skip += after_skip
             t0 = time.perf_counter()
-            out = compute(args)
+            if run.params.get("purify") and isinstance(args.get("transformer_options"), dict):
+                options[REFRESH] = {"after_skip": after_skip, "outlier_ratio": run.params["outlierRatio"],
+                                    "precision": run.params["purifyPrecision"]}
+                try:
+                    out = compute(args)
+                finally:
+                    options.pop(REFRESH, None)
+            else:
+                out = compute(args)
             deltas = {k: (v - args[k]).detach() for k, v in out.items()
                       if torch.is_tensor(v) and torch.is_tensor(args.get(k)) and v.shape == args[k].shape}
             delta = deltas["img"]

@@ -15,6 +15,11 @@ activation quantization, which it keeps), records (Γ of the previous step, the 
 error), fits E ≈ αΓ + β at the end of the run and writes the threshold (target − β)/α into a
 calibration file (slipstream-profile/1's dmpq section, the embedded runtime's format).
 
+With a SlipstreamDeltaCache node whose purify is on, a block the cache recomputes runs PDR
+(delta_cache.REFRESH): linears whose input has max|X|/mean|X| above the outlier ratio at the high
+precision (bf16: BF16 activations and weight values, FP32 sums; full: FP32), and every linear in
+INT8 on the first recompute after a skip.
+
 Hooks: an object patch per linear (the original module stays underneath: LoRA and ComfyUI's weight
 casting still apply), a chained per-block replace entry that sets the route and measures Γ, and an
 OUTER_SAMPLE wrapper that scopes the state to one run.
@@ -34,7 +39,7 @@ import torch.nn.functional as F
 
 from .patching import linears, model_object, wrapper
 from .prune import GatedValues, _weight_bias
-from .delta_cache import block_keys
+from .delta_cache import REFRESH, block_keys
 from . import kernels  # noqa: F401  (puts slipstream_torch on the path)
 from slipstream_torch import fakequant
 
@@ -49,6 +54,8 @@ class _Run:
     counts: dict = field(default_factory=lambda: {a: 0 for a in ACTIVATIONS})
     per_step: dict = field(default_factory=dict)  # step -> {precision: block calls}
     samples: list = field(default_factory=list)   # calibrate: (Γ_{t-1}, E_rel)
+    options: dict = field(default_factory=dict)   # block -> the transformer_options of its running call
+    pdr: dict = field(default_factory=lambda: {"int8_after_skip": 0, "high_precision": 0})  # linear calls
 
 
 class DMPQ:
@@ -86,6 +93,21 @@ class DMPQ:
             return "full"
         return self.run.route.get(block, "full")
 
+    def purified(self, block: int, x: torch.Tensor, precision: str) -> str:
+        """PDR's precision for one linear call of a block the delta cache is recomputing."""
+        run = self.run
+        refresh = (run.options.get(block) or {}).get(REFRESH) if run is not None else None
+        if refresh is None or getattr(self.forced, "value", None) is not None:
+            return precision
+        if refresh["after_skip"]:
+            run.pdr["int8_after_skip"] += 1
+            return "int8"
+        a = x.detach().abs().float()
+        if float(a.max()) > refresh["outlier_ratio"] * float(a.mean()):
+            run.pdr["high_precision"] += 1
+            return "pdr-" + refresh["precision"]
+        return precision
+
     # ---- hooks
     def outer_sample(self, executor, *args, **kwargs):
         self.run = _Run()
@@ -97,7 +119,7 @@ class DMPQ:
         finally:
             run, self.run = self.run, None
             self.last_samples = run.samples
-            self.last_stats = {"blocks_by_precision": run.counts, "samples": len(run.samples),
+            self.last_stats = {"blocks_by_precision": run.counts, "samples": len(run.samples), "pdr_linear_calls": run.pdr,
                                "per_step": [[s, c] for s, c in sorted(run.per_step.items())]}
             if self.report:
                 self.report(self.last_stats)
@@ -111,6 +133,7 @@ class DMPQ:
                 return compute(args)
             x = args["img"]
             step = _step(args.get("transformer_options") or {})
+            run.options[index] = args.get("transformer_options")  # where the delta cache marks a refresh
             if self.mode == "calibrate":
                 self.forced.value = "nvfp4"
                 try:
@@ -134,6 +157,7 @@ class DMPQ:
                 run.per_step.setdefault(step, {a: 0 for a in ACTIVATIONS})[precision] += 1
             y = out["img"]
             run.gamma[index] = float((y.float() - x.float()).abs().mean() / x.float().abs().mean().clamp_min(1e-30))
+            run.options.pop(index, None)
             return out
 
         return replace
@@ -244,7 +268,7 @@ class QuantLinear(torch.nn.Module):
         return self.linear.out_features
 
     def forward(self, x):
-        precision = self.state.precision(self.block)
+        precision = self.state.purified(self.block, x, self.state.precision(self.block))
         w, b = _weight_bias(self.linear, x)
         wq = self.state.weight(self.linear, w, self.hb)
         xr = fakequant.hadamard(x.float(), self.hb)
@@ -252,6 +276,9 @@ class QuantLinear(torch.nn.Module):
             xr = fakequant.nvfp4(xr)
         elif precision == "int8":
             xr = fakequant.int8_rows(xr)
+        elif precision.startswith("pdr-"):  # PDR's high precision: FP32 sums of BF16 (pdr-bf16) or FP32 operands
+            xh, wh = (xr.bfloat16().float(), wq.bfloat16().float()) if precision == "pdr-bf16" else (xr, wq.float())
+            return F.linear(xh, wh, None if b is None else b.float()).to(x.dtype)
         return F.linear(xr.to(x.dtype), wq, b)
 
 

@@ -306,7 +306,8 @@ def test_nodes_clone_build_widgets_from_the_manifests_and_name_bad_fields(base):
         ("Combo", "mode"), ("Int", "min_tokens"), ("Float", "topk"), ("Float", "topp"), ("Float", "start_percent"),
         ("Float", "end_percent"), ("Int", "dense_blocks"), ("Combo", "precision"), ("String", "sla_weights")]
     assert [n for _, n, _ in nodes.widget_specs("SlipstreamDeltaCache")] == \
-        ["threshold", "max_skips", "warmup_steps", "final_steps", "cache_device", "verbose"]
+        ["threshold", "max_skips", "warmup_steps", "final_steps", "purify", "outlier_ratio", "purify_precision",
+         "cache_device", "verbose"]
     m = nodes.apply_attention(base, {"topk": 0.25, "mode": "low-bit"})
     assert OVERRIDE not in base.model_options["transformer_options"]
     hook = m.model_options["transformer_options"][OVERRIDE]
@@ -314,8 +315,10 @@ def test_nodes_clone_build_widgets_from_the_manifests_and_name_bad_fields(base):
     c = nodes.apply_delta_cache(base, {"max_skips": 3, "cache_device": "cpu"})
     assert len(c.model_options["transformer_options"]["patches_replace"]["dit"]) == len(base.diffusion_model.blocks)
     assert "patches_replace" not in base.model_options["transformer_options"]
-    with pytest.raises(ValueError, match="SlipstreamDeltaCache: unknown input 'purify'"):
-        nodes.apply_delta_cache(base, {"purify": False})
+    with pytest.raises(ValueError, match="SlipstreamDeltaCache: unknown input 'purity'"):
+        nodes.apply_delta_cache(base, {"purity": False})
+    with pytest.raises(ValueError, match="SlipstreamDeltaCache: expected purify_precision one of"):
+        nodes.apply_delta_cache(base, {"purify_precision": "fp8"})
     with pytest.raises(ValueError, match="SlipstreamAttention: expected mode one of"):
         nodes.apply_attention(base, {"mode": "dense"})
     with pytest.raises(ValueError, match="SlipstreamDeltaCache: Linear has no transformer block list"):

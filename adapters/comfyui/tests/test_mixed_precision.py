@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from comfy_standin import sample
+from test_hooks import schedule  # noqa: E402
 from slipstream_comfy import mixed_precision as MP
 from slipstream_comfy import nodes
 from slipstream_torch import quant
@@ -103,3 +104,50 @@ def test_composes_with_attention_and_the_delta_cache(base, inputs, reference, tm
     out = sample(m, *inputs)
     assert torch.isfinite(out).all() and ((out - reference).norm() / reference.norm()).item() < 1
     assert not base.object_patches
+
+
+def _states(m):
+    w = m.model_options["transformer_options"]["wrappers"]["outer_sample"]
+    return w["slipstream_delta_cache"][0].__self__, w["slipstream_mixed_precision"][0].__self__
+
+
+def test_pdr_runs_every_refresh_of_an_outlier_layer_at_high_precision(base, inputs):  # noqa: F811
+    # A cache that never skips (tiny threshold) recomputes every block every step, each a refresh;
+    # with an outlier ratio every input exceeds, PDR runs every linear at FP32 ("full"), which is
+    # the route that keeps activations unquantized, bit for bit.
+    never = {"threshold": 1e-12}
+    m = nodes.apply_mixed_precision(nodes.apply_delta_cache(base, {**never, "outlier_ratio": 1e-6,
+                                                                   "purify_precision": "full"}), {"route": "nvfp4"})
+    out = sample(m, *inputs)
+    cache, mixed = _states(m)
+    assert cache.last_stats["blocks_skipped"] == 0
+    assert mixed.last_stats["pdr_linear_calls"]["high_precision"] > 0
+    assert mixed.last_stats["pdr_linear_calls"]["int8_after_skip"] == 0
+    unquantized = sample(nodes.apply_mixed_precision(nodes.apply_delta_cache(base, {**never, "purify": False}),
+                                                     {"route": "full"}), *inputs)
+    assert torch.equal(out, unquantized)
+    plain = sample(nodes.apply_mixed_precision(nodes.apply_delta_cache(base, {**never, "purify": False}),
+                                               {"route": "nvfp4"}), *inputs)
+    assert not torch.equal(out, plain)
+
+
+@pytest.mark.parametrize("cache_first", [True, False])
+def test_pdr_runs_the_first_recompute_after_a_skip_in_int8(base, inputs, cache_first):  # noqa: F811
+    # Skips whenever allowed (large threshold, one skip in a row): every block alternates, and each
+    # compute after a skip runs all of its linears in INT8, whichever node was installed first.
+    skipping = {"threshold": 10.0, "max_skips": 1, "outlier_ratio": 1e9, "warmup_steps": 2, "final_steps": 0}
+    x, ctx, _ = inputs
+    inputs = (x, ctx, schedule(7, 1.0))  # two steps to see drifts, then skip, recompute, skip, ...
+    if cache_first:
+        m = nodes.apply_mixed_precision(nodes.apply_delta_cache(base, skipping), {"route": "nvfp4"})
+    else:
+        m = nodes.apply_delta_cache(nodes.apply_mixed_precision(base, {"route": "nvfp4"}), skipping)
+    out = sample(m, *inputs)
+    cache, mixed = _states(m)
+    per_block = sum(1 for path in m.object_patches if path.startswith("diffusion_model.blocks.0."))
+    assert cache.last_stats["blocks_skipped"] > 0 and cache.last_stats["refreshed_after_skip"] > 0
+    assert mixed.last_stats["pdr_linear_calls"] == {"int8_after_skip": cache.last_stats["refreshed_after_skip"] * per_block,
+                                                    "high_precision": 0}
+    off = nodes.apply_mixed_precision(nodes.apply_delta_cache(base, {**skipping, "purify": False}), {"route": "nvfp4"})
+    assert not torch.equal(sample(off, *inputs), out)
+    assert _states(off)[1].last_stats["pdr_linear_calls"]["int8_after_skip"] == 0
