@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import kernels  # noqa: F401  (registers torch.ops.slipstream; puts slipstream_torch on the path)
+from .patching import index_blocks
 from slipstream_torch import sla2  # noqa: E402
 
 OVERRIDE = "optimized_attention_override"
@@ -187,29 +188,16 @@ def install(patcher, override: SlipstreamAttention, key: str = "slipstream_atten
 
     patcher.add_callback_with_key("on_prepare_state", key, reinstall)
     patcher.add_wrapper_with_key("outer_sample", key, outer_sample)
-    _index_blocks(patcher)
+    index_wan_blocks(patcher)
     return override
 
 
-def _index_blocks(patcher):
-    """Newer ComfyUI releases set transformer_options["block_index"] in Wan's block loop; 0.3.64
-    does not, and dense_blocks and per-block SLA2 weights need it. A replace entry per block sets
-    it (in place, as the newer loop does) and calls the entry that was there, or the block."""
+def index_wan_blocks(patcher):
+    """dense_blocks and per-block SLA2 weights need the block index (patching.index_blocks); for
+    Wan-style models (one `blocks` list), Flux's double/single blocks keep ComfyUI's own."""
     try:
         blocks = getattr(patcher.get_model_object("diffusion_model"), "blocks", None)
     except (AttributeError, KeyError):
         return
-    if blocks is None:
-        return  # Flux-style double/single blocks: left to ComfyUI's own indexing
-    dit = patcher.model_options.setdefault("transformer_options", {}).setdefault("patches_replace", {}).get("dit", {})
-    for i in range(len(blocks)):
-        patcher.set_model_patch_replace(_indexed(i, dit.get(("double_block", i))), "dit", "double_block", i)
-
-
-def _indexed(i, previous):
-    def replace(args, extra):
-        options = args.get("transformer_options")
-        if isinstance(options, dict):
-            options["block_index"] = i
-        return previous(args, extra) if previous is not None else extra["original_block"](args)
-    return replace
+    if blocks is not None:
+        index_blocks(patcher, len(blocks))

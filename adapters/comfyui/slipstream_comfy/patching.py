@@ -1,4 +1,5 @@
-"""Reading the model through a ModelPatcher when another clone's object patches may be applied.
+"""Reading the model through a ModelPatcher when another clone's object patches may be applied,
+and the block index that older ComfyUI releases do not give overrides.
 
 ComfyUI sets a patcher's object patches on the shared model while that patcher is loaded and puts
 the originals back only when another one is loaded. So a node building its patches between runs
@@ -45,3 +46,21 @@ def linears(module: torch.nn.Module, prefix: str = ""):
         return
     for name, child in m.named_children():
         yield from linears(child, f"{prefix}.{name}" if prefix else name)
+
+
+def index_blocks(patcher, num_blocks: int):
+    """Overrides learn their block from transformer_options["block_index"], which ComfyUI releases
+    before ~0.4 (0.3.64 among them) do not set in Wan's block loop: a per-block replace entry sets
+    it in place, as the newer loop does, and calls the entry that was there, or the block."""
+    replace = patcher.model_options.setdefault("transformer_options", {}).setdefault("patches_replace", {}).get("dit", {})
+    for i in range(num_blocks):
+        patcher.set_model_patch_replace(_indexed(i, replace.get(("double_block", i))), "dit", "double_block", i)
+
+
+def _indexed(index: int, previous=None):
+    def entry(args, extra):
+        options = args.get("transformer_options")
+        if isinstance(options, dict):
+            options["block_index"] = index
+        return previous(args, extra) if previous is not None else extra["original_block"](args)
+    return entry

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .patching import model_object, unwrap, wrapper
+from .patching import index_blocks, model_object, unwrap, wrapper
 
 OVERRIDE = "optimized_attention_override"
 _KEY = re.compile(r"^blocks\.(\d+)\.(self_attn\.head_gate|ffn\.channel_gate)$")
@@ -200,21 +200,8 @@ def install(patcher, masks: dict, key: str = "slipstream_prune"):
         options = patcher.model_options.setdefault("transformer_options", {})
         narrowing.previous = options.get(OVERRIDE)
         options[OVERRIDE] = narrowing
-        # The override learns the block from transformer_options["block_index"], which ComfyUI
-        # releases before ~0.4 do not set for Wan: a chained per-block entry sets it.
-        replace = options.setdefault("patches_replace", {}).get("dit", {})
-        for i in range(len(blocks)):
-            patcher.set_model_patch_replace(_indexed(i, replace.get(("double_block", i))), "dit", "double_block", i)
+        index_blocks(patcher, len(blocks))
     return patcher
-
-
-def _indexed(index: int, previous=None):
-    def entry(args, extra):
-        options = args.get("transformer_options")
-        if isinstance(options, dict):
-            options["block_index"] = index
-        return previous(args, extra) if previous is not None else extra["original_block"](args)
-    return entry
 
 
 def dims(diffusion_model) -> tuple:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from comfy_standin import OVERRIDE, ComfyWan, ModelPatcher, attention_pytorch, sample
 from slipstream_comfy import params as P
-from slipstream_comfy.attention import SlipstreamAttention, _index_blocks, install as install_attention
+from slipstream_comfy.attention import SlipstreamAttention, index_wan_blocks, install as install_attention
 from slipstream_comfy.delta_cache import DeltaCache, block_keys, install as install_cache
 
 sys.path.insert(0, str(__import__("comfy_standin").ROOT / "models" / "wan-mini"))
@@ -152,7 +152,7 @@ def test_sparse_linear_is_slip_sla_forward_on_the_blocks_its_file_names(mini, in
     hook = m.model_options["transformer_options"][OVERRIDE]
     config, blocks = hook.sla
     indexed = base.clone()
-    _index_blocks(indexed)  # what the node installed besides the override
+    index_wan_blocks(indexed)  # what the node installed besides the override
     taken = 0
     for args, kwargs in record_calls(indexed, inputs):
         q, k, v = args
