@@ -69,12 +69,8 @@ def run(base, cfg, args, train_ids, valid_ids, tr, log):
         if ctl:
             ctl.step(step)
         x = tr.windows(train_ids, args.batch, args.seq, g)
-        logits = model(x[:, :-1]).logits
-        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), x[:, 1:].flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = tr.next_token_loss(model, x)
+        tr.descend(model, opt, loss)
         osc.step(step)
         losses.append(loss.item())
         log(f"{cfg['name']}: step {step} loss {losses[-1]:.4f} ({time.time() - t0:.0f} s)")

@@ -48,6 +48,20 @@ def windows(data: torch.Tensor, n: int, seq: int, g: torch.Generator) -> torch.T
     return torch.stack([data[s:s + seq + 1] for s in start.tolist()])
 
 
+def next_token_loss(model, x: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each token of x given the ones before it (FP32 logits)."""
+    logits = model(x[:, :-1]).logits
+    return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), x[:, 1:].flatten())
+
+
+def descend(model, opt, loss: torch.Tensor) -> None:
+    """One optimizer step on loss, gradients clipped to norm 1."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
 @torch.no_grad()
 def perplexity(model, data: torch.Tensor, seq: int, device, batches: int = 40, batch: int = 16) -> float:
     g = torch.Generator().manual_seed(1234)  # the same held-out windows every time
@@ -101,12 +115,8 @@ def main(argv=None):
     for step in range(a.steps):
         x = windows(train_ids, a.batch, a.seq, g).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(x[:, :-1]).logits
-        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), x[:, 1:].flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+            loss = next_token_loss(model, x)
+        descend(model, opt, loss)
         sched.step()
         if step % max(1, a.steps // 20) == 0 or step == a.steps - 1:
             ppl = perplexity(model, valid_ids, a.seq, device, batches=8) if step < a.steps - 1 else float("nan")

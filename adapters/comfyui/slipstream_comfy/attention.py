@@ -122,6 +122,8 @@ class SlipstreamAttention:
             w = blocks.get(options.get("block_index"))
             if w is None or w.heads != h or w.head_dim != d:
                 return None
+            if w.alpha.device != q.device:  # moved once, not at every call
+                w = blocks[options["block_index"]] = w.to(q.device)
             out, route = sla2.attention(q4, k4, v4, w, config, scale=scale or None, layout=layout, return_route=True)
             steps = options["sample_sigmas"].numel() - 1 if progress is not None else None
             self.stats.sparse(round(progress * steps) if steps else None, (route == 2).float().mean())

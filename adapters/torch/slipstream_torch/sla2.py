@@ -153,7 +153,7 @@ def load(path, where: str = "SLA2") -> tuple[SLA2Config, dict]:
     return config, blocks
 
 
-def _pool(x: torch.Tensor, block: int) -> torch.Tensor:
+def pool(x: torch.Tensor, block: int) -> torch.Tensor:
     """Means of `block`-token blocks along dim 2 (the last block may be short)."""
     b, h, n, d = x.shape
     nb = -(-n // block)
@@ -163,13 +163,23 @@ def _pool(x: torch.Tensor, block: int) -> torch.Tensor:
     return sums / counts.view(1, 1, nb, 1)
 
 
+def router_logits(q: torch.Tensor, k: torch.Tensor, router_wq: torch.Tensor, router_wk: torch.Tensor, block_q: int,
+                  block_k: int, scale: float, smooth_k: bool = True) -> torch.Tensor:
+    """scale·(q̄ Wqᵀ)(k̄ Wkᵀ)ᵀ, [B, Hq, nQb, nKb], whose row softmax is SLA2's router R (q, k:
+    [B, H, N, D]; k may have fewer heads dividing Hq; k̄ after smooth-K). Differentiable in the
+    router weights, which training.sla2_router_scores uses."""
+    if smooth_k:
+        k = k - k.mean(dim=2, keepdim=True)
+    qp = pool(q, block_q) @ router_wq.transpose(0, 1)
+    kp = pool(k, block_k).repeat_interleave(q.shape[1] // k.shape[1], dim=1) @ router_wk.transpose(0, 1)
+    return (qp @ kp.transpose(-1, -2)) * scale
+
+
 def route(q: torch.Tensor, k: torch.Tensor, w: SLA2Weights, config: SLA2Config, scale: float) -> torch.Tensor:
     """uint8 [B, H, nQb, nKb]: 2 critical, 1 marginal, 0 negligible (q, k: [B, H, N, D], HND)."""
-    qf, kf = q.float(), k.float()
-    kf = kf - kf.mean(dim=2, keepdim=True)  # smooth-K
-    qp = _pool(qf, config.block_q) @ w.router_wq.to(qf.device).t()
-    kp = _pool(kf, config.block_k) @ w.router_wk.to(qf.device).t()
-    logits = (qp @ kp.transpose(-1, -2)) * scale  # softmax is monotone: Top-k of R is Top-k of these
+    # softmax is monotone: the Top-k of R is the Top-k of its logits
+    logits = router_logits(q.float(), k.float(), w.router_wq.to(q.device), w.router_wk.to(q.device), config.block_q,
+                           config.block_k, scale)
     nkb = logits.shape[-1]
     n_crit = max(1, math.floor(config.critical * nkb))
     n_negl = min(math.floor(config.negligible * nkb), nkb - n_crit)
@@ -182,7 +192,8 @@ def route(q: torch.Tensor, k: torch.Tensor, w: SLA2Weights, config: SLA2Config, 
     return out
 
 
-def _feature(x: torch.Tensor, feature_map: str) -> torch.Tensor:
+def feature(x: torch.Tensor, feature_map: str) -> torch.Tensor:
+    """φ over the last (feature) dimension."""
     if feature_map == "softmax":
         return torch.softmax(x, dim=-1)
     if feature_map == "elu":
@@ -207,7 +218,7 @@ def _linear_attention(q, k, v, marginal: torch.Tensor, feature_map: str, bq: int
     b, h, n, d = q.shape
     nk = k.shape[2]
     nqb, nkb = marginal.shape[-2:]
-    fk = _feature(k.float(), feature_map)
+    fk = feature(k.float(), feature_map)
     fk = F.pad(fk, (0, 0, 0, nkb * bk - nk)).reshape(b, h, nkb, bk, d)  # padded keys weigh 0
     vb = F.pad(v.float(), (0, 0, 0, nkb * bk - nk)).reshape(b, h, nkb, bk, d)
     m = marginal.float()
@@ -221,7 +232,7 @@ def _linear_attention(q, k, v, marginal: torch.Tensor, feature_map: str, bq: int
     else:
         kv_i = torch.einsum("bhij,bhjde->bhide", m, kv)
     z_i = torch.einsum("bhij,bhjd->bhid", m, z)
-    fq = F.pad(_feature(q.float(), feature_map), (0, 0, 0, nqb * bq - n)).reshape(b, h, nqb, bq, d)
+    fq = F.pad(feature(q.float(), feature_map), (0, 0, 0, nqb * bq - n)).reshape(b, h, nqb, bq, d)
     num = fq @ kv_i
     den = (fq * z_i.unsqueeze(3)).sum(-1, keepdim=True)
     out = torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(num))

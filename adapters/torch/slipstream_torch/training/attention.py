@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .. import attention as _attn
+from .. import sla2
 from .._lib import SlipstreamError
 
 __all__ = ["SageAttentionFunction", "sage_attention", "BlockSparseAttentionFunction", "block_sparse_attention",
@@ -234,36 +235,14 @@ def block_sparse_attention(q, k, v, block_mask=None, causal: bool = False, scale
 
 # ---------------------------------------------------------------- SLA2
 
-def _pool(x: torch.Tensor, block: int) -> torch.Tensor:
-    """Mean over blocks of `block` tokens along dim 2 (the last block may be short)."""
-    b, h, n, d = x.shape
-    nb = -(-n // block)
-    pad = nb * block - n
-    xp = torch.nn.functional.pad(x, (0, 0, 0, pad)).reshape(b, h, nb, block, d).sum(dim=3)
-    counts = torch.full((nb,), float(block), dtype=x.dtype, device=x.device)
-    counts[-1] = block - pad
-    return xp / counts.view(1, 1, nb, 1)
-
-
 def sla2_router_scores(q, k, router_wq, router_wk, *, block_q: int = 128, block_k: int = 64,
                        scale: Optional[float] = None, smooth_k: bool = True, layout: str = "HND") -> torch.Tensor:
     """SLA2's soft router, differentiable in torch: R = softmax(scale·(q̄ Wqᵀ)(k̄ Wkᵀ)ᵀ) per
     query-block row, [B, Hq, nQb, nKb] (k̄ after smooth-K): the scores whose per-row Top-k is the
     native route (slip_sla_route_predict)."""
     qh, kh = _hnd(q, layout), _hnd(k, layout)
-    if smooth_k:
-        kh = kh - kh.mean(dim=2, keepdim=True)
-    qp = _pool(qh, block_q) @ router_wq.transpose(0, 1)
-    kp = _repeat_kv(_pool(kh, block_k), qh.shape[1]) @ router_wk.transpose(0, 1)
-    return torch.softmax((qp @ kp.transpose(-1, -2)) * _scale(scale, qh.shape[-1]), dim=-1)
-
-
-def _feature(x: torch.Tensor, feature_map: str) -> torch.Tensor:
-    if feature_map == "softmax":
-        return torch.softmax(x, dim=-1)
-    if feature_map == "elu":
-        return torch.nn.functional.elu(x) + 1.0
-    return torch.relu(x)
+    logits = sla2.router_logits(qh, kh, router_wq, router_wk, block_q, block_k, _scale(scale, qh.shape[-1]), smooth_k)
+    return torch.softmax(logits, dim=-1)
 
 
 def sla2_relaxed(q, k, v, critical, keep, alpha, proj_w, proj_b, *, block_q: int, block_k: int,
@@ -280,7 +259,7 @@ def sla2_relaxed(q, k, v, critical, keep, alpha, proj_w, proj_b, *, block_q: int
     # The row max over all keys (not only critical ones) keeps exp finite for any c.
     w = c * torch.exp(s - s.amax(dim=-1, keepdim=True).detach())
     o_s = (w @ vr) / w.sum(dim=-1, keepdim=True)
-    a = (_feature(q, feature_map) @ _feature(kr, feature_map).transpose(-1, -2)) * kept * (1.0 - c)
+    a = (sla2.feature(q, feature_map) @ sla2.feature(kr, feature_map).transpose(-1, -2)) * kept * (1.0 - c)
     den = a.sum(dim=-1, keepdim=True)
     o_l = torch.where(den > 0, (a @ vr) / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(den))
     o_l = o_l @ proj_w.transpose(0, 1)
