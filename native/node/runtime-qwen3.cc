@@ -79,14 +79,20 @@ class Qwen3Session : public Napi::ObjectWrap<Qwen3Session> {
         std::shared_ptr<std::atomic<bool>> busy = busy_;
         std::vector<Napi::Value> keep = Arguments(info);
         keep.push_back(info.This());  // keeps this session (and through it the model) alive
+        // In flight until the promise settles, not until the worker returns: a call made right
+        // after forward() is refused whatever the pool's timing (a failure frees it at once).
         return RunAsync(
             env,
             [s, a, busy]() {
                 const slip_status st = Call(s, *a);
-                *busy = false;
+                if (st != SLIP_STATUS_OK) *busy = false;
                 return st;
             },
-            {}, keep);
+            [busy](Napi::Env env) {
+                *busy = false;
+                return env.Undefined();
+            },
+            keep);
     }
 
     Napi::Value ForwardSync(const Napi::CallbackInfo &info) {
