@@ -164,3 +164,38 @@ def test_sla2_on_cuda_is_slip_sla_forward_up_to_the_low_bit_branch():
                                                 w.proj_b.numpy(), **opts)).double()
     rel = ((out.double().cpu() - ref).abs().sum() / ref.abs().sum()).item()
     assert rel <= 0.02 + BF16_STEP, rel
+
+
+PREDICT_CASES = [
+    # (B, Hq, Hk, Nq, Nk, D, causal, layout, rule): every path of the CUDA predictor — vector and
+    # scalar channel loads (D 60: rows not 16-byte aligned), NHD strides, 1, 2 and 4 tokens a warp, rows shorter than a warp
+    # (sort padded to 32), rows of more than 1,024 key blocks (two sort elements a thread), GQA,
+    # causal rows, Top-p's sequential sum, the sink.
+    (1, 2, 2, 2000, 2000, 128, False, "HND", dict(topk=0.3)),
+    (1, 2, 1, 1500, 1500, 64, True, "HND", dict(topk=0.2, topp=0.9)),
+    (2, 4, 2, 700, 900, 256, False, "NHD", dict(topk=0.1, attention_sink=True)),
+    (1, 2, 2, 300, 1000, 60, True, "HND", dict(topp=0.8)),
+    (1, 1, 1, 256, 70000, 128, False, "HND", dict(topk=0.05, topp=0.5)),
+]
+
+
+@pytest.mark.parametrize("case", PREDICT_CASES, ids=lambda c: f"B{c[0]}H{c[1]}/{c[2]}N{c[3]}x{c[4]}D{c[5]}{c[7]}")
+def test_predicted_masks_are_the_cpu_predictors(case):
+    """The CUDA predictor pools in float64 as the CPU one does; its sums run in another fixed order,
+    so the masks may differ only where two pooled scores tie within double rounding: none of these
+    inputs has such a tie, so every entry must agree."""
+    b, hq, hk, nq, nk, d, causal, layout, rule = case
+    g = torch.Generator(device="cuda").manual_seed(nq + nk + d)
+    q = torch.randn(b, hq, nq, d, device="cuda", generator=g)
+    k = torch.randn(b, hk, nk, d, device="cuda", generator=g) + 0.5
+    pos = torch.arange(max(nq, nk), device="cuda", dtype=torch.float32)
+    q = (q + torch.cos(pos[:nq, None] / 50 + torch.arange(d, device="cuda")) * 2).to(torch.bfloat16)
+    k = (k + torch.cos(pos[:nk, None] / 50 + torch.arange(d, device="cuda")) * 2).to(torch.bfloat16)
+    if layout == "NHD":
+        q, k = q.transpose(1, 2).contiguous(), k.transpose(1, 2).contiguous()
+    m_gpu = torch.ops.slipstream.sparse_predict(q, k, causal, layout=layout, **rule)
+    m_cpu, _ = cpu_attn.sparse_predict(q.float().cpu().numpy(), k.float().cpu().numpy(), layout=layout, causal=causal,
+                                       **rule)
+    m_cpu = torch.from_numpy(m_cpu).to("cuda")
+    assert m_gpu.shape == m_cpu.shape
+    assert torch.equal(m_gpu, m_cpu), f"{(m_gpu != m_cpu).sum().item()} of {m_cpu.numel()} mask entries differ"

@@ -634,7 +634,7 @@ SLIP_API slip_status slip_sparse_params_init(slip_sparse_params *p);
 /* block_mask_out: U8 [B, Hq, ceil(Nq/block_q), ceil(Nk/block_k)], 1 = keep. q, k as in
  * slip_attn_dense (HND or NHD; GQA). topk and topp may not both be 0. *sparsity_out (NULL to
  * skip) receives 1 - kept / allowed over the causally allowed pairs (0 when none is allowed).
- * CUDA tensors (q, k BF16 or F16, D <= 256, at most 4096 key blocks; block_mask_out contiguous on
+ * CUDA tensors (q, k BF16 or F16, D <= 256, at most 2048 key blocks per row; block_mask_out contiguous on
  * the same device): the same rule with the same float64 pooling, queued on q's stream; masks
  * equal the CPU's except where two pooled scores tie within double rounding. Asking for
  * sparsity_out waits for the stream. */

@@ -3,17 +3,19 @@
 // masks agree except where two pooled scores tie within double rounding.
 //   kmean      smooth-K's per-(batch, kv head) mean, from fixed-order partial sums
 //   pool       per block of Q (and of K minus the mean): the mean and the self-similarity
-//              ‖Σ u‖² / b² (u the unit tokens), one warp per token, fixed-order combination
+//              ‖Σ u‖² / b² (u the unit tokens), D / 8 lanes a token, fixed-order combination
 //   logits     every (query block, key block) pair's pooled logit, a tiled float64 product
 //   select     per (query block, head): pooled logits over the allowed key blocks, softmax over
-//              the trusted ones, a bitonic sort (score descending, earlier block first), Top-k ∪
-//              Top-p, the similarity guard, the sink; kept and allowed pairs counted
+//              the trusted ones, a bitonic sort in registers (score descending, earlier block
+//              first), Top-k ∪ Top-p, the similarity guard, the sink; kept and allowed pairs counted
+// Every sum runs in an order fixed by the shapes alone, so a mask is the same on every run.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "base/cuda-backend.h"
 #include "base/error.h"
@@ -26,16 +28,35 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kChunkRows = 128;  // keys per smooth-K partial sum: enough CTAs to fill the GPU
-constexpr int kMaxSort = 4096;  // key blocks one row can sort in shared memory
+constexpr int kMaxSort = 2048;  // key blocks one row can sort: 64 slots a lane, in registers
 
 struct View {
     const void *data;
     int64_t sb, sh, sn;
     bool bf16;
+    bool vec8;  // rows start 16-byte aligned: eight elements load as one 16-byte word
     __device__ float at(int b, int h, int n, int d) const {
         const int64_t i = b * sb + h * sh + n * sn + d;
         return bf16 ? __bfloat162float(static_cast<const __nv_bfloat16 *>(data)[i])
                     : __half2float(static_cast<const __half *>(data)[i]);
+    }
+    // Elements d0 .. d0 + 7 of row (b, h, n) as eight 16-bit values; those at or past D read as 0.
+    __device__ uint4 raw8(int b, int h, int n, int d0, int D) const {
+        const uint16_t *x = static_cast<const uint16_t *>(data) + (b * sb + h * sh + n * sn + d0);
+        if (vec8 && d0 + 8 <= D) return __ldg(reinterpret_cast<const uint4 *>(x));
+        uint32_t w[4] = {};
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+            if (d0 + j < D) w[j / 2] |= static_cast<uint32_t>(__ldg(x + j)) << (16 * (j % 2));
+        return make_uint4(w[0], w[1], w[2], w[3]);
+    }
+    __device__ void to_double(const uint4 &r, double (&x)[8]) const {
+        const uint32_t u[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const uint32_t h16 = (u[j / 2] >> (16 * (j % 2))) & 0xFFFFu;
+            x[j] = bf16 ? __uint_as_float(h16 << 16) : __half2float(__ushort_as_half(static_cast<unsigned short>(h16)));
+        }
     }
 };
 
@@ -44,118 +65,154 @@ struct Dims {
     bool causal;
 };
 
-__global__ void kmean_partials(View k, Dims s, double *part) {
-    const int chunk = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
+// Per chunk of kChunkRows keys: the sum of each channel, D / 8 lanes a key (eight channels each),
+// TPW keys a warp at once; the row groups combine in a fixed order.
+template <int TPW>
+__global__ void __launch_bounds__(kThreads) kmean_partials(View k, Dims s, double *part) {
+    constexpr int kLanes = 32 / TPW, kSlots = kThreads / 32 * TPW;
+    __shared__ double acc_s[kSlots][kLanes * 8 + 1];
+    const int chunk = blockIdx.x, hk = blockIdx.y, b = blockIdx.z, lane = threadIdx.x % 32;
+    const int slot = threadIdx.x / 32 * TPW + lane / kLanes, d0 = (lane % kLanes) * 8;
     const int n0 = chunk * kChunkRows, n1 = min(s.Nk, n0 + kChunkRows);
-    for (int d = threadIdx.x; d < s.D; d += blockDim.x) {
-        double acc = 0.0;
-        for (int n = n0; n < n1; ++n) acc += k.at(b, hk, n, d);
-        part[((static_cast<int64_t>(b) * s.Hk + hk) * gridDim.x + chunk) * s.D + d] = acc;
+    double acc[8] = {};
+    for (int n = n0 + slot; n < n1; n += kSlots) {
+        double x[8];
+        k.to_double(k.raw8(b, hk, n, d0, s.D), x);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[j] += x[j];
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc_s[slot][d0 + j] = acc[j];
+    __syncthreads();
+    for (int d = threadIdx.x; d < s.D; d += kThreads) {
+        double v = 0.0;
+        for (int r = 0; r < kSlots; ++r) v += acc_s[r][d];
+        part[((static_cast<int64_t>(b) * s.Hk + hk) * gridDim.x + chunk) * s.D + d] = v;
     }
 }
 
+// One warp per (batch, kv head, channel): its lanes take every 32nd partial, then a fixed xor tree.
 __global__ void kmean_finish(Dims s, int chunks, const double *part, double *mean) {
-    const int64_t bh = blockIdx.x;
-    for (int d = threadIdx.x; d < s.D; d += blockDim.x) {
-        double acc = 0.0;
-        for (int c = 0; c < chunks; ++c) acc += part[(bh * chunks + c) * s.D + d];
-        mean[bh * s.D + d] = acc / s.Nk;
-    }
+    const int64_t item = static_cast<int64_t>(blockIdx.x) * (kThreads / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (item >= static_cast<int64_t>(s.B) * s.Hk * s.D) return;
+    const int64_t bh = item / s.D;
+    const int d = static_cast<int>(item % s.D);
+    double acc = 0.0;
+    for (int c = lane; c < chunks; c += 32) acc += part[(bh * chunks + c) * s.D + d];
+    for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane == 0) mean[bh * s.D + d] = acc / s.Nk;
 }
 
-// The sum of v over the CTA (kThreads threads) in a fixed tree order, the same on every run; every
-// thread gets it. sh: kThreads doubles of shared memory.
-__device__ double cta_sum(double v, double *sh) {
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (int w = kThreads / 2; w; w >>= 1) {
-        if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
-        __syncthreads();
-    }
-    const double r = sh[0];
-    __syncthreads();
-    return r;
-}
-
-// One CTA per (block, head, batch) of Q (mean_shift null) or K: means [.., blocks, D], sim [.., blocks].
-__global__ void pool(View x, Dims s, int heads, int n_tokens, int block, const double *shift, double *means,
-                     double *sims) {
-    __shared__ double msum[kThreads / 32][256], usum[kThreads / 32][256];
-    const int blk = blockIdx.x, h = blockIdx.y, b = blockIdx.z, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+// One warp per (block, head, batch) of Q (shift null) or K: means [.., blocks, D], sim [.., blocks].
+// A token is read by D/8 lanes, eight channels each (one 16-byte load where rows are aligned), so
+// the warp takes TPW tokens at once, the next ones' loads in flight while it works on these; each
+// lane keeps its channels' sums of x and of the unit vector, and the TPW partial sums meet by
+// shuffles at the end: no shared memory, no barrier.
+template <int TPW, bool SHIFT>
+__global__ void __launch_bounds__(kThreads) pool(View x, Dims s, int heads, int n_tokens, int block, int blocks,
+                                                 const double *shift, double *means, double *sims) {
+    constexpr int kLanes = 32 / TPW;  // lanes a token
+    const int lane = threadIdx.x % 32;
+    const int blk = blockIdx.x * (kThreads / 32) + threadIdx.x / 32, h = blockIdx.y, b = blockIdx.z;
+    if (blk >= blocks) return;  // whole warps leave
+    const int slot = lane / kLanes, d0 = (lane % kLanes) * 8;
     const int t0 = blk * block, t1 = min(n_tokens, t0 + block);
-    const double *sh = shift ? shift + (static_cast<int64_t>(b) * s.Hk + h) * s.D : nullptr;
-    double m[8] = {}, u[8] = {};
-    for (int t = t0 + warp; t < t1; t += kThreads / 32) {
-        double xv[8], nn = 0.0;
+    double sh[8] = {}, m[8] = {}, u[8] = {};
+    if constexpr (SHIFT) {
+        const double *sp = shift + (static_cast<int64_t>(b) * s.Hk + h) * s.D;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) sh[j] = d0 + j < s.D ? sp[d0 + j] : 0.0;
+    }
+    int t = t0 + slot;
+    uint4 next = t < t1 ? x.raw8(b, h, t, d0, s.D) : make_uint4(0u, 0u, 0u, 0u);
+    for (; t - slot < t1; t += TPW) {
+        const bool live = t < t1;  // the whole warp stays in the loop for the shuffles
+        double cur[8];
+        x.to_double(next, cur);
+        if (t + TPW < t1) next = x.raw8(b, h, t + TPW, d0, s.D);
+        double nn = 0.0;
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-            const int d = lane + 32 * j;
-            xv[j] = d < s.D ? static_cast<double>(x.at(b, h, t, d)) - (sh ? sh[d] : 0.0) : 0.0;
-            m[j] += xv[j];
-            nn += xv[j] * xv[j];
+            cur[j] = live && d0 + j < s.D ? cur[j] - sh[j] : 0.0;
+            m[j] += cur[j];
+            nn += cur[j] * cur[j];
         }
-        for (int o = 16; o; o >>= 1) nn += __shfl_xor_sync(0xffffffffu, nn, o);
+#pragma unroll
+        for (int o = kLanes / 2; o; o >>= 1) nn += __shfl_xor_sync(0xffffffffu, nn, o);
         if (nn > 0.0) {
-            const double inv = 1.0 / sqrt(nn);
+            const double inv = rsqrt(nn);
 #pragma unroll
-            for (int j = 0; j < 8; ++j) u[j] += xv[j] * inv;
+            for (int j = 0; j < 8; ++j) u[j] += cur[j] * inv;
         }
     }
+    // The token slots' sums, slot 0 first; then the block's mean and ‖Σ u‖².
 #pragma unroll
-    for (int j = 0; j < 8; ++j)
-        if (lane + 32 * j < s.D) {
-            msum[warp][lane + 32 * j] = m[j];
-            usum[warp][lane + 32 * j] = u[j];
+    for (int o = kLanes; o < 32; o <<= 1)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            m[j] += __shfl_xor_sync(0xffffffffu, m[j], o);
+            u[j] += __shfl_xor_sync(0xffffffffu, u[j], o);
         }
-    __syncthreads();
     const double cnt = static_cast<double>(t1 - t0);
-    const int64_t row = (static_cast<int64_t>(b) * heads + h) * gridDim.x + blk;
-    __shared__ double s2[kThreads];
+    const int64_t row = (static_cast<int64_t>(b) * heads + h) * blocks + blk;
     double sq = 0.0;
-    for (int d = threadIdx.x; d < s.D; d += kThreads) {
-        double ms = 0.0, us = 0.0;
-        for (int w = 0; w < kThreads / 32; ++w) {
-            ms += msum[w][d];
-            us += usum[w][d];
-        }
-        means[row * s.D + d] = ms / cnt;
-        sq += us * us;
-    }
-    const double tot = cta_sum(sq, s2);
-    if (threadIdx.x == 0) sims[row] = tot / (cnt * cnt);
+    if (slot == 0)
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+            if (d0 + j < s.D) {
+                means[row * s.D + d0 + j] = m[j] / cnt;
+                sq += u[j] * u[j];
+            }
+    for (int o = 16; o; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
+    if (lane == 0) sims[row] = sq / (cnt * cnt);
 }
 
 // logits[b, h, qb, kb] = qmean[b, h, qb] . kmean[b, hk, kb], summed over d in order as the CPU
-// does, for every pair: a tiled product (each select_blocks CTA computing its own row re-read all
-// of kmean from L2, ~1 ms at 32,760 tokens).
-constexpr int kLogitTile = 32;
-__global__ void pooled_logits(Dims s, const double *qmean, const double *kmean, double *logits) {
-    __shared__ double qt[kLogitTile][kLogitTile + 1], kt[kLogitTile][kLogitTile + 1];
+// does, for every pair: 64 x 64 outputs a CTA of 64 threads, 8 x 8 a thread (rows ty + 8i, columns
+// tx + 8j), so each pair of shared-memory loads feeds four FMAs.
+constexpr int kLogitTile = 64, kLogitDepth = 16, kLogitThreads = 64;
+__global__ void __launch_bounds__(kLogitThreads) pooled_logits(Dims s, const double *qmean, const double *kmean,
+                                                               double *logits) {
+    // Rows padded by one: the loads below store 16 depths of one row at once, which would otherwise
+    // hit one bank 16 times.
+    __shared__ double qt[kLogitDepth][kLogitTile + 1], kt[kLogitDepth][kLogitTile + 1];
     const int bh = blockIdx.z, b = bh / s.Hq, h = bh % s.Hq, hk = h / (s.Hq / s.Hk);
     const int q0 = blockIdx.y * kLogitTile, k0 = blockIdx.x * kLogitTile;
-    const int tx = threadIdx.x % kLogitTile, ty = threadIdx.x / kLogitTile;  // 8 rows of 32
-    constexpr int kRows = kLogitTile / (kThreads / kLogitTile);               // 4 outputs a thread
+    const int tx = threadIdx.x % 8, ty = threadIdx.x / 8;
     const double *qm = qmean + static_cast<int64_t>(bh) * s.nqb * s.D;
     const double *km = kmean + (static_cast<int64_t>(b) * s.Hk + hk) * s.nkb * s.D;
-    double acc[kRows] = {};
-    for (int d0 = 0; d0 < s.D; d0 += kLogitTile) {
-        for (int r = ty; r < kLogitTile; r += kThreads / kLogitTile) {
-            const bool dk = d0 + tx < s.D;
-            qt[r][tx] = q0 + r < s.nqb && dk ? qm[static_cast<int64_t>(q0 + r) * s.D + d0 + tx] : 0.0;
-            kt[r][tx] = k0 + r < s.nkb && dk ? km[static_cast<int64_t>(k0 + r) * s.D + d0 + tx] : 0.0;
+    double acc[8][8] = {};
+    for (int d0 = 0; d0 < s.D; d0 += kLogitDepth) {
+        // Row r = idx / 16, depth idx % 16: consecutive threads read consecutive channels.
+        for (int idx = threadIdx.x; idx < kLogitTile * kLogitDepth; idx += kLogitThreads) {
+            const int r = idx / kLogitDepth, dd = idx % kLogitDepth, d = d0 + dd;
+            qt[dd][r] = q0 + r < s.nqb && d < s.D ? qm[static_cast<int64_t>(q0 + r) * s.D + d] : 0.0;
+            kt[dd][r] = k0 + r < s.nkb && d < s.D ? km[static_cast<int64_t>(k0 + r) * s.D + d] : 0.0;
         }
         __syncthreads();
-        const int dn = min(kLogitTile, s.D - d0);
-        for (int d = 0; d < dn; ++d)
+        const int dn = min(kLogitDepth, s.D - d0);
+        for (int dd = 0; dd < dn; ++dd) {
+            double a[8], c[8];
 #pragma unroll
-            for (int i = 0; i < kRows; ++i) acc[i] += qt[ty + i * (kThreads / kLogitTile)][d] * kt[tx][d];
+            for (int i = 0; i < 8; ++i) {
+                a[i] = qt[dd][ty + 8 * i];
+                c[i] = kt[dd][tx + 8 * i];
+            }
+#pragma unroll
+            for (int i = 0; i < 8; ++i)
+#pragma unroll
+                for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * c[j];
+        }
         __syncthreads();
     }
 #pragma unroll
-    for (int i = 0; i < kRows; ++i) {
-        const int qb = q0 + ty + i * (kThreads / kLogitTile), kb = k0 + tx;
-        if (qb < s.nqb && kb < s.nkb) logits[(static_cast<int64_t>(bh) * s.nqb + qb) * s.nkb + kb] = acc[i];
-    }
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const int qb = q0 + ty + 8 * i, kb = k0 + tx + 8 * j;
+            if (qb < s.nqb && kb < s.nkb) logits[(static_cast<int64_t>(bh) * s.nqb + qb) * s.nkb + kb] = acc[i][j];
+        }
 }
 
 // Key blocks [0, n) that query block qb may see (bottom-right causality), as allowed_key_blocks().
@@ -165,101 +222,139 @@ __device__ inline int allowed(const Dims &s, int qb) {
     return last_k < 0 ? 0 : min(s.nkb, last_k / s.bk + 1);
 }
 
-__global__ void select_blocks(Dims s, float scale, float topk, float topp, float theta, int sink, const double *logits,
-                              const double *qsim, const double *ksim, int sort_n, uint8_t *mask,
-                              unsigned long long *counts) {
-    extern __shared__ unsigned char sh[];
-    double *p = reinterpret_cast<double *>(sh);           // [sort_n] score, then sorted
-    int *idx = reinterpret_cast<int *>(p + sort_n);       // [sort_n]
-    uint8_t *keep = reinterpret_cast<uint8_t *>(idx + sort_n);  // [nkb]
-    __shared__ double red[kThreads];
-    const int qb = blockIdx.x, h = blockIdx.y, b = blockIdx.z, hk = h / (s.Hq / s.Hk);
-    const int n = allowed(s, qb);
+// The order of the sort: a before b when its score is higher, or equal with the earlier block (the
+// CPU's stable sort by descending score).
+__device__ __forceinline__ bool before(double pa, int ia, double pb, int ib) { return pa > pb || (pa == pb && ia < ib); }
+
+// One bitonic step on element i (score p, block ix) against its partner i ^ stride (score q, block
+// iq): within a run of `size` that sorts forward (i & size == 0) the lower index keeps the element
+// that comes first.
+__device__ __forceinline__ void bitonic_keep(int i, int size, int stride, double &p, int &ix, double q, int iq) {
+    const bool forward = (i & size) == 0, lower = (i & stride) == 0;
+    if (before(p, ix, q, iq) != (forward == lower)) {
+        p = q;
+        ix = iq;
+    }
+}
+
+__device__ __forceinline__ double warp_sum(double v) {
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// One warp per (query block, head, batch), kSelectRows rows a CTA: the row's pooled logits over the
+// allowed key blocks, softmax over the trusted ones, a bitonic sort held in registers (element
+// e * 32 + lane in slot e of the lane: strides under 32 through shuffles, larger ones between a
+// lane's own slots), Top-k ∪ Top-p, the guard, the sink; the mask row is written straight to
+// global memory (__syncwarp orders the lanes' writes). PER = sort_n / 32 slots a lane.
+template <int PER>
+__global__ void __launch_bounds__(kThreads) select_blocks(Dims s, float scale, float topk, float topp, float theta,
+                                                          int sink, const double *logits, const double *qsim,
+                                                          const double *ksim, uint8_t *mask, unsigned long long *counts) {
+    constexpr int kSort = PER * 32;
+    const int lane = threadIdx.x % 32;
+    const int qb = blockIdx.x * (kThreads / 32) + threadIdx.x / 32, h = blockIdx.y, b = blockIdx.z;
+    if (qb >= s.nqb) return;  // whole warps leave
+    const int hk = h / (s.Hq / s.Hk), n = allowed(s, qb);
     uint8_t *row = mask + ((static_cast<int64_t>(b) * s.Hq + h) * s.nqb + qb) * s.nkb;
     const double *ks = ksim + (static_cast<int64_t>(b) * s.Hk + hk) * s.nkb;
     const int64_t qrow = (static_cast<int64_t>(b) * s.Hq + h) * s.nqb + qb;
     const bool q_trusted = qsim[qrow] > theta;
-    for (int j = threadIdx.x; j < s.nkb; j += kThreads) keep[j] = (j < n && (!q_trusted || !(ks[j] > theta))) ? 1 : 0;
+    for (int j = lane; j < s.nkb; j += 32) row[j] = (j < n && (!q_trusted || !(ks[j] > theta))) ? 1 : 0;
+    __syncwarp();
     if (n > 0 && q_trusted) {
-        // Logits of the trusted blocks; the rest sort last (score -1).
         const double *lg = logits + qrow * s.nkb;
+        double p[PER];
+        int ix[PER];
         double mx = -INFINITY;
-        for (int j = threadIdx.x; j < sort_n; j += kThreads) {
-            const double v = j < n && ks[j] > theta ? static_cast<double>(scale) * lg[j] : -INFINITY;
-            p[j] = v;
-            idx[j] = j;
-            mx = fmax(mx, v);
+#pragma unroll
+        for (int e = 0; e < PER; ++e) {
+            const int j = e * 32 + lane;
+            ix[e] = j;
+            p[e] = j < n && ks[j] > theta ? static_cast<double>(scale) * lg[j] : -INFINITY;
+            mx = fmax(mx, p[e]);
         }
-        red[threadIdx.x] = mx;
-        __syncthreads();
-        for (int w = kThreads / 2; w; w >>= 1) {
-            if (threadIdx.x < w) red[threadIdx.x] = fmax(red[threadIdx.x], red[threadIdx.x + w]);
-            __syncthreads();
+        for (int o = 16; o; o >>= 1) mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+        double sum = 0.0, trusted = 0.0;
+#pragma unroll
+        for (int e = 0; e < PER; ++e) {
+            p[e] = p[e] == -INFINITY ? 0.0 : exp(p[e] - mx);
+            sum += p[e];
         }
-        mx = red[0];
-        __syncthreads();
-        double sum = 0.0;
-        for (int j = threadIdx.x; j < sort_n; j += kThreads) {
-            const double e = p[j] == -INFINITY ? 0.0 : exp(p[j] - mx);
-            p[j] = e;
-            sum += e;
+        sum = warp_sum(sum);
+#pragma unroll
+        for (int e = 0; e < PER; ++e) {
+            const int j = ix[e];
+            const bool tr = j < n && ks[j] > theta;
+            p[e] = tr ? p[e] / sum : -1.0;  // blocks without a score sort last
+            trusted += tr ? 1.0 : 0.0;
         }
-        sum = cta_sum(sum, red);
-        double trusted = 0.0;  // blocks with a score: they sort first
-        for (int j = threadIdx.x; j < sort_n; j += kThreads) {
-            const bool t = j < n && ks[j] > theta;
-            p[j] = t ? p[j] / sum : -1.0;
-            trusted += t ? 1.0 : 0.0;
-        }
-        const int m = static_cast<int>(cta_sum(trusted, red));
-        // Bitonic sort: score descending, then block index ascending (the CPU's stable sort).
-        for (int size = 2; size <= sort_n; size <<= 1)
+        const int m = static_cast<int>(warp_sum(trusted));
+        for (int size = 2; size <= kSort; size <<= 1)
             for (int stride = size >> 1; stride; stride >>= 1) {
-                for (int i = threadIdx.x; i < sort_n; i += kThreads) {
-                    const int jx = i ^ stride;
-                    if (jx > i) {
-                        const bool desc = (i & size) == 0;
-                        const bool i_first = p[i] > p[jx] || (p[i] == p[jx] && idx[i] < idx[jx]);
-                        if (i_first != desc) {
-                            const double tp = p[i];
-                            p[i] = p[jx];
-                            p[jx] = tp;
-                            const int ti = idx[i];
-                            idx[i] = idx[jx];
-                            idx[jx] = ti;
-                        }
-                    }
-                }
-                __syncthreads();
-            }
-        if (threadIdx.x == 0) {
-            if (m > 0) {
-                if (topk > 0.0f) {
-                    int c = static_cast<int>(floor(static_cast<double>(topk) * n));
-                    c = min(m, max(1, c));
-                    for (int r = 0; r < c; ++r) keep[idx[r]] = 1;
-                }
-                if (topp > 0.0f) {
-                    double cum = 0.0;
-                    for (int r = 0; r < m; ++r) {
-                        keep[idx[r]] = 1;
-                        cum += p[r];
-                        if (cum >= topp) break;
+                if (stride >= 32) {
+                    // Partners in the lane's own slots e and e ^ (stride / 32): one unrolled copy per
+                    // distance, so every slot index is a constant and the slots stay in registers.
+#pragma unroll
+                    for (int de = 1; de < PER; de <<= 1)
+                        if (stride == 32 * de)
+#pragma unroll
+                            for (int e = 0; e < PER; ++e)
+                                if ((e & de) == 0) {
+                                    const double pe = p[e], pf = p[e | de];
+                                    const int ie = ix[e], jf = ix[e | de];
+                                    bitonic_keep(e * 32 + lane, size, stride, p[e], ix[e], pf, jf);
+                                    bitonic_keep((e | de) * 32 + lane, size, stride, p[e | de], ix[e | de], pe, ie);
+                                }
+                } else {
+#pragma unroll
+                    for (int e = 0; e < PER; ++e) {
+                        const double q = __shfl_xor_sync(0xffffffffu, p[e], stride);
+                        const int iq = __shfl_xor_sync(0xffffffffu, ix[e], stride);
+                        bitonic_keep(e * 32 + lane, size, stride, p[e], ix[e], q, iq);
                     }
                 }
             }
-            if (sink) keep[0] = 1;
+        // Sorted rank r lives in slot r / 32 of lane r % 32. Top-k keeps ranks below c; Top-p the
+        // ranks up to the first whose running sum (added rank by rank, as the CPU adds) reaches p.
+        int last = -1;
+        if (m > 0 && topk > 0.0f) {
+            const int c = min(m, max(1, static_cast<int>(floor(static_cast<double>(topk) * n))));
+            last = c - 1;
         }
+        if (m > 0 && topp > 0.0f) {
+            double cum = 0.0;
+            int stop = m - 1;
+            bool done = false;
+#pragma unroll
+            for (int e = 0; e < PER; ++e) {
+                if (done) break;  // uniform: every lane holds the same cum
+                for (int l = 0; l < 32 && !done; ++l) {
+                    const int r = e * 32 + l;
+                    if (r >= m) {
+                        done = true;
+                        break;
+                    }
+                    cum += __shfl_sync(0xffffffffu, p[e], l);
+                    if (cum >= topp) {
+                        stop = r;
+                        done = true;
+                    }
+                }
+            }
+            last = max(last, stop);
+        }
+#pragma unroll
+        for (int e = 0; e < PER; ++e)
+            if (e * 32 + lane <= last) row[ix[e]] = 1;
+        if (sink && lane == 0) row[0] = 1;
+        __syncwarp();
     }
-    __syncthreads();
     double kept = 0.0;
-    for (int j = threadIdx.x; j < s.nkb; j += kThreads) {
-        row[j] = keep[j];
-        kept += keep[j];
-    }
-    const double tot = cta_sum(kept, red);  // whole numbers: exact in any order
-    if (threadIdx.x == 0 && counts) {
-        atomicAdd(counts, static_cast<unsigned long long>(tot));
+    for (int j = lane; j < s.nkb; j += 32) kept += row[j];
+    kept = warp_sum(kept);  // whole numbers: exact in any order
+    if (lane == 0 && counts) {
+        atomicAdd(counts, static_cast<unsigned long long>(kept));
         atomicAdd(counts + 1, static_cast<unsigned long long>(n));
     }
 }
@@ -278,7 +373,9 @@ View view(const slip_tensor *t, const char *name, int32_t layout, int dev, int64
     ext[1] = t->shape[hd];
     ext[2] = t->shape[nd];
     ext[3] = t->shape[3];
-    return View{t->data, t->strides[0], t->strides[hd], t->strides[nd], t->dtype == SLIP_DTYPE_BF16};
+    const bool vec8 = reinterpret_cast<uintptr_t>(t->data) % 16 == 0 && t->strides[0] % 8 == 0 && t->strides[hd] % 8 == 0 &&
+                      t->strides[nd] % 8 == 0;
+    return View{t->data, t->strides[0], t->strides[hd], t->strides[nd], t->dtype == SLIP_DTYPE_BF16, vec8};
 }
 
 }  // namespace
@@ -328,23 +425,48 @@ void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_
     cudaMemsetAsync(counts, 0, 16, st);
     const double *shift = nullptr;
     if (sp->smooth_k) {
-        kmean_partials<<<dim3(chunks, Hk, B), kThreads, 0, st>>>(kv, s, part);
-        kmean_finish<<<B * Hk, kThreads, 0, st>>>(s, chunks, part, kmean);
+        const dim3 grid(chunks, Hk, B);
+        if (D <= 64) kmean_partials<4><<<grid, kThreads, 0, st>>>(kv, s, part);
+        else if (D <= 128) kmean_partials<2><<<grid, kThreads, 0, st>>>(kv, s, part);
+        else kmean_partials<1><<<grid, kThreads, 0, st>>>(kv, s, part);
+        const int64_t warps = B * Hk * D;
+        kmean_finish<<<static_cast<unsigned>((warps + kThreads / 32 - 1) / (kThreads / 32)), kThreads, 0, st>>>(s, chunks, part, kmean);
         shift = kmean;
     }
-    pool<<<dim3(nqb, Hq, B), kThreads, 0, st>>>(qv, s, static_cast<int>(Hq), static_cast<int>(Nq), s.bq, nullptr, qm, qs);
-    pool<<<dim3(nkb, Hk, B), kThreads, 0, st>>>(kv, s, static_cast<int>(Hk), static_cast<int>(Nk), s.bk, shift, km, ks);
-    pooled_logits<<<dim3((nkb + kLogitTile - 1) / kLogitTile, (nqb + kLogitTile - 1) / kLogitTile, B * Hq), kThreads, 0,
-                    st>>>(s, qm, km, logits);
-    int sort_n = 1;
-    while (sort_n < nkb) sort_n <<= 1;
-    const size_t smem = static_cast<size_t>(sort_n) * (8 + 4) + static_cast<size_t>(nkb);
-    static const cudaError_t attr =
-        cudaFuncSetAttribute(select_blocks, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSort * 12 + kMaxSort);
-    (void)attr;
-    select_blocks<<<dim3(nqb, Hq, B), kThreads, smem, st>>>(s, scale, sp->topk, sp->topp, sp->sim_threshold,
-                                                            sp->attention_sink, logits, qs, ks, sort_n,
-                                                            static_cast<uint8_t *>(bm.data), counts);
+    // Tokens a warp pools at once: D / 8 lanes read one. A warp per block, 8 blocks a CTA.
+    auto pool_launch = [&](const View &x, int heads, int tokens, int block, int blocks, const double *sh, double *means,
+                           double *sims) {
+        const dim3 grid((blocks + kThreads / 32 - 1) / (kThreads / 32), heads, B);
+        auto go = [&](auto tpw, auto shifted) {
+            pool<decltype(tpw)::value, decltype(shifted)::value><<<grid, kThreads, 0, st>>>(x, s, heads, tokens, block,
+                                                                                           blocks, sh, means, sims);
+        };
+        auto by_dim = [&](auto shifted) {
+            if (D <= 64) go(std::integral_constant<int, 4>{}, shifted);
+            else if (D <= 128) go(std::integral_constant<int, 2>{}, shifted);
+            else go(std::integral_constant<int, 1>{}, shifted);
+        };
+        if (sh) by_dim(std::true_type{});
+        else by_dim(std::false_type{});
+    };
+    pool_launch(qv, static_cast<int>(Hq), static_cast<int>(Nq), s.bq, s.nqb, nullptr, qm, qs);
+    pool_launch(kv, static_cast<int>(Hk), static_cast<int>(Nk), s.bk, s.nkb, shift, km, ks);
+    pooled_logits<<<dim3((nkb + kLogitTile - 1) / kLogitTile, (nqb + kLogitTile - 1) / kLogitTile, B * Hq), kLogitThreads,
+                    0, st>>>(s, qm, km, logits);
+    const dim3 rows((nqb + kThreads / 32 - 1) / (kThreads / 32), Hq, B);
+    auto select = [&](auto per) {
+        select_blocks<decltype(per)::value><<<rows, kThreads, 0, st>>>(s, scale, sp->topk, sp->topp, sp->sim_threshold,
+                                                                       sp->attention_sink, logits, qs, ks,
+                                                                       static_cast<uint8_t *>(bm.data), counts);
+    };
+    // Slots a lane sorts: the row's key blocks rounded up to a power of two, over 32 lanes.
+    if (nkb <= 32) select(std::integral_constant<int, 1>{});
+    else if (nkb <= 64) select(std::integral_constant<int, 2>{});
+    else if (nkb <= 128) select(std::integral_constant<int, 4>{});
+    else if (nkb <= 256) select(std::integral_constant<int, 8>{});
+    else if (nkb <= 512) select(std::integral_constant<int, 16>{});
+    else if (nkb <= 1024) select(std::integral_constant<int, 32>{});
+    else select(std::integral_constant<int, 64>{});
     const cudaError_t launch = cudaGetLastError();
     unsigned long long host_counts[2] = {0, 0};
     cudaError_t copy = cudaSuccess;
