@@ -134,6 +134,8 @@ def main():
               "(flush per 64 keys), the one sm_89 runs, timed in the same run.",
               "- SDPA: `torch.nn.functional.scaled_dot_product_attention` in bf16 with the cuDNN and FlashAttention-2 backends, "
               "same inputs, same run. TOPS = 4·B·H·N²·D / time (causal: half).",
+              "- Times: median GPU time of a call between CUDA events, a spin kernel queued ahead of each so that host "
+              "overhead (Python, ctypes, launches) stays out for every column alike (bench/gpu/measure.py).",
               "- Accuracy: relative L1 and cosine against float64 attention on 64 query rows per head spread over the sequence.",
               ""]
 

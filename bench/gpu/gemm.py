@@ -77,15 +77,9 @@ def rel_l2(y, ref):
 
 
 def time_ms(fn, flush, warmup=5, reps=30):
-    """Median over reps of the GPU time of one call; with flush, L2 is overwritten before each. A spin
-    kernel ahead of each call keeps the GPU busy while the host queues it, so host overhead (Python,
-    ctypes) stays out of the interval: these are kernel times."""
-    def before():
-        if flush is not None:
-            flush.zero_()
-        torch.cuda._sleep(1_000_000)
-
-    return gpu_time_ms(fn, warmup, reps, before)
+    """Median over reps of the GPU time of one call (measure.time_ms: host overhead kept out); with
+    flush, L2 is overwritten before each."""
+    return gpu_time_ms(fn, warmup, reps, flush.zero_ if flush is not None else None)
 
 
 def accuracy(lines, shapes):
@@ -178,7 +172,8 @@ def main():
              "- torch: `torch.matmul` in bf16 on the dequantized weight, `torch._scaled_mm` FP8 E4M3 with per-tensor "
              "scales (x quantized outside the timed call). TFLOPS = 2·M·N·K / time; weight GB/s = bytes of the weight "
              "in its format / time.",
-             f"- L2 {'flushed (256 MB memset) before every timed call' if flush is not None else 'left warm'}.",
+             f"- L2 {'flushed (256 MB memset) before every timed call' if flush is not None else 'left warm'}; a spin kernel "
+             "queued ahead of each keeps host overhead out of the interval (bench/gpu/measure.py).",
              ""]
     acc_shapes = [(1, 4096, 4096, torch.bfloat16, False), (16, 4096, 4096, torch.bfloat16, True),
                   (4096, 4096, 4096, torch.bfloat16, False), (16, 4096, 4096, torch.float16, False),

@@ -16,9 +16,14 @@ def card() -> tuple[str, str]:
     return name, drv
 
 
+SPIN_CYCLES = 2_000_000  # ~1 ms at Hopper clocks: longer than the host needs to queue any call here
+
+
 def time_ms(fn, warmup=3, reps=10, before=None):
     """Median over reps of fn's GPU time between two CUDA events, after warmup untimed calls;
-    before (untimed) runs ahead of each timed call."""
+    before (untimed) runs ahead of each timed call. A spin kernel queued ahead of the first event
+    keeps the GPU busy while the host queues fn (Python, ctypes, launches), so the interval holds
+    the GPU's work and not the host's: every library and every backend is timed the same way."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -27,6 +32,7 @@ def time_ms(fn, warmup=3, reps=10, before=None):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         if before is not None:
             before()
+        torch.cuda._sleep(SPIN_CYCLES)
         a.record()
         fn()
         b.record()
