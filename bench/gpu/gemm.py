@@ -55,6 +55,26 @@ def dequantize_nvfp4(codes, scales, g) -> torch.Tensor:
     return (v.view(n, -1, 16) * scales.double()[..., None] / g.double()).view(n, -1)
 
 
+def e4m3_weight(codes, scales, g):
+    """The float64 weight the FP8 tensor-core kernel multiplies: each e2m1 * scale times its row's
+    power of two colpow (the largest <= 2^15 keeping the row's magnitudes within 448), rounded to
+    E4M3 nearest even, divided by colpow and the global."""
+    n = codes.shape[0]
+    c = torch.stack([codes & 15, codes >> 4], -1).view(n, -1).long()
+    lut = torch.tensor(E2M1, dtype=torch.float64, device=codes.device)
+    mag = (lut[c & 7].view(n, -1, 16) * scales.double()[..., None]).view(n, -1)
+    mx = mag.abs().amax(-1)  # scales may be negative: the codec allows either sign
+    e = torch.floor(torch.log2(448.0 / mx.clamp_min(1e-300))).clamp(-14, 15)
+    colpow = torch.where(mx > 0, torch.exp2(e), torch.ones_like(mx))[:, None]
+    w8 = (mag * colpow).float().to(torch.float8_e4m3fn).double() * (1 - 2 * (c >> 3)).double()
+    return w8 / colpow / g.double()
+
+
+def fp8_tensor_cores(m):
+    """Whether W4A8 of m rows runs on sm_90's FP8 tensor-core kernel."""
+    return m > 64 and torch.cuda.get_device_capability() == (9, 0)
+
+
 def make_x(m, k, dtype, seed):
     gen = torch.Generator(device=DEV).manual_seed(seed)
     x = torch.randn(m, k, device=DEV, generator=gen)
@@ -84,7 +104,7 @@ def time_ms(fn, flush, warmup=5, reps=30):
 
 def accuracy(lines, shapes):
     lines += ["## Accuracy against float64 (the dequantized NVFP4 weight times x as given)", "",
-              "| M, K, N | x | bias | kernel | W4A16 rel L2 | W4A8 rel L2 | W4A8 vs fp64 of its own FP8 x |",
+              "| M, K, N | x | bias | kernel | W4A16 rel L2 | W4A8 rel L2 | W4A8 vs fp64 of its own numerics |",
               "|---|---|---|---|---:|---:|---:|"]
     for i, (m, k, n, dtype, with_bias) in enumerate(shapes):
         gen = torch.Generator(device=DEV).manual_seed(100 + i)
@@ -95,11 +115,12 @@ def accuracy(lines, shapes):
         bias = torch.randn(n, device=DEV, generator=gen) if with_bias else None
         rows = torch.arange(m, device=DEV) if m <= 256 else torch.linspace(0, m - 1, 256, device=DEV).round().long()
         ref = x[rows].double() @ wd.T + (bias.double() if with_bias else 0)
-        ref8 = fp8_rows(x[rows]) @ wd.T + (bias.double() if with_bias else 0)
+        w8 = e4m3_weight(codes, scales, g) if fp8_tensor_cores(m) else wd
+        ref8 = fp8_rows(x[rows]) @ w8.T + (bias.double() if with_bias else 0)
         with CudaLinearPlan(codes, scales, g) as plan:
             y16 = plan(x, bias)[rows]
             y8 = plan(x, bias, activations="fp8")[rows]
-        kernel = "skinny" if m <= 64 else "tiled"
+        kernel = "skinny" if m <= 64 else "tiled; W4A8 FP8 wgmma" if fp8_tensor_cores(m) else "tiled"
         lines.append(f"| {m}, {k}, {n} | {str(dtype).replace('torch.', '')} | {'yes' if with_bias else 'no'} | {kernel} | "
                      f"{rel_l2(y16, ref):.2e} | {rel_l2(y8, ref):.2e} | {rel_l2(y8, ref8):.2e} |")
         print(lines[-1], flush=True)
@@ -131,7 +152,10 @@ def speed(lines, ms, kns, flush):
                     ("ours W4A8 (x quantized in the call)", ours_bytes, lambda: plan(x, activations="fp8", out=y)),
                     ("torch.matmul bf16", 2 * kn * kn, lambda: torch.matmul(x, w16.T)),
                     ("torch._scaled_mm FP8 (per-tensor)", kn * kn,
-                     lambda: torch._scaled_mm(x8, w8.T, scale_a=sx, scale_b=sw, out_dtype=torch.bfloat16))]
+                     lambda: torch._scaled_mm(x8, w8.T, scale_a=sx, scale_b=sw, out_dtype=torch.bfloat16)),
+                    ("torch._scaled_mm FP8 (per-tensor, fast accumulation)", kn * kn,
+                     lambda: torch._scaled_mm(x8, w8.T, scale_a=sx, scale_b=sw, out_dtype=torch.bfloat16,
+                                              use_fast_accum=True))]
             times = {}
             for label, _, fn in runs:
                 try:
@@ -168,7 +192,10 @@ def main():
              "- Ours: libslipstream's CUDA linear plan of an NVFP4 weight (`slip_linear_plan_run_as`): W4A16 decodes the "
              "weight exactly to bf16 on chip (mma.sync m16n8k16, FP32 accumulation); W4A8 first quantizes x per token "
              "to E4M3 (scale amax/448) and multiplies the exact bf16 images of both. M <= 64: the memory-bound skinny "
-             "kernel (K split over CTAs when the columns are few); larger M: 128 x 256 tiles, 3 cp.async stages.",
+             "kernel (K split over CTAs when the columns are few); larger M: 128 x 256 tiles, 3 cp.async stages. On sm_90, "
+             "W4A8 at M > 64 runs on FP8 tensor cores instead (native/cuda/triton/nvfp4_gemm.py's transposed kernel: "
+             "the weight decoded in registers to E4M3 after a per-column power of two, wgmma with fast accumulation; x "
+             "quantized in the call into the kernel's column order).",
              "- torch: `torch.matmul` in bf16 on the dequantized weight, `torch._scaled_mm` FP8 E4M3 with per-tensor "
              "scales (x quantized outside the timed call). TFLOPS = 2·M·N·K / time; weight GB/s = bytes of the weight "
              "in its format / time.",

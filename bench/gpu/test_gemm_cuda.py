@@ -2,7 +2,9 @@
 on the GPU machine before it times the same kernels (bench/gpu/gemm.py); they fail where no GPU is.
 
 The decode is exact: with one-hot activation rows and global 1 the output is the decoded weight
-bit for bit, in both 16-bit types, through both kernels (M <= 64 and larger) and both modes.
+bit for bit, in both 16-bit types, through both kernels (M <= 64 and larger) and both modes; except
+that on sm_90 W4A8 above 64 rows runs on FP8 tensor cores, where the output is the decoded weight
+rounded as documented (scaled by its column's power of two, to E4M3 nearest even, scaled back).
 """
 
 import sys
@@ -17,6 +19,11 @@ sys.path.insert(0, str(ROOT / "adapters" / "torch"))
 sys.path.insert(0, str(ROOT / "bench" / "gpu"))
 
 
+def fp8_tensor_cores(m, activations):
+    """Whether a product of m rows runs on sm_90's FP8 tensor-core kernel."""
+    return activations == "fp8" and m > 64 and torch.cuda.get_device_capability() == (9, 0)
+
+
 def weight(n, k, seed=0):
     g = torch.Generator(device="cuda").manual_seed(seed)
     codes = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8, device="cuda", generator=g)
@@ -28,20 +35,22 @@ def weight(n, k, seed=0):
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 @pytest.mark.parametrize("m", [1, 37, 200])
 @pytest.mark.parametrize("activations", ["none", "fp8"])
-def test_one_hot_rows_give_the_decoded_weight_exactly(dtype, m, activations):
-    from gemm import dequantize_nvfp4
+@pytest.mark.parametrize("n", [1003, 1008])
+def test_one_hot_rows_give_the_decoded_weight_exactly(dtype, m, activations, n):
+    from gemm import dequantize_nvfp4, e4m3_weight
     from slipstream_torch.gemm_cuda import CudaLinearPlan
 
     dt = getattr(torch, dtype)
-    n, k = 1003, 1040  # N odd, K not a multiple of 128
+    k = 1040  # N odd or a multiple of 16, K not a multiple of 128
     codes, scales, g = weight(n, k)
-    wd = dequantize_nvfp4(codes, scales, g)
+    wd = e4m3_weight(codes, scales, g) if fp8_tensor_cores(m, activations) else dequantize_nvfp4(codes, scales, g)
     rows = torch.arange(m, device="cuda") * 5 % k
     x = torch.zeros(m, k, dtype=dt, device="cuda")
     x[torch.arange(m), rows] = 1
     with CudaLinearPlan(codes, scales, g) as plan:
         y = plan(x, activations=activations)
-        assert plan.weight_bytes == (n + 7) // 8 * ((k + 127) // 128) * 576 + 4
+        colpow_bytes = 4 * n if torch.cuda.get_device_capability() == (9, 0) else 0
+        assert plan.weight_bytes == (n + 7) // 8 * ((k + 127) // 128) * 576 + 4 + colpow_bytes
     assert torch.equal(y.double(), wd[:, rows].T)  # +0 == -0
 
 
@@ -53,11 +62,20 @@ def test_bias_and_scales_against_float64():
     codes, scales, g = quantize_nvfp4(w)
     wd = dequantize_nvfp4(codes, scales, g)
     bias = torch.randn(520, device="cuda")
+    plan = CudaLinearPlan(codes, scales, g)
     for m in (3, 300):
         x = torch.randn(m, 4096, device="cuda", dtype=torch.bfloat16)
         ref = x.double() @ wd.T + bias.double()
-        y = CudaLinearPlan(codes, scales, g)(x, bias)
+        y = plan(x, bias)
         assert ((y.double() - ref).norm() / ref.norm()).item() < 3e-3
+        # W4A8 against float64 of its own numerics (FP8 x; on sm_90's FP8 kernel the E4M3 weight):
+        # FP32 accumulation and the bf16 output's rounding (2^-9 relative) are all that is left.
+        from gemm import e4m3_weight, fp8_rows
+        w8 = e4m3_weight(codes, scales, g) if fp8_tensor_cores(m, "fp8") else wd
+        ref8 = fp8_rows(x) @ w8.T + bias.double()
+        y8 = plan(x, bias, activations="fp8")
+        assert ((y8.double() - ref8).norm() / ref8.norm()).item() < 3e-3
+    plan.close()
 
 
 def test_bad_inputs_are_named():

@@ -25,6 +25,11 @@ constexpr uint64_t kScratchKeepBytes = uint64_t{1} << 30;
 void *scratch_alloc(size_t bytes, cudaStream_t stream, const char *what);
 void scratch_free(void *p, cudaStream_t stream);
 
+// A kernel of a cubin that native/cuda/triton/aot.py generated (CMake embeds them by file name),
+// loaded on first use and kept for the process, its dynamic shared memory raised to shared_bytes.
+// Through the runtime's library API: the library links no driver and still loads without a GPU.
+cudaKernel_t embedded_kernel(const char *cubin, const char *kernel, int shared_bytes);
+
 class DeviceScope {
   public:
     explicit DeviceScope(int device) {

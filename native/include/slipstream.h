@@ -357,7 +357,12 @@ typedef enum slip_act_quant {
                              amax/448, nearest even, saturating) against an NVFP4 weight, whose
                              products BF16/FP16 tensor cores form exactly (both operands are exact
                              there), FP32 accumulation; the row scale and 1/global go to the
-                             epilogue. CUDA plans only: the CPU answers SLIP_STATUS_UNSUPPORTED */
+                             epilogue. On compute capability 9.0 at M > 64 the product runs on FP8
+                             tensor cores instead: each decoded weight e2m1 x scale is scaled by a
+                             power of two per output column (the largest, up to 2^15, that keeps
+                             the column within 448) and rounded to E4M3 (nearest even), and the
+                             power comes back out in the epilogue. CUDA plans only: the CPU
+                             answers SLIP_STATUS_UNSUPPORTED */
 } slip_act_quant;
 
 typedef struct slip_linear_params {

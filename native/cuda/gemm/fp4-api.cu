@@ -56,9 +56,11 @@ void require_modes(const slip_linear_params *p, const char *what) {
              format("expected a finite, non-negative p.act_global_scale, got %g", p->act_global_scale));
 }
 
-// The device copy: one allocation, the global's copy in its first 256 bytes, then the tiles.
+// The device copy: one allocation, the global's copy in its first 256 bytes, then the tiles, then
+// on sm_90 the FP8 kernel's column powers.
 struct CudaPlan {
     int device = 0, sm_count = 1, smem_per_block = 0;
+    bool fp8_tensor_cores = false;  // sm_90: W4A8 above the skinny kernel's rows runs gemm_sm90
     int64_t bytes = 0;
     uint8_t *base = nullptr;
     fp4::Weight w{};
@@ -123,13 +125,19 @@ std::shared_ptr<void> linear_plan_create(const slip_qweight *w, const slip_linea
     const int ntiles = static_cast<int>((n + fp4::kTileRows - 1) / fp4::kTileRows);
     const int nchunks = static_cast<int>((k + fp4::kChunk - 1) / fp4::kChunk);
     const size_t tile_bytes = static_cast<size_t>(ntiles) * nchunks * fp4::kTileBytes;
-    check_cuda(cudaMalloc(reinterpret_cast<void **>(&plan->base), kHeader + tile_bytes), "cudaMalloc (planned weight)");
-    plan->bytes = static_cast<int64_t>(tile_bytes + sizeof(float));
-    plan->w = fp4::Weight{plan->base + kHeader, reinterpret_cast<const float *>(plan->base), n, k, ntiles, nchunks};
+    plan->fp8_tensor_cores = major == 9 && minor == 0;
+    const size_t colpow_at = kHeader + (tile_bytes + 255) / 256 * 256;
+    const size_t colpow_bytes = plan->fp8_tensor_cores ? static_cast<size_t>(n) * sizeof(float) : 0;
+    check_cuda(cudaMalloc(reinterpret_cast<void **>(&plan->base), colpow_at + colpow_bytes), "cudaMalloc (planned weight)");
+    plan->bytes = static_cast<int64_t>(tile_bytes + sizeof(float) + colpow_bytes);
+    float *colpow = plan->fp8_tensor_cores ? reinterpret_cast<float *>(plan->base + colpow_at) : nullptr;
+    plan->w = fp4::Weight{plan->base + kHeader, reinterpret_cast<const float *>(plan->base), colpow, n, k, ntiles, nchunks};
+    cudaStream_t stream = static_cast<cudaStream_t>(codes.stream);
     fp4::repack(static_cast<const uint8_t *>(codes.data), static_cast<const uint8_t *>(scales.data),
                 static_cast<const float *>(global.data), n, k, plan->base + kHeader, reinterpret_cast<float *>(plan->base),
-                ntiles, nchunks, static_cast<cudaStream_t>(codes.stream));
-    check_cuda(cudaGetLastError(), "NVFP4 weight repack kernel");
+                ntiles, nchunks, stream);
+    if (colpow) fp4::column_powers(plan->w, colpow, stream);
+    check_cuda(cudaGetLastError(), "NVFP4 weight repack kernels");
     return plan;
 }
 
@@ -166,15 +174,33 @@ void linear_plan_run(const void *handle, const slip_linear_params *p, const slip
     DeviceScope scope(dev);
     cudaStream_t stream = static_cast<cudaStream_t>(xt.stream);
     const bool f16 = xt.dtype == SLIP_DTYPE_F16, fp8 = p->act_quant == SLIP_ACT_FP8;
-    const fp4::Launch launch = fp4::plan_launch(w, m, pl.sm_count, pl.smem_per_block);
+    const float *bias_p = bias ? static_cast<const float *>(bias->data) : nullptr;
     auto align = [](size_t b) { return (b + 255) / 256 * 256; };
+    if (fp8 && pl.fp8_tensor_cores && m > fp4::kSkinnyMaxRows) {
+        const size_t q_bytes = align(static_cast<size_t>(m) * w.nchunks * fp4::kChunk);
+        auto *pool = static_cast<uint8_t *>(scratch_alloc(q_bytes + align(m * sizeof(float)), stream, "linear scratch"));
+        float *scale = reinterpret_cast<float *>(pool + q_bytes);
+        fp4::quantize_fp8_permuted(xt.data, m, w.k, w.nchunks, f16, pool, scale, stream);
+        cudaError_t err = cudaGetLastError();
+        if (err == cudaSuccess) {
+            try {
+                fp4::gemm_sm90(w, pool, scale, bias_p, yt.data, m, f16, stream);
+            } catch (...) {
+                scratch_free(pool, stream);
+                throw;
+            }
+        }
+        scratch_free(pool, stream);
+        check_cuda(err, "NVFP4 x FP8 linear (activation quantizer)");
+        return;
+    }
+    const fp4::Launch launch = fp4::plan_launch(w, m, pl.sm_count, pl.smem_per_block);
     const size_t q_bytes = fp8 ? align(static_cast<size_t>(m) * w.k * 2) : 0, s_bytes = fp8 ? align(m * sizeof(float)) : 0;
     const size_t total = q_bytes + s_bytes + launch.workspace_bytes;
     uint8_t *pool = nullptr;
     if (total) pool = static_cast<uint8_t *>(scratch_alloc(total, stream, "linear scratch"));
     uint8_t *work = pool ? pool + q_bytes + s_bytes : nullptr;
-    fp4::Problem pr{xt.data, nullptr, bias ? static_cast<const float *>(bias->data) : nullptr, yt.data, m, f16,
-                    reinterpret_cast<uintptr_t>(yt.data) % 4 == 0 && w.n % 2 == 0};
+    fp4::Problem pr{xt.data, nullptr, bias_p, yt.data, m, f16, reinterpret_cast<uintptr_t>(yt.data) % 4 == 0 && w.n % 2 == 0};
     cudaError_t err = cudaSuccess;
     if (launch.workspace_bytes) err = cudaMemsetAsync(work + launch.counters_offset, 0, launch.counters_bytes, stream);
     if (err == cudaSuccess && fp8) {

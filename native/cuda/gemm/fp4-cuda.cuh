@@ -26,11 +26,13 @@ constexpr int kTileRows = 8;
 constexpr int kChunk = 128;
 constexpr int kCodeBytes = 512;
 constexpr int kTileBytes = kCodeBytes + 64;
+constexpr int64_t kSkinnyMaxRows = 64;  // M up to this: the memory-bound skinny kernel
 
 // The planned weight on the device.
 struct Weight {
     const uint8_t *tiles;
     const float *global;  // the NVFP4 global scale (weights are decoded values / global)
+    const float *colpow;  // [n]: the FP8 tensor-core kernel's per-column power of two (sm_90), or null
     int64_t n, k;
     int ntiles, nchunks;  // ceil(n / 8), ceil(k / 128)
 };
@@ -66,6 +68,22 @@ void repack(const uint8_t *codes, const uint8_t *scales, const float *global, in
 // Per-token E4M3 quantization of x [m, k]: q holds the element values (exact in x's type),
 // scale[r] = amax(row r) / 448.
 void quantize_fp8(const void *x, int64_t m, int64_t k, bool f16, void *q, float *scale, cudaStream_t stream);
+
+// colpow[n] of the planned weight: the largest power of two, at most 2^15, with
+// max_k |e2m1 · scale| · colpow[n] <= 448 (E4M3's largest value); 1 for a row of zeros.
+void column_powers(const Weight &w, float *colpow, cudaStream_t stream);
+
+// The FP8 tensor-core kernel's activations (sm_90): x [m, k] per token to E4M3 bytes (scale
+// amax/448, as quantize_fp8), written [m, 128 · nchunks] with each 128-column chunk in the order of
+// the kernel's register operand: position 32s + 16a + 4q + j holds column 32q + 8s + 4a + j, zero
+// past k.
+void quantize_fp8_permuted(const void *x, int64_t m, int64_t k, int nchunks, bool f16, uint8_t *q, float *scale,
+                           cudaStream_t stream);
+
+// y = x · Wᵀ on sm_90's FP8 tensor cores (native/cuda/triton/nvfp4_gemm.py's transposed kernel,
+// embedded): q and scale from quantize_fp8_permuted, w.colpow from column_powers.
+void gemm_sm90(const Weight &w, const uint8_t *q, const float *scale, const float *bias, void *y, int64_t m, bool f16,
+               cudaStream_t stream);
 
 // workspace: Launch::workspace_bytes of device memory, counters already zeroed.
 void gemm(const Weight &w, const Problem &p, const Launch &l, void *workspace, cudaStream_t stream);

@@ -486,6 +486,21 @@ __device__ __forceinline__ uint32_t fp8_pair(uint32_t v, float s) {
 #endif
 }
 
+// Two 16-bit values x / s to two E4M3 bytes (the low one in bits 0..7), as fp8_pair rounds them.
+template <bool F16>
+__device__ __forceinline__ uint32_t fp8_bytes(uint32_t v, float s) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
+    __trap();
+    return 0;
+#else
+    const float a = s == 0.0f ? 0.0f : to_float<F16>(v & 0xFFFFu) / s;
+    const float b = s == 0.0f ? 0.0f : to_float<F16>(v >> 16) / s;
+    uint16_t e;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;\n" : "=h"(e) : "f"(b), "f"(a));
+    return e;
+#endif
+}
+
 constexpr int kQuantThreads = 256;
 
 template <bool F16>
@@ -517,6 +532,79 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_kernel(const uint16_t 
     }
 }
 
+// One warp per weight row: the largest |e2m1 · scale| over its groups (E2M1 magnitudes are monotone
+// in their code, so a group's largest magnitude code gives its largest value), then the power of two.
+__global__ void column_powers_kernel(Weight w, float *colpow) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= w.n) return;
+    constexpr float kE2M1[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+    const int64_t nt = row / kTileRows, g = row % kTileRows;
+    float mx = 0.0f;
+    for (int c = lane; c < w.nchunks; c += 32) {
+        const uint8_t *tile = w.tiles + (nt * w.nchunks + c) * kTileBytes;
+        const uint32_t *words = reinterpret_cast<const uint32_t *>(tile + g * 64);
+#pragma unroll
+        for (int grp = 0; grp < 8; ++grp) {  // 16 columns: words 2 grp and 2 grp + 1
+            uint32_t top = 0;
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const uint32_t wd = words[2 * grp + h];
+#pragma unroll
+                for (int i = 0; i < 8; ++i) top = max(top, (wd >> (4 * i)) & 7u);
+            }
+            const uint32_t sc = tile[kCodeBytes + g * 8 + grp] & 0x7Fu;  // |scale|: the codec allows either sign
+            const float s = __half2float(__ushort_as_half(static_cast<unsigned short>(e4m3x2_to_f16x2(sc) & 0xFFFFu)));
+            mx = fmaxf(mx, kE2M1[top] * s);  // exact: at most 5 significant bits
+        }
+    }
+    for (int o = 16; o; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
+    if (lane != 0) return;
+    int e = 15;
+    while (e > -14 && ldexpf(mx, e) > 448.0f) --e;  // mx · 2^e is exact: a comparison, no rounding
+    colpow[row] = mx > 0.0f ? ldexpf(1.0f, e) : 1.0f;
+}
+
+// One CTA per row: its amax, then 16 output bytes a thread (one 16-position piece of a chunk:
+// four runs of four consecutive columns).
+template <bool F16>
+__global__ void __launch_bounds__(kQuantThreads) quantize_permuted_kernel(const uint16_t *x, int64_t k, int nchunks,
+                                                                          uint8_t *q, float *scale) {
+    __shared__ float part[kQuantThreads / 32];
+    const uint16_t *row = x + static_cast<int64_t>(blockIdx.x) * k;
+    uint8_t *out = q + static_cast<int64_t>(blockIdx.x) * nchunks * kChunk;
+    float amax = 0.0f;
+    for (int64_t i = threadIdx.x * 8; i < k; i += kQuantThreads * 8) {
+        const uint4 v = ldg16(row + i);
+        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+            amax = fmaxf(amax, fmaxf(fabsf(to_float<F16>(w[j] & 0xFFFFu)), fabsf(to_float<F16>(w[j] >> 16))));
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
+    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = amax;
+    __syncthreads();
+    amax = part[0];
+#pragma unroll
+    for (int i = 1; i < kQuantThreads / 32; ++i) amax = fmaxf(amax, part[i]);
+    const float s = amax / 448.0f;
+    if (threadIdx.x == 0) scale[blockIdx.x] = s;
+    for (int piece = threadIdx.x; piece < nchunks * (kChunk / 16); piece += kQuantThreads) {
+        const int c = piece / (kChunk / 16), p0 = (piece % (kChunk / 16)) * 16, sa = p0 / 32, a = (p0 / 16) % 2;
+        uint32_t bytes[4];
+#pragma unroll
+        for (int qq = 0; qq < 4; ++qq) {
+            const int64_t col = static_cast<int64_t>(c) * kChunk + 32 * qq + 8 * sa + 4 * a;  // K % 16 == 0: all 4 or none
+            uint2 v = make_uint2(0u, 0u);
+            if (col < k) v = *reinterpret_cast<const uint2 *>(row + col);
+            bytes[qq] = fp8_bytes<F16>(v.x, s) | fp8_bytes<F16>(v.y, s) << 16;
+        }
+        *reinterpret_cast<uint4 *>(out + static_cast<int64_t>(c) * kChunk + p0) =
+            make_uint4(bytes[0], bytes[1], bytes[2], bytes[3]);
+    }
+}
+
 template <bool F16>
 void launch(const Weight &w, const Problem &p, const Launch &l, void *workspace, cudaStream_t stream) {
     if (l.skinny) {
@@ -545,7 +633,7 @@ size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 Launch plan_launch(const Weight &w, int64_t m, int sm_count, int smem_per_block) {
     Launch l;
     l.wide = smem_per_block >= Tiled<256>::smem;
-    if (m > 64) return l;
+    if (m > kSkinnyMaxRows) return l;
     l.skinny = true;
     const int64_t blocks = (w.ntiles + kSkinnyTiles - 1) / kSkinnyTiles * ((m + 15) / 16);
     // As many CTAs as are resident at once (one wave), each warp with at least two chunks so that
@@ -577,6 +665,18 @@ void quantize_fp8(const void *x, int64_t m, int64_t k, bool f16, void *q, float 
     auto *qs = static_cast<uint16_t *>(q);
     if (f16) quantize_kernel<true><<<static_cast<unsigned>(m), kQuantThreads, 0, stream>>>(xs, k, qs, scale);
     else quantize_kernel<false><<<static_cast<unsigned>(m), kQuantThreads, 0, stream>>>(xs, k, qs, scale);
+}
+
+void column_powers(const Weight &w, float *colpow, cudaStream_t stream) {
+    const int64_t blocks = (w.n + 7) / 8;
+    column_powers_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(w, colpow);
+}
+
+void quantize_fp8_permuted(const void *x, int64_t m, int64_t k, int nchunks, bool f16, uint8_t *q, float *scale,
+                           cudaStream_t stream) {
+    const auto *xs = static_cast<const uint16_t *>(x);
+    if (f16) quantize_permuted_kernel<true><<<static_cast<unsigned>(m), kQuantThreads, 0, stream>>>(xs, k, nchunks, q, scale);
+    else quantize_permuted_kernel<false><<<static_cast<unsigned>(m), kQuantThreads, 0, stream>>>(xs, k, nchunks, q, scale);
 }
 
 void gemm(const Weight &w, const Problem &p, const Launch &l, void *workspace, cudaStream_t stream) {

@@ -1,0 +1,57 @@
+// The NVFP4 x FP8 product on Hopper's FP8 tensor cores: the transposed Gluon kernel of
+// native/cuda/triton/nvfp4_gemm.py (y^T = W x^T, the decoded weight as wgmma's register operand),
+// compiled ahead of time by aot.py and embedded; bench/gpu/fp4_probe.py chose its tiles on an H200.
+#include <cuda_runtime.h>
+
+#include "base/error.h"
+#include "../cuda-common.cuh"
+#include "fp4-cuda.cuh"
+
+namespace slip::cuda::fp4 {
+
+namespace {
+
+struct GemmKernel {
+    const char *cubin, *kernel;
+    int block_m, block_n, n16, bf16, warps, shared;
+};
+
+constexpr GemmKernel kGemmKernels[] = {
+#include "../triton/cubin/gemm-kernels.inc"
+};
+
+// The kernel for the output type; where N is a multiple of 16 the one whose stores are 16 bytes wide.
+const GemmKernel &pick(bool f16, int64_t n) {
+    const GemmKernel *any = nullptr;
+    for (const GemmKernel &k : kGemmKernels) {
+        if (k.bf16 != (f16 ? 0 : 1)) continue;
+        if (k.n16 && n % 16 == 0) return k;
+        if (!k.n16) any = &k;
+    }
+    if (!any) fail(SLIP_STATUS_INTERNAL, "no sm_90 NVFP4 GEMM kernel embedded for this output type");
+    return *any;
+}
+
+}  // namespace
+
+void gemm_sm90(const Weight &w, const uint8_t *q, const float *scale, const float *bias, void *y, int64_t m, bool f16,
+               cudaStream_t stream) {
+    const GemmKernel &k = pick(f16, w.n);
+    const cudaKernel_t kernel = embedded_kernel(k.cubin, k.kernel, k.shared);
+    const int64_t programs = (m + k.block_m - 1) / k.block_m * ((w.n + k.block_n - 1) / k.block_n);
+    if (programs > INT32_MAX || m > INT32_MAX || w.n > INT32_MAX)
+        fail(SLIP_STATUS_UNSUPPORTED, "expected M and N below 2^31 for the sm_90 NVFP4 GEMM");
+    const void *xq = q, *xs = scale, *tiles = w.tiles, *colpow = w.colpow, *gscale = w.global;
+    const void *bias_p = bias ? static_cast<const void *>(bias) : colpow;  // never read when has_bias is 0
+    void *out = y;
+    int M = static_cast<int>(m), N = static_cast<int>(w.n), K = w.nchunks * kChunk, nchunks = w.nchunks;
+    int has_bias = bias ? 1 : 0;
+    void *scratch0 = nullptr, *scratch1 = nullptr;
+    void *args[] = {&xq, &xs, &tiles, &colpow, &gscale, &bias_p, &out, &M, &N, &K, &nchunks, &has_bias,
+                    &scratch0, &scratch1};
+    check_cuda(cudaLaunchKernel(reinterpret_cast<const void *>(kernel), dim3(static_cast<unsigned>(programs), 1, 1),
+                                dim3(k.warps * 32, 1, 1), args, static_cast<size_t>(k.shared), stream),
+               format("sm_90 NVFP4 GEMM kernel %s", k.cubin).c_str());
+}
+
+}  // namespace slip::cuda::fp4

@@ -1,0 +1,375 @@
+"""NVFP4-weight x FP8-activation GEMM for Hopper (sm_90a) in Gluon, for large M.
+
+    y[m, n] = sum_k xq[m, k] * wq[n, k] * xs[m] / (colpow[n] * global)  (+ bias[n])
+
+computed as y^T = W x^T: a program owns BLOCK_N = 16 * num_warps weight rows (64 a warpgroup) x
+BLOCK_M tokens, the decoded weight is wgmma's A operand, in registers, and x its B operand, from
+shared memory. The weight is decoded straight into the registers wgmma reads, so no decoded tile
+makes a round trip through shared memory (no stores, no fence, no barrier between decode and MMA).
+
+x: E4M3 [M, 128 * nchunks] with per-token scales xs [M] (fp32), its columns permuted within each
+128-column chunk, x_perm[m, 128c + p] = xq[m, 128c + XPERM(p)], XPERM(32s + 16a + 4q + j) =
+32q + 8s + 4a + j (why: the comment on the A fragment below), rows zero-padded to whole chunks; K is
+passed as 128 * nchunks. The weight is the planned NVFP4 layout of native/cuda/gemm/fp4-cuda.cuh:
+tiles of 8 rows x 128 K at (nt * nchunks + c) * 576 bytes, row g's 16 code words at 64 g (word w =
+columns 8w .. 8w+7: magnitude of column i in bits 4i .. 4i+2, its sign at bit 8i+7 for i < 4 and
+8(i-4)+3 for i >= 4), row g's 8 E4M3 block scales at 512 + 8 g. Block scales may be negative (any
+E4M3 byte but NaN).
+
+Why decode to FP8 rather than to 16 bits: Hopper's FP8 wgmma has twice the rate of BF16 and x is
+FP8 already. E2M1 x E4M3 has up to 5 significant bits and E4M3 keeps 4, so the decoded weight is
+rounded once (nearest even), after a per-column power of two colpow[n] has put the column's largest
+|e2m1 * scale| at or below 448 (E4M3's top): that keeps every column's values in E4M3's normal
+range without changing any mantissa, and colpow comes back out in the epilogue, exactly.
+
+Pipeline: one chunk of K (128) per step, the raw weight tile (codes, scales) and the x tile of a
+step copied by cp.async into one of STAGES (>= 3) stages, STAGES - 2 steps ahead. Per step i, with
+wgmma i-1 still running:
+    wait for step i's copies; barrier (every warpgroup has retired wgmma i-2: its stage is free)
+    cp.async of step i + STAGES - 2 into that stage
+    decode step i's weight rows into registers; issue wgmma i; retire wgmma i-1
+The loop runs two steps a trip (see the comment in the kernel), an odd K getting one all-zero step.
+
+Decode: a thread owns 4 code words of each of two weight rows (16 contiguous bytes of a row, one
+warp reading a whole raw tile), looks the eight E2M1 magnitudes of a word up as the high bytes of
+FP16 values with two PRMTs, spreads them into FP16 pairs, multiplies by its block's scale (times
+colpow, one packed FP16 multiply: exact), converts to E4M3 (cvt.rn.satfinite.e4m3x2.f16x2) and
+XORs the code's sign bits into the E4M3 sign bits (the product already has the scale's sign), which
+sit where the codes keep them (bit 8i+7 of the word) or 4 bits lower.
+
+`python3 native/cuda/triton/nvfp4_gemm.py` compiles the variants for sm_90a (no GPU needed) and
+prints registers, spills and shared memory; native/cuda/triton/aot.py compiles the library's;
+bench/gpu/fp4_probe.py measures them on a GPU.
+"""
+
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.ampere import async_copy
+from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma, warpgroup_mma_wait
+
+TILE_WORDS = gl.constexpr(144)  # 576 bytes: 512 of codes, 64 of scales
+SCALE_WORD = gl.constexpr(128)  # the scales' first word within a tile
+BLOCK_K = gl.constexpr(128)  # one chunk: a raw tile is one K step
+
+# Code word ($2) and its block's FP16 scale pair ($3) -> E4M3 of columns 0..3 ($0) and 4..7 ($1).
+# The table holds the high bytes of FP16 0, 0.5, 1, 1.5, 2, 3, 4, 6 (their low bytes are zero);
+# PRMT reads four 4-bit selectors, so the magnitudes of columns 4..7 are shifted down first, and the
+# selectors' bit 3 (PRMT's sign-replicate mode) is masked off with the signs. The products carry the
+# scale's sign, so the codes' signs are XORed in (rounding to nearest even is symmetric: flipping
+# the sign after the conversion is exact).
+_DECODE_ASM = gl.constexpr("""{
+.reg .b32 m, m2, y0, y1, p0, p1, p2, p3, t0, t1, s1, lut0, lut1;
+.reg .b16 c0, c1, c2, c3;
+mov.b32 lut0, 0x3E3C3800;
+mov.b32 lut1, 0x46444240;
+and.b32 m, $2, 0x77777777;
+shr.u32 m2, m, 16;
+prmt.b32 y0, lut0, lut1, m;
+prmt.b32 y1, lut0, lut1, m2;
+prmt.b32 p0, y0, 0, 0x1404;
+prmt.b32 p1, y0, 0, 0x3424;
+prmt.b32 p2, y1, 0, 0x1404;
+prmt.b32 p3, y1, 0, 0x3424;
+mul.rn.f16x2 p0, p0, $3;
+mul.rn.f16x2 p1, p1, $3;
+mul.rn.f16x2 p2, p2, $3;
+mul.rn.f16x2 p3, p3, $3;
+cvt.rn.satfinite.e4m3x2.f16x2 c0, p0;
+cvt.rn.satfinite.e4m3x2.f16x2 c1, p1;
+cvt.rn.satfinite.e4m3x2.f16x2 c2, p2;
+cvt.rn.satfinite.e4m3x2.f16x2 c3, p3;
+mov.b32 t0, {c0, c1};
+mov.b32 t1, {c2, c3};
+and.b32 s1, $2, 0x80808080;
+xor.b32 $0, t0, s1;
+shl.b32 s1, $2, 4;
+and.b32 s1, s1, 0x80808080;
+xor.b32 $1, t1, s1;
+}""")
+
+
+@gluon.jit
+def _f16_pair(x):
+    return gl.inline_asm_elementwise("{ .reg .b16 h; cvt.rn.f16.f32 h, $1; mov.b32 $0, {h, h}; }", "=r,f", [x],
+                                     dtype=gl.int32, is_pure=True, pack=1)
+
+
+# An FP8 A fragment (k_width 4) gives thread (g, q) = (lane / 4, lane % 4) of warp w the rows
+# 16w + g and 16w + g + 8 and, of MMA k-step s (32 columns), the positions 32s + 16a + 4q + j
+# (a, j: 0..1, 0..3). The planned tile hands lane 4g + q of a warp row g's code words 4q .. 4q+3
+# (16 contiguous bytes: one tile is one warp's 512-byte load), word u decoding to columns
+# 8u .. 8u+3 (lo) and 8u+4 .. 8u+7 (hi). So word 4q + s goes to k-step s, lo to a = 0 and hi to
+# a = 1: MMA position p = 32s + 16a + 4q + j multiplies weight column
+#     XPERM(p) = 32q + 8s + 4a + j      (within each 128-column chunk)
+# and x's column XPERM(p) must sit at B's position p. A 16-byte-granular copy cannot gather it (a
+# word's two halves land in different threads' 16-byte groups of any such permutation), so x comes
+# pre-permuted (x_perm[m, 128c + p] = x[m, 128c + XPERM(p)], rows padded to whole chunks with zeros,
+# K = 128 * nchunks): then x's tiles are plain 16-byte cp.async copies.
+
+# One E4M3 scale pair (16 bits: blocks 2q, 2q+1 of a row) -> two FP16 pairs (s, s) times colpow.
+# The clamp to +-65504 (FP16's largest finite) keeps an all-zero block with a large scale finite:
+# 0 * inf would be NaN. Any block with a non-zero code has |scale * colpow| <= 896 by colpow's choice.
+_SCALE2_ASM = gl.constexpr("""{
+.reg .b32 a, big, nbig;
+cvt.rn.f16x2.e4m3x2 a, $2;
+mul.rn.f16x2 a, a, $3;
+mov.b32 big, 0x7BFF7BFF;
+mov.b32 nbig, 0xFBFFFBFF;
+min.f16x2 a, a, big;
+max.f16x2 a, a, nbig;
+prmt.b32 $0, a, a, 0x1010;
+prmt.b32 $1, a, a, 0x3232;
+}""")
+
+
+@gluon.jit
+def _issue_t(i, slot, num_k, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok, s_ptrs, s_ok, K):
+    # Step num_k (odd K's padding step) reads nothing: zero codes and scales decode to zero.
+    k0 = i * BLOCK_K
+    async_copy.async_copy_global_to_shared(x_smem.index(slot), x_ptrs + k0,
+                                           mask=x_row_ok & (x_cols + k0 < K)[None, :])
+    async_copy.async_copy_global_to_shared(c_smem.index(slot), c_ptrs + i * TILE_WORDS, mask=c_ok & (i < num_k))
+    async_copy.async_copy_global_to_shared(s_smem.index(slot), s_ptrs + i * TILE_WORDS, mask=s_ok & (i < num_k))
+
+
+@gluon.jit
+def _decode_t(c_stage, s_stage, cpow2, BLOCK_N: gl.constexpr, num_warps: gl.constexpr, code_l: gl.constexpr,
+              sc_l: gl.constexpr, dot_l: gl.constexpr):
+    """Raw tile of one step (shared) -> the E4M3 A operand [BLOCK_N, 128] of this step, in registers.
+
+    Code words as [warp, h, g, u] (weight row 16 warp + 8h + g, word u), each thread its 8 words
+    (u = 4q .. 4q+3 of two rows); the scales as 16-bit pairs [warp, h, g, q]."""
+    words = c_stage.load(code_l)
+    sp = s_stage._reinterpret(gl.int16, [num_warps, 2, 8, 4], s_stage.type.layout).load(sc_l)
+    s_lo, s_hi = gl.inline_asm_elementwise(_SCALE2_ASM, "=r,=r,h,r", [sp, cpow2], dtype=(gl.int32, gl.int32),
+                                           is_pure=True, pack=1)
+    # Word 4q + s takes block 2q + s // 2: joins append the minor index, so the inner join is s // 2.
+    inner = gl.join(s_lo, s_hi)
+    sc = gl.reshape(gl.join(inner, inner), [num_warps, 2, 8, 16])
+    sc = gl.convert_layout(sc, code_l, assert_trivial=True)
+    lo, hi = gl.inline_asm_elementwise(_DECODE_ASM, "=r,=r,r,r", [words, sc], dtype=(gl.int32, gl.int32),
+                                       is_pure=True, pack=1)
+    # [.., q, s] x a -> [row, s, a, q]: 32-bit group 8s + 4a + q is MMA positions 32s + 16a + 4q + 0..3.
+    lo = gl.reshape(lo, [num_warps, 2, 8, 4, 4])
+    hi = gl.reshape(hi, [num_warps, 2, 8, 4, 4])
+    g4 = gl.reshape(gl.permute(gl.join(lo, hi), [0, 1, 2, 4, 5, 3]), [BLOCK_N, 32])
+    # Each group as four byte positions (the same word four times; the asm keeps the first).
+    g2 = gl.join(g4, g4)
+    b = gl.reshape(gl.join(g2, g2), [BLOCK_N, 128])
+    b = gl.convert_layout(b, dot_l, assert_trivial=True)
+    return gl.inline_asm_elementwise("mov.b32 $0, $1;", "=r,r,r,r,r", [b], dtype=gl.float8e4nv, is_pure=True,
+                                     pack=4)
+
+
+@gluon.jit
+def _step_t(i, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok, s_ptrs, s_ok,
+            K, cpow2, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr, code_l: gl.constexpr,
+            sc_l: gl.constexpr, dot_l: gl.constexpr):
+    # Step i's copies (this thread's) landed; after the barrier everyone's have, and every
+    # warpgroup has retired wgmma i-2, so its stage takes step i + STAGES - 2.
+    async_copy.wait_group(STAGES - 3)
+    gl.thread_barrier()
+    fence_async_shared()
+    nxt = i + STAGES - 2
+    if nxt < num_steps:
+        _issue_t(nxt, nxt % STAGES, num_k, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok, s_ptrs,
+                 s_ok, K)
+    async_copy.commit_group()
+    slot = i % STAGES
+    a = _decode_t(c_smem.index(slot), s_smem.index(slot), cpow2, BLOCK_N, num_warps, code_l, sc_l, dot_l)
+    acc = warpgroup_mma(a, x_smem.index(slot).permute((1, 0)), acc, is_async=True)
+    # Retires wgmma i-1: its operand registers and x stage are free from here on.
+    return warpgroup_mma_wait(num_outstanding=1, deps=[acc])
+
+
+@gluon.jit
+def nvfp4_gemm_t_fwd(xq, xs, tiles, colpow, gscale, bias, out, M, N, K, nchunks, has_bias,
+                     BLOCK_M: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr, num_warps: gl.constexpr):
+    """y[m, n] (the module docstring's product) as y^T tiles of BLOCK_N = 16 * num_warps weight rows
+    (64 a warpgroup) x BLOCK_M tokens, one program each (grouped order: GROUP_M token tiles walk N
+    together so that their x rows and the weight stay in L2). xq is x_perm (XPERM order, K =
+    128 * nchunks); out's dtype (bf16 or fp16) is its pointer's; tiles is the planned weight as
+    int32 words; gscale points at the global (fp32).
+
+    Per step i (one chunk of K), with wgmma i-1 still running:
+        wait for step i's copies; barrier (every warpgroup has retired wgmma i-2: its stage is free)
+        cp.async of step i + STAGES - 2 into that stage
+        decode step i's weight rows into registers; issue wgmma i; retire wgmma i-1"""
+    gl.static_assert(STAGES >= 3)
+    gl.static_assert(num_warps % 4 == 0)
+    BLOCK_N: gl.constexpr = 16 * num_warps
+    pid = gl.program_id(0)
+    grid_m = gl.cdiv(M, BLOCK_M)
+    grid_n = gl.cdiv(N, BLOCK_N)
+    per_group = GROUP_M * grid_n
+    first_m = (pid // per_group) * GROUP_M
+    rows_in_group = gl.minimum(grid_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % per_group) % rows_in_group
+    pid_n = (pid % per_group) // rows_in_group
+    off_m = pid_m * BLOCK_M
+    off_n = pid_n * BLOCK_N
+
+    acc_l: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
+                                                    instr_shape=[16, BLOCK_M, 32])
+    dot_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_l, k_width=4)
+    # [warp, h, g, word]: a lane's 16 contiguous bytes of a row, both of its rows in registers.
+    code_l: gl.constexpr = gl.BlockedLayout([1, 1, 1, 4], [1, 1, 8, 4], [num_warps, 1, 1, 1], [3, 2, 1, 0])
+    sc_l: gl.constexpr = gl.BlockedLayout([1, 1, 1, 1], [1, 1, 8, 4], [num_warps, 1, 1, 1], [3, 2, 1, 0])
+    cps_l: gl.constexpr = gl.BlockedLayout([1, 1, 1, 1], [1, 1, 8, 4], [num_warps, 1, 1, 1], [3, 2, 1, 0])
+    # cp.async of x in 16-byte pieces.
+    cp_x: gl.constexpr = gl.BlockedLayout([1, 16], [4, 8], [num_warps, 1], [1, 0])
+
+    x_sl: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_M, BLOCK_K], gl.float8e4nv)
+    plain: gl.constexpr = gl.SwizzledSharedLayout(vec=1, per_phase=1, max_phase=1, order=[3, 2, 1, 0])
+    x_smem = gl.allocate_shared_memory(gl.float8e4nv, [STAGES, BLOCK_M, BLOCK_K], x_sl)
+    c_smem = gl.allocate_shared_memory(gl.int32, [STAGES, num_warps, 2, 8, 16], plain)
+    s_smem = gl.allocate_shared_memory(gl.int32, [STAGES, num_warps, 2, 8, 2], plain)
+
+    rows_x = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, cp_x))
+    kk = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, cp_x))
+    x_cols = kk  # x comes in B's order already
+    x_ptrs = xq + rows_x.to(gl.int64)[:, None] * K + x_cols[None, :]
+    x_row_ok = (rows_x < M)[:, None]
+
+    # Weight row off_n + 16 w + 8 h + g is row g of tile off_n / 8 + 2w + h.
+    n_rows = gl.cdiv(N, 8) * 8
+    ww = gl.arange(0, num_warps, layout=gl.SliceLayout(1, gl.SliceLayout(2, gl.SliceLayout(3, code_l))))
+    hh = gl.arange(0, 2, layout=gl.SliceLayout(0, gl.SliceLayout(2, gl.SliceLayout(3, code_l))))
+    gg = gl.arange(0, 8, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(3, code_l))))
+    uu = gl.arange(0, 16, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(2, code_l))))
+    tile_c = (off_n // 8 + 2 * ww[:, None, None, None] + hh[None, :, None, None]).to(gl.int64)
+    c_ptrs = tiles + tile_c * nchunks * TILE_WORDS + 16 * gg[None, None, :, None] + uu[None, None, None, :]
+    c_ok = tile_c * 8 < n_rows
+    ws = gl.arange(0, num_warps, layout=gl.SliceLayout(1, gl.SliceLayout(2, gl.SliceLayout(3, cps_l))))
+    hs = gl.arange(0, 2, layout=gl.SliceLayout(0, gl.SliceLayout(2, gl.SliceLayout(3, cps_l))))
+    gs = gl.arange(0, 8, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(3, cps_l))))
+    js = gl.arange(0, 2, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(2, cps_l))))
+    tile_s = (off_n // 8 + 2 * ws[:, None, None, None] + hs[None, :, None, None]).to(gl.int64)
+    s_ptrs = (tiles + tile_s * nchunks * TILE_WORDS + SCALE_WORD + 2 * gs[None, None, :, None]
+              + js[None, None, None, :])
+    s_ok = tile_s * 8 < n_rows
+    # The column power of the thread's two rows, an FP16 pair (1 past N: those codes are zero).
+    r3_l: gl.constexpr = gl.SliceLayout(3, sc_l)
+    w3 = gl.arange(0, num_warps, layout=gl.SliceLayout(1, gl.SliceLayout(2, r3_l)))
+    h3 = gl.arange(0, 2, layout=gl.SliceLayout(0, gl.SliceLayout(2, r3_l)))
+    g3 = gl.arange(0, 8, layout=gl.SliceLayout(0, gl.SliceLayout(1, r3_l)))
+    n3 = off_n + 16 * w3[:, None, None] + 8 * h3[None, :, None] + g3[None, None, :]
+    cpow2 = gl.expand_dims(_f16_pair(gl.load(colpow + n3, mask=n3 < N, other=1.0)), 3)
+
+    num_k = nchunks
+    num_steps = (num_k + 1) // 2 * 2
+    for i in gl.static_range(STAGES - 2):
+        if i < num_steps:
+            _issue_t(i, i, num_k, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok, s_ptrs, s_ok, K)
+        async_copy.commit_group()
+
+    acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, acc_l)
+    # Two steps per trip: PTX names a value computed in a loop body once, so in a rolled loop the
+    # decode of step i+1 would write the very registers that wgmma i still reads, and ptxas would
+    # serialize every wgmma (C7513/C7515). Unrolled, consecutive steps' operands are distinct
+    # registers. What ptxas must not see either: a conditional step (a path that repeats one copy
+    # of the step with its wgmma in flight), or a path that skips every wgmma into the final wait
+    # (the zero accumulator then counts as written inside the pipeline). So the first two steps
+    # come before the loop, and an odd K gets one all-zero padding step (copies masked: zero fill).
+    acc = _step_t(0, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok,
+                  s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+    acc = _step_t(1, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok,
+                  s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+    for j in range(1, num_steps // 2):
+        acc = _step_t(2 * j, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok,
+                      s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+        acc = _step_t(2 * j + 1, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs,
+                      c_ok, s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+    acc = warpgroup_mma_wait(num_outstanding=0, deps=[acc])
+    async_copy.wait_group(0)
+
+    # Row factors in the accumulator's layout (two rows a thread), then through shared memory to a
+    # layout whose threads run along n, where y's stores are 16 contiguous bytes.
+    inv_g = 1.0 / gl.load(gscale)
+    ns = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, acc_l))
+    col_s = gl.fdiv(gl.full([BLOCK_N], 1.0, gl.float32, gl.SliceLayout(1, acc_l)),
+                    gl.load(colpow + ns, mask=ns < N, other=1.0), ieee_rounding=False) * inv_g
+    acc = acc * col_s[:, None]
+    TN: gl.constexpr = BLOCK_N // 8
+    st_l: gl.constexpr = gl.BlockedLayout([8, 1], [TN, 32 // TN], [1, num_warps], [0, 1])
+    HALF: gl.constexpr = BLOCK_M // 2
+    left, right = gl.split(gl.permute(gl.reshape(acc, [BLOCK_N, 2, HALF]), [0, 2, 1]))
+    _epilogue_t(gl.convert_layout(left, st_l), xs, bias, out, off_m, off_n, M, N, has_bias, BLOCK_N, HALF, st_l)
+    _epilogue_t(gl.convert_layout(right, st_l), xs, bias, out, off_m + HALF, off_n, M, N, has_bias, BLOCK_N, HALF,
+                st_l)
+
+
+@gluon.jit
+def _epilogue_t(v, xs, bias, out, off_m, off_n, M, N, has_bias, BN: gl.constexpr, BM: gl.constexpr,
+                st_l: gl.constexpr):
+    ns = off_n + gl.arange(0, BN, layout=gl.SliceLayout(1, st_l))
+    ms = off_m + gl.arange(0, BM, layout=gl.SliceLayout(0, st_l))
+    n_ok = ns < N
+    m_ok = ms < M
+    xsv = gl.load(xs + ms, mask=m_ok, other=0.0)
+    bv = gl.load(bias + ns, mask=n_ok & (has_bias != 0), other=0.0)
+    y = v * xsv[None, :] + bv[:, None]
+    o_ptrs = out + ms.to(gl.int64)[None, :] * N + ns[:, None]
+    gl.store(o_ptrs, y.to(out.dtype.element_ty), mask=n_ok[:, None] & m_ok[None, :])
+
+
+# ---------------------------------------------------------------- ahead-of-time compile (no GPU)
+
+PARAMS = ["xq", "xs", "tiles", "colpow", "gscale", "bias", "out", "M", "N", "K", "nchunks", "has_bias"]
+DIVISIBILITY = {"xq": 16, "xs": 16, "tiles": 16, "colpow": 16, "gscale": 16, "bias": 16, "out": 16, "K": 16}
+
+
+def signature(out_dtype):
+    types = {"xq": "*fp8e4nv", "xs": "*fp32", "tiles": "*i32", "colpow": "*fp32", "gscale": "*fp32",
+             "bias": "*fp32", "out": out_dtype}
+    return {name: types.get(name, "i32") for name in PARAMS}
+
+
+# (BLOCK_M, STAGES, GROUP_M, num_warps); BLOCK_N = 16 * num_warps. aot.py's GEMM_VARIANTS are the
+# library's.
+T_VARIANTS = [(256, 4, 8, 8), (256, 5, 8, 8), (128, 4, 8, 8), (256, 3, 8, 4)]
+
+
+def _compile(fn, constexprs, warps, out_dtype):
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+    sig = signature(out_dtype)
+    sig.update({k: "constexpr" for k in constexprs})
+    attrs = {(PARAMS.index(n),): [["tt.divisibility", v]] for n, v in DIVISIBILITY.items()}
+    src = GluonASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
+
+
+def compile_t_variant(bm, stages, group_m, warps, out_dtype="*bf16"):
+    return _compile(nvfp4_gemm_t_fwd, {"BLOCK_M": bm, "STAGES": stages, "GROUP_M": group_m, "num_warps": warps},
+                    warps, out_dtype)
+
+
+def main():
+    import re
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import triton
+    bindir = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
+    for v in T_VARIANTS:
+        for dt in ("*bf16", "*fp16"):
+            k = compile_t_variant(*v, out_dtype=dt)
+            with tempfile.TemporaryDirectory() as d:
+                ptx = Path(d) / "k.ptx"
+                ptx.write_text(k.asm["ptx"])
+                info = subprocess.run([str(bindir / "ptxas"), "-arch=sm_90a", "-v", str(ptx), "-o",
+                                       str(Path(d) / "k.cubin")], capture_output=True, text=True).stderr
+            regs = re.search(r"Used (\d+) registers", info)
+            spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", info)
+            # C7513/C7515: ptxas serialized the wgmmas, the pipelining is lost.
+            tag = "[wgmma serialized] " if "C751" in info else ""
+            print(f"{tag}{v} {dt[1:]}: {regs.group(1) if regs else '?'} registers, spills "
+                  f"{spill.group(1) + '/' + spill.group(2) if spill else '?'} (store/load bytes), "
+                  f"{k.metadata.shared} bytes of shared memory")
+
+
+if __name__ == "__main__":
+    main()
