@@ -27,7 +27,7 @@ namespace slip::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kChunkRows = 128;  // keys per smooth-K partial sum: enough CTAs to fill the GPU
+constexpr int kChunkRows = 512;  // keys per smooth-K partial sum: ~6 CTAs an SM at 32,760 keys and 12 heads
 constexpr int kMaxSort = 2048;  // key blocks one row can sort: 64 slots a lane, in registers
 
 struct View {
@@ -75,6 +75,7 @@ __global__ void __launch_bounds__(kThreads) kmean_partials(View k, Dims s, doubl
     const int slot = threadIdx.x / 32 * TPW + lane / kLanes, d0 = (lane % kLanes) * 8;
     const int n0 = chunk * kChunkRows, n1 = min(s.Nk, n0 + kChunkRows);
     double acc[8] = {};
+#pragma unroll 4
     for (int n = n0 + slot; n < n1; n += kSlots) {
         double x[8];
         k.to_double(k.raw8(b, hk, n, d0, s.D), x);
@@ -248,7 +249,7 @@ __device__ __forceinline__ double warp_sum(double v) {
 // lane's own slots), Top-k ∪ Top-p, the guard, the sink; the mask row is written straight to
 // global memory (__syncwarp orders the lanes' writes). PER = sort_n / 32 slots a lane.
 template <int PER>
-__global__ void __launch_bounds__(kThreads) select_blocks(Dims s, float scale, float topk, float topp, float theta,
+__global__ void __launch_bounds__(kThreads, PER <= 16 ? 3 : 1) select_blocks(Dims s, float scale, float topk, float topp, float theta,
                                                           int sink, const double *logits, const double *qsim,
                                                           const double *ksim, uint8_t *mask, unsigned long long *counts) {
     constexpr int kSort = PER * 32;
