@@ -467,26 +467,8 @@ __device__ __forceinline__ float to_float(uint32_t bits16) {
     else return __uint_as_float(bits16 << 16);
 }
 
-// x / s to E4M3 (nearest even, saturating: the CPU's RNE_sat), back to the 16-bit type exactly.
-template <bool F16>
-__device__ __forceinline__ uint32_t fp8_pair(uint32_t v, float s) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
-    __trap();
-    return 0;
-#else
-    const float a = s == 0.0f ? 0.0f : to_float<F16>(v & 0xFFFFu) / s;
-    const float b = s == 0.0f ? 0.0f : to_float<F16>(v >> 16) / s;
-    uint16_t e;
-    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;\n" : "=h"(e) : "f"(b), "f"(a));
-    const uint32_t h = e4m3x2_to_f16x2(e);
-    if constexpr (F16) return h;
-    const float f0 = __half2float(__ushort_as_half(static_cast<unsigned short>(h & 0xFFFFu)));
-    const float f1 = __half2float(__ushort_as_half(static_cast<unsigned short>(h >> 16)));
-    return prmt(__float_as_uint(f0), __float_as_uint(f1), 0x7632u);  // exact: at most 4 significant bits
-#endif
-}
-
-// Two 16-bit values x / s to two E4M3 bytes (the low one in bits 0..7), as fp8_pair rounds them.
+// Two 16-bit values x / s to two E4M3 bytes (nearest even, saturating: the CPU's RNE_sat), the low
+// one in bits 0..7.
 template <bool F16>
 __device__ __forceinline__ uint32_t fp8_bytes(uint32_t v, float s) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
@@ -501,13 +483,22 @@ __device__ __forceinline__ uint32_t fp8_bytes(uint32_t v, float s) {
 #endif
 }
 
+// The same two values rounded to E4M3, back in the 16-bit type (exact: at most 4 significant bits).
+template <bool F16>
+__device__ __forceinline__ uint32_t fp8_pair(uint32_t v, float s) {
+    const uint32_t h = e4m3x2_to_f16x2(fp8_bytes<F16>(v, s));
+    if constexpr (F16) return h;
+    const float f0 = __half2float(__ushort_as_half(static_cast<unsigned short>(h & 0xFFFFu)));
+    const float f1 = __half2float(__ushort_as_half(static_cast<unsigned short>(h >> 16)));
+    return prmt(__float_as_uint(f0), __float_as_uint(f1), 0x7632u);
+}
+
 constexpr int kQuantThreads = 256;
 
+// The E4M3 scale of one row of x, amax / 448, over the CTA (kQuantThreads threads); every thread gets it.
 template <bool F16>
-__global__ void __launch_bounds__(kQuantThreads) quantize_kernel(const uint16_t *x, int64_t k, uint16_t *q, float *scale) {
+__device__ float row_fp8_scale(const uint16_t *row, int64_t k) {
     __shared__ float part[kQuantThreads / 32];
-    const uint16_t *row = x + static_cast<int64_t>(blockIdx.x) * k;
-    uint16_t *out = q + static_cast<int64_t>(blockIdx.x) * k;
     float amax = 0.0f;
     for (int64_t i = threadIdx.x * 8; i < k; i += kQuantThreads * 8) {
         const uint4 v = ldg16(row + i);
@@ -523,7 +514,14 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_kernel(const uint16_t 
     amax = part[0];
 #pragma unroll
     for (int i = 1; i < kQuantThreads / 32; ++i) amax = fmaxf(amax, part[i]);
-    const float s = amax / 448.0f;
+    return amax / 448.0f;
+}
+
+template <bool F16>
+__global__ void __launch_bounds__(kQuantThreads) quantize_kernel(const uint16_t *x, int64_t k, uint16_t *q, float *scale) {
+    const uint16_t *row = x + static_cast<int64_t>(blockIdx.x) * k;
+    uint16_t *out = q + static_cast<int64_t>(blockIdx.x) * k;
+    const float s = row_fp8_scale<F16>(row, k);
     if (threadIdx.x == 0) scale[blockIdx.x] = s;
     for (int64_t i = threadIdx.x * 8; i < k; i += kQuantThreads * 8) {
         const uint4 v = ldg16(row + i);
@@ -570,25 +568,9 @@ __global__ void column_powers_kernel(Weight w, float *colpow) {
 template <bool F16>
 __global__ void __launch_bounds__(kQuantThreads) quantize_permuted_kernel(const uint16_t *x, int64_t k, int nchunks,
                                                                           uint8_t *q, float *scale) {
-    __shared__ float part[kQuantThreads / 32];
     const uint16_t *row = x + static_cast<int64_t>(blockIdx.x) * k;
     uint8_t *out = q + static_cast<int64_t>(blockIdx.x) * nchunks * kChunk;
-    float amax = 0.0f;
-    for (int64_t i = threadIdx.x * 8; i < k; i += kQuantThreads * 8) {
-        const uint4 v = ldg16(row + i);
-        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-            amax = fmaxf(amax, fmaxf(fabsf(to_float<F16>(w[j] & 0xFFFFu)), fabsf(to_float<F16>(w[j] >> 16))));
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
-    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = amax;
-    __syncthreads();
-    amax = part[0];
-#pragma unroll
-    for (int i = 1; i < kQuantThreads / 32; ++i) amax = fmaxf(amax, part[i]);
-    const float s = amax / 448.0f;
+    const float s = row_fp8_scale<F16>(row, k);
     if (threadIdx.x == 0) scale[blockIdx.x] = s;
     for (int piece = threadIdx.x; piece < nchunks * (kChunk / 16); piece += kQuantThreads) {
         const int c = piece / (kChunk / 16), p0 = (piece % (kChunk / 16)) * 16, sa = p0 / 32, a = (p0 / 16) % 2;

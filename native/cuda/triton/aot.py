@@ -55,18 +55,23 @@ def sage_signature(out_dtype):
     return {name: types.get(name, "i32") for name in SAGE_PARAMS}
 
 
-def compile_sage(d, bm, bn, warps, stages, sparse, flush, out_dtype):
-    sig = sage_signature(out_dtype)
-    constexprs = {"D": d, "BLOCK_M": bm, "BLOCK_N": bn, "SPARSE": sparse, "STAGES": stages, "FLUSH": flush,
-                  "num_warps": warps}
-    sig.update({k: "constexpr" for k in constexprs})
-    attrs = {(SAGE_PARAMS.index(n),): [["tt.divisibility", v]] for n, v in SAGE_DIVISIBILITY.items()}
-    src = GluonASTSource(fn=sage_attention.sage_attention_fwd, signature=sig, constexprs=constexprs, attrs=attrs)
+def compile_kernel(fn, signature, params, divisibility, constexprs, warps):
+    """One Gluon kernel to a cubin for sm_90a, with the launchers' guarantees as divisibility hints."""
+    sig = dict(signature, **{k: "constexpr" for k in constexprs})
+    attrs = {(params.index(n),): [["tt.divisibility", v]] for n, v in divisibility.items()}
+    src = GluonASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs)
     k = triton.compile(src, target=TARGET, options={"num_warps": warps})
     md = k.metadata
     if md.global_scratch_size or md.profile_scratch_size or md.num_ctas != 1:
-        raise SystemExit(f"{md.name}: the launcher passes no scratch and launches no clusters")
+        raise SystemExit(f"{md.name}: the launchers pass no scratch and launch no clusters")
     return k.asm["cubin"], md
+
+
+def compile_sage(d, bm, bn, warps, stages, sparse, flush, out_dtype):
+    constexprs = {"D": d, "BLOCK_M": bm, "BLOCK_N": bn, "SPARSE": sparse, "STAGES": stages, "FLUSH": flush,
+                  "num_warps": warps}
+    return compile_kernel(sage_attention.sage_attention_fwd, sage_signature(out_dtype), SAGE_PARAMS,
+                          SAGE_DIVISIBILITY, constexprs, warps)
 
 
 # nvfp4_gemm_t_fwd: (BLOCK_M, STAGES, GROUP_M, num_warps), x in the kernel's permuted column order
@@ -76,17 +81,10 @@ GEMM_VARIANTS = [(256, 4, 8, 8)]
 
 
 def compile_gemm(bm, stages, group_m, warps, out_dtype, n16):
-    sig = nvfp4_gemm.signature(out_dtype)
     constexprs = {"BLOCK_M": bm, "STAGES": stages, "GROUP_M": group_m, "num_warps": warps}
-    sig.update({k: "constexpr" for k in constexprs})
     div = dict(nvfp4_gemm.DIVISIBILITY, **({"N": 16} if n16 else {}))
-    attrs = {(nvfp4_gemm.PARAMS.index(n),): [["tt.divisibility", v]] for n, v in div.items()}
-    src = GluonASTSource(fn=nvfp4_gemm.nvfp4_gemm_t_fwd, signature=sig, constexprs=constexprs, attrs=attrs)
-    k = triton.compile(src, target=TARGET, options={"num_warps": warps})
-    md = k.metadata
-    if md.global_scratch_size or md.profile_scratch_size or md.num_ctas != 1:
-        raise SystemExit(f"{md.name}: the launcher passes no scratch and launches no clusters")
-    return k.asm["cubin"], md
+    return compile_kernel(nvfp4_gemm.nvfp4_gemm_t_fwd, nvfp4_gemm.signature(out_dtype), nvfp4_gemm.PARAMS, div,
+                          constexprs, warps)
 
 
 def write_table(name, params, columns, rows):
