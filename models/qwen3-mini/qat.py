@@ -6,7 +6,10 @@ first --ppl-batches of its 40 batches). Writes the section "NVFP4 QAT of qwen3-m
 bench/training.md (other sections are kept) and a loss CSV beside it:
 
     SLIPSTREAM_LIB=$PWD/build/Release/libslipstream.so .venv/bin/python models/qwen3-mini/qat.py \\
-        --corpus models/qwen3-mini/corpus
+        --corpus models/qwen3-mini/corpus [--device cuda]
+
+On a GPU (--device cuda) the same runs take larger batches and more steps in minutes; the held-out
+perplexity then runs in bf16 autocast as train.py's does there.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def _train_module():
 
 
 def to_nvfp4(model, seed: int) -> int:
-    """Swaps the decoder layers' nn.Linear for NVFP4Linear (torch-generator draws: a CPU run)."""
+    """Swaps the decoder layers' nn.Linear for NVFP4Linear on their device (torch-generator draws)."""
     n = 0
     for layer in model.model.layers:
         for name, child in list(layer.named_modules()):
@@ -52,7 +55,7 @@ def to_nvfp4(model, seed: int) -> int:
     return n
 
 
-def run(base, cfg, args, train_ids, valid_ids, tr, log):
+def run(base, cfg, args, train_ids, valid_ids, tr, log, device):
     model = copy.deepcopy(base)
     to_nvfp4(model, seed=1000)
     model.train()
@@ -68,14 +71,14 @@ def run(base, cfg, args, train_ids, valid_ids, tr, log):
     for step in range(s):
         if ctl:
             ctl.step(step)
-        x = tr.windows(train_ids, args.batch, args.seq, g)
+        x = tr.windows(train_ids, args.batch, args.seq, g).to(device)
         loss = tr.next_token_loss(model, x)
         tr.descend(model, opt, loss)
         osc.step(step)
         losses.append(loss.item())
         log(f"{cfg['name']}: step {step} loss {losses[-1]:.4f} ({time.time() - t0:.0f} s)")
     secs = time.time() - t0
-    ppl = tr.perplexity(model, valid_ids, args.seq_eval, torch.device("cpu"), batches=args.ppl_batches)
+    ppl = tr.perplexity(model, valid_ids, args.seq_eval, device, batches=args.ppl_batches)
     return {"losses": losses, "ppl": ppl, "osc": osc.history, "secs": secs,
             "outliers": sum(int(m.outlier_mask.sum()) for m in osc.layers if m.outlier_mask is not None)}
 
@@ -103,7 +106,9 @@ def main(argv=None):
     ap.add_argument("--train-lines", type=int, default=20000, help="training lines tokenized (a seeded sample)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda for a GPU run")
     a = ap.parse_args(argv)
+    device = torch.device(a.device)
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
     tr = _train_module()
@@ -113,22 +118,23 @@ def main(argv=None):
     pick = torch.randperm(len(lines), generator=torch.Generator().manual_seed(a.seed))[: a.train_lines].tolist()
     train_ids = tr.encode(tok, [lines[i] for i in pick])
     valid_ids = tr.encode(tok, corpus.joinpath("valid.txt").read_text().splitlines())
-    base = Qwen3ForCausalLM.from_pretrained(HERE, dtype=torch.float32)
+    base = Qwen3ForCausalLM.from_pretrained(HERE, dtype=torch.float32).to(device)
     log = lambda m: print(m, flush=True)  # noqa: E731
     t0 = time.time()
-    ppl_fp32 = tr.perplexity(base, valid_ids, a.seq_eval, torch.device("cpu"), batches=a.ppl_batches)
+    ppl_fp32 = tr.perplexity(base, valid_ids, a.seq_eval, device, batches=a.ppl_batches)
     ptq = copy.deepcopy(base)
     n_lin = to_nvfp4(ptq, seed=1000)
-    ppl_ptq = tr.perplexity(ptq, valid_ids, a.seq_eval, torch.device("cpu"), batches=a.ppl_batches)
+    ppl_ptq = tr.perplexity(ptq, valid_ids, a.seq_eval, device, batches=a.ppl_batches)
     log(f"FP32 {ppl_fp32:.3f}, NVFP4 before QAT {ppl_ptq:.3f} ({time.time() - t0:.0f} s)")
     del ptq
     configs = [{"name": "NVFP4 QAT", "osci": False, "out": False},
                {"name": "+ OsciReset", "osci": True, "out": False},
                {"name": "+ OsciReset + OutControl", "osci": True, "out": True}]
-    results = [run(base, c, a, train_ids, valid_ids, tr, log) for c in configs]
+    results = [run(base, c, a, train_ids, valid_ids, tr, log, device) for c in configs]
     total = time.time() - t0
 
     out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     csv = out.with_name("training-qat-loss.csv")
     csv.write_text("step," + ",".join(c["name"] for c in configs) + "\n" + "".join(
         f"{i}," + ",".join(f"{r['losses'][i]:.4f}" for r in results) + "\n" for i in range(a.steps)))
@@ -145,6 +151,13 @@ def main(argv=None):
     marks = sorted(set([0, s // 4, s // 2, 3 * s // 4, s - 1]))
     curve = ["| step | " + " | ".join(c["name"] for c in configs) + " |", "|---" * (len(configs) + 1) + "|"]
     curve += [f"| {i} | " + " | ".join(f"{r['losses'][i]:.3f}" for r in results) + " |" for i in marks]
+    scale_note = (f"A smoke-scale run: {s} steps can show the recipe working end to end, not the paper's gains "
+                  f"(it trains 50,500 steps)." if s < 2000 else f"{s} steps against the paper's 50,500.")
+    if device.type == "cuda":
+        where = f"**{torch.cuda.get_device_name(device)}** (torch {torch.__version__}; held-out perplexity in bf16 autocast)"
+    else:
+        where = (f"**{platform.machine()} CPU, {a.threads} thread{'s' if a.threads > 1 else ''} (a 2-core VM shared with other "
+                 f"jobs)**")
     text = f"""{SECTION}
 
 Generated by `models/qwen3-mini/qat.py` (do not edit by hand). qwen3-mini (8.4M parameters) with its
@@ -152,9 +165,8 @@ Generated by `models/qwen3-mini/qat.py` (do not edit by hand). qwen3-mini (8.4M 
 NVFP4_TJ2 forward, nearest-even, bit-identical to the native codec; backward GEMMs with stochastic
 rounding after a 16-point random Hadamard transform; draws from torch's generator); embeddings and
 the tied lm_head stay FP32. Fine-tuned from the committed weights for **{s} steps** of {a.batch} x {a.seq}
-tokens (AdamW lr {a.lr}, no warmup, grad-clip 1.0), the same batches in each run, on **{platform.machine()} CPU,
-{a.threads} thread{'s' if a.threads > 1 else ''} (a 2-core VM shared with other jobs)**, {total / 60:.1f} min in all. A smoke-scale run:
-{s} steps can show the recipe working end to end, not the paper's gains (it trains 50,500 steps).
+tokens (AdamW lr {a.lr}, no warmup, grad-clip 1.0), the same batches in each run, on {where},
+{total / 60:.1f} min in all. {scale_note}
 
 - Held-out perplexity: train.py's windows (seed 1234), the first {a.ppl_batches} of its 40 batches of 16 x {a.seq_eval}
   tokens ({a.ppl_batches * 16} windows; the model card's 12.51 uses all 640, in bf16 on a GPU).
