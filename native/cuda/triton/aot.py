@@ -99,6 +99,15 @@ def write_table(name, params, columns, rows):
     tmp.replace(OUT / name)
 
 
+def save(name, cubin, md, fields):
+    """Writes cubin/NAME.cubin; returns its table row: name, kernel, fields, warps, shared bytes."""
+    (OUT / f"{name}.cubin").write_bytes(cubin)
+    print(f"{name}: {len(cubin)} bytes, {md.shared} bytes of shared memory, {md.num_warps} warps")
+    values = ", ".join(str(f) for f in [*fields, md.num_warps, md.shared])
+    return (f'    {{"{name}", "{md.name}", {values}}},  // sha256 {hashlib.sha256(cubin).hexdigest()[:16]}, '
+            f'{len(cubin)} bytes')
+
+
 def main():
     OUT.mkdir(exist_ok=True)
     for old in [*OUT.glob("*.cubin"), *OUT.glob("*.inc")]:
@@ -108,10 +117,7 @@ def main():
         for dtype, bf16 in (("*bf16", 1), ("*fp16", 0)):
             cubin, md = compile_sage(d, bm, bn, warps, stages, sparse, flush, dtype)
             name = f"sage-d{d}-{'sparse' if sparse else 'dense'}-{'bf16' if bf16 else 'fp16'}"
-            (OUT / f"{name}.cubin").write_bytes(cubin)
-            rows.append(f'    {{"{name}", "{md.name}", {d}, {bm}, {bn}, {int(sparse)}, {bf16}, {md.num_warps}, '
-                        f'{md.shared}}},  // sha256 {hashlib.sha256(cubin).hexdigest()[:16]}, {len(cubin)} bytes')
-            print(f"{name}: {len(cubin)} bytes, {md.shared} bytes of shared memory, {md.num_warps} warps")
+            rows.append(save(name, cubin, md, [d, bm, bn, int(sparse), bf16]))
     write_table("sage-kernels.inc", SAGE_PARAMS, "cubin (native/cuda/triton/cubin/NAME.cubin), kernel, D, BLOCK_M, "
                 "BLOCK_N, sparse, bf16 out, warps, dynamic shared bytes", rows)
     rows = []
@@ -120,10 +126,7 @@ def main():
             for n16 in (True, False):
                 cubin, md = compile_gemm(bm, stages, group_m, warps, dtype, n16)
                 name = f"nvfp4-gemm-m{bm}-{'n16' if n16 else 'nany'}-{'bf16' if bf16 else 'fp16'}"
-                (OUT / f"{name}.cubin").write_bytes(cubin)
-                rows.append(f'    {{"{name}", "{md.name}", {bm}, {16 * warps}, {int(n16)}, {bf16}, {md.num_warps}, '
-                            f'{md.shared}}},  // sha256 {hashlib.sha256(cubin).hexdigest()[:16]}, {len(cubin)} bytes')
-                print(f"{name}: {len(cubin)} bytes, {md.shared} bytes of shared memory, {md.num_warps} warps")
+                rows.append(save(name, cubin, md, [bm, 16 * warps, int(n16), bf16]))
     write_table("gemm-kernels.inc", nvfp4_gemm.PARAMS, "cubin, kernel, BLOCK_M (tokens), BLOCK_N (weight rows), N a "
                 "multiple of 16, bf16 out, warps, dynamic shared bytes", rows)
 
