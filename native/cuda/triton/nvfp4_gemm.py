@@ -109,26 +109,41 @@ def _f16_pair(x):
 # pre-permuted (x_perm[m, 128c + p] = x[m, 128c + XPERM(p)], rows padded to whole chunks with zeros,
 # K = 128 * nchunks): then x's tiles are plain 16-byte cp.async copies.
 
-# One E4M3 scale pair (16 bits: blocks 2q, 2q+1 of a row) -> two FP16 pairs (s, s) times colpow.
-# The clamp to +-65504 (FP16's largest finite) keeps an all-zero block with a large scale finite:
-# 0 * inf would be NaN. Any block with a non-zero code has |scale * colpow| <= 896 by colpow's choice.
-_SCALE2_ASM = gl.constexpr("""{
-.reg .b32 a, big, nbig;
-cvt.rn.f16x2.e4m3x2 a, $2;
-mul.rn.f16x2 a, a, $3;
+# PTX: register a = one E4M3 scale pair (16 bits `pair`: blocks 2q, 2q+1 of a row) times colpow
+# (`cpow`, an FP16 pair), clamped to +-65504 (FP16's largest finite) so that an all-zero block
+# with a large scale stays finite: 0 * inf would be NaN. Any block with a non-zero code has
+# |scale * colpow| <= 896 by colpow's choice. Needs .b32 registers a, big, nbig.
+def _scale_times_colpow(pair, cpow):
+    return f"""cvt.rn.f16x2.e4m3x2 a, {pair};
+mul.rn.f16x2 a, a, {cpow};
 mov.b32 big, 0x7BFF7BFF;
 mov.b32 nbig, 0xFBFFFBFF;
 min.f16x2 a, a, big;
 max.f16x2 a, a, nbig;
-prmt.b32 $0, a, a, 0x1010;
+"""
+
+
+# One scale pair -> two FP16 pairs (s, s) times colpow.
+_SCALE2_ASM = gl.constexpr("""{
+.reg .b32 a, big, nbig;
+""" + _scale_times_colpow("$2", "$3") + """prmt.b32 $0, a, a, 0x1010;
 prmt.b32 $1, a, a, 0x3232;
 }""")
+
+
+# PTX: the byte tables of one block whose (scale * colpow, scale * colpow) pair is in `s`: E4M3 of
+# the magnitudes 0..3 times it into `lut0`, of 4..7 into `lut1`. Needs .b32 p, e01 .. e67 holding
+# the magnitudes' FP16 pairs (0, 0.5), (1, 1.5), (2, 3), (4, 6), and .b16 c0 .. c3.
+def _block_tables(s, lut0, lut1):
+    cvts = "".join(f"mul.rn.f16x2 p, {s}, {e};\ncvt.rn.satfinite.e4m3x2.f16x2 c{i}, p;\n"
+                   for i, e in enumerate(("e01", "e23", "e45", "e67")))
+    return cvts + f"mov.b32 {lut0}, {{c0, c1}};\nmov.b32 {lut1}, {{c2, c3}};\n"
 
 
 # LUT_DECODE: one E4M3 scale pair -> each block's eight decoded magnitudes E4M3(e2m1[i] * scale *
 # colpow) as byte tables (lut0: i = 0..3, lut1: 4..7), the same FP16 products and conversions as
 # the per-word decode, made once per 16 weights instead of once per weight. Outputs: block 2q's lut0,
-# lut1, then block 2q+1's. The FP16 pairs of the magnitudes: (0, 0.5), (1, 1.5), (2, 3), (4, 6).
+# lut1, then block 2q+1's.
 _SCALE2_LUT_ASM = gl.constexpr("""{
 .reg .b32 a, big, nbig, s0, s1, p, e01, e23, e45, e67;
 .reg .b16 c0, c1, c2, c3;
@@ -136,35 +151,10 @@ mov.b32 e01, 0x38000000;
 mov.b32 e23, 0x3E003C00;
 mov.b32 e45, 0x42004000;
 mov.b32 e67, 0x46004400;
-cvt.rn.f16x2.e4m3x2 a, $4;
-mul.rn.f16x2 a, a, $5;
-mov.b32 big, 0x7BFF7BFF;
-mov.b32 nbig, 0xFBFFFBFF;
-min.f16x2 a, a, big;
-max.f16x2 a, a, nbig;
-prmt.b32 s0, a, a, 0x1010;
+""" + _scale_times_colpow("$4", "$5") + """prmt.b32 s0, a, a, 0x1010;
 prmt.b32 s1, a, a, 0x3232;
-mul.rn.f16x2 p, s0, e01;
-cvt.rn.satfinite.e4m3x2.f16x2 c0, p;
-mul.rn.f16x2 p, s0, e23;
-cvt.rn.satfinite.e4m3x2.f16x2 c1, p;
-mul.rn.f16x2 p, s0, e45;
-cvt.rn.satfinite.e4m3x2.f16x2 c2, p;
-mul.rn.f16x2 p, s0, e67;
-cvt.rn.satfinite.e4m3x2.f16x2 c3, p;
-mov.b32 $0, {c0, c1};
-mov.b32 $1, {c2, c3};
-mul.rn.f16x2 p, s1, e01;
-cvt.rn.satfinite.e4m3x2.f16x2 c0, p;
-mul.rn.f16x2 p, s1, e23;
-cvt.rn.satfinite.e4m3x2.f16x2 c1, p;
-mul.rn.f16x2 p, s1, e45;
-cvt.rn.satfinite.e4m3x2.f16x2 c2, p;
-mul.rn.f16x2 p, s1, e67;
-cvt.rn.satfinite.e4m3x2.f16x2 c3, p;
-mov.b32 $2, {c0, c1};
-mov.b32 $3, {c2, c3};
-}""")
+""" + _block_tables("s0", "$0", "$1") + _block_tables("s1", "$2", "$3") + "}")
+
 
 # LUT_DECODE: code word ($2) and its block's tables ($3, $4) -> E4M3 of columns 0..3 ($0) and 4..7
 # ($1): the magnitudes select their bytes, the code's signs are XORed in as in _DECODE_ASM.
