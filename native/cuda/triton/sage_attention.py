@@ -171,6 +171,74 @@ def _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, magic, kc_head, vt_he
 
 
 @gluon.jit
+def _qkv_smem(BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
+    """Shared memory for Q (INT8 [BLOCK_M, D]) and STAGES stages of K (INT8 [BLOCK_N, D]) and V^T
+    (FP8 [D, BLOCK_N]), in the layouts wgmma reads."""
+    q_smem = gl.allocate_shared_memory(gl.int8, [BLOCK_M, D], gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], gl.int8))
+    k_smem = gl.allocate_shared_memory(gl.int8, [STAGES, BLOCK_N, D],
+                                       gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.int8))
+    v_smem = gl.allocate_shared_memory(gl.float8e4nv, [STAGES, D, BLOCK_N],
+                                       gl.NVMMASharedLayout.get_default_for([D, BLOCK_N], gl.float8e4nv))
+    return q_smem, k_smem, v_smem
+
+
+@gluon.jit
+def _key_tiles(tiles, tile_counts, tile_cols, bh, pid_m, first, Nq, Nk, causal, SPARSE: gl.constexpr,
+               BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr):
+    """(tiles_row, n_full, n_end) of the program's query rows [first, first + BLOCK_M): the first
+    n_full key tiles need no mask, those up to n_end do (SPARSE: from the compacted tile list)."""
+    tiles_row = tiles
+    if SPARSE:
+        t = bh.to(gl.int64) * gl.num_programs(0) + pid_m
+        tiles_row = tiles + t * tile_cols
+        n_full = gl.load(tile_counts + 2 * t)
+        n_end = gl.load(tile_counts + 2 * t + 1)
+    else:
+        n_end = gl.cdiv(Nk, BLOCK_N)
+        n_full = Nk // BLOCK_N
+        if causal:
+            shift = Nk - Nq
+            seen = gl.maximum(gl.minimum(first + BLOCK_M, Nq) + shift, 0)  # keys the last row sees
+            n_end = gl.minimum(n_end, gl.cdiv(seen, BLOCK_N))
+            n_full = gl.minimum(n_full, gl.maximum(first + shift + 1, 0) // BLOCK_N)
+    return tiles_row, n_full, n_end
+
+
+@gluon.jit
+def _last_tile(s_int, acc, m_i, l_i, v_smem, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal,
+               BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SPARSE: gl.constexpr, STAGES: gl.constexpr,
+               FLUSH: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr):
+    """The softmax and P.V of the last key tile (no next S to issue): returns acc, m_i, l_i."""
+    last = n_end - 1
+    p, alpha, m_i, l_i = _softmax(s_int, ks_head, _tile_start(tiles_row, last, SPARSE, BLOCK_N), qs_safe, m_i,
+                                  l_i, rows, Nk, shift, causal, last >= n_full, BLOCK_M, BLOCK_N, s_layout)
+    p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
+    s_int, acc = _pv(p_op, v_smem.index(last % STAGES).permute((1, 0)), acc,
+                     gl.convert_layout(alpha, row_o)[:, None], s_int, False, FLUSH)
+    return acc, m_i, l_i
+
+
+@gluon.jit
+def _write_out(acc, m_i, l_i, vs, lsec, out, lse, kv, b, h, first, q_rows, row_ok, Nq, out_sb, out_sh, out_sn,
+               write_lse, has_lsec, D: gl.constexpr, BLOCK_M: gl.constexpr, row_o: gl.constexpr,
+               col_o: gl.constexpr):
+    """O = acc * V's channel scales / l to out (rows [first, first + BLOCK_M)), and the LSE."""
+    rows_o = first + gl.arange(0, BLOCK_M, layout=row_o)
+    offs_d = gl.arange(0, D, layout=col_o)
+    vscale = gl.load(vs + kv * D + offs_d)
+    l_o = gl.convert_layout(l_i, row_o)
+    inv_l = gl.where(l_o > 0.0, 1.0 / l_o, 0.0)
+    o = acc * vscale[None, :] * inv_l[:, None]
+    o_ptrs = (out + b.to(gl.int64) * out_sb + h.to(gl.int64) * out_sh + rows_o.to(gl.int64)[:, None] * out_sn
+              + offs_d[None, :])
+    gl.store(o_ptrs, o.to(out.dtype.element_ty), mask=(rows_o < Nq)[:, None])
+    if write_lse:
+        corr = gl.load(lsec + q_rows, mask=row_ok & (has_lsec != 0), other=0.0)
+        lse_v = gl.where(l_i > 0.0, (m_i + gl.log2(l_i) - LOG2_448) * LN2 + corr, float("-inf"))
+        gl.store(lse + q_rows, lse_v, mask=row_ok)
+
+
+@gluon.jit
 def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_counts,
                        Hq, Hk, Nq, Nk, Nkp, out_sb, out_sh, out_sn, causal, write_lse, has_lsec, tile_cols,
                        D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
@@ -204,11 +272,7 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
     ld_kq: gl.constexpr = gl.BlockedLayout([1, 16], [32 * 16 // D, D // 16], [num_warps, 1], [1, 0])
     ld_v: gl.constexpr = gl.BlockedLayout([1, 16], [32 * 16 // BLOCK_N, BLOCK_N // 16], [num_warps, 1], [1, 0])
 
-    q_smem = gl.allocate_shared_memory(gl.int8, [BLOCK_M, D], gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], gl.int8))
-    k_smem = gl.allocate_shared_memory(gl.int8, [STAGES, BLOCK_N, D],
-                                       gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.int8))
-    v_smem = gl.allocate_shared_memory(gl.float8e4nv, [STAGES, D, BLOCK_N],
-                                       gl.NVMMASharedLayout.get_default_for([D, BLOCK_N], gl.float8e4nv))
+    q_smem, k_smem, v_smem = _qkv_smem(BLOCK_M, BLOCK_N, D, STAGES)
 
     first = pid_m * BLOCK_M
     q_rows_ld = first + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, ld_kq))
@@ -226,19 +290,8 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
     ks_head = ks + kv * Nkp
 
     shift = Nk - Nq
-    tiles_row = tiles
-    if SPARSE:
-        t = bh.to(gl.int64) * gl.num_programs(0) + pid_m
-        tiles_row = tiles + t * tile_cols
-        n_full = gl.load(tile_counts + 2 * t)
-        n_end = gl.load(tile_counts + 2 * t + 1)
-    else:
-        n_end = gl.cdiv(Nk, BLOCK_N)
-        n_full = Nk // BLOCK_N
-        if causal:
-            seen = gl.maximum(gl.minimum(first + BLOCK_M, Nq) + shift, 0)  # keys the last row sees
-            n_end = gl.minimum(n_end, gl.cdiv(seen, BLOCK_N))
-            n_full = gl.minimum(n_full, gl.maximum(first + shift + 1, 0) // BLOCK_N)
+    tiles_row, n_full, n_end = _key_tiles(tiles, tile_counts, tile_cols, bh, pid_m, first, Nq, Nk, causal, SPARSE,
+                                          BLOCK_M, BLOCK_N)
 
     # Prologue: Q with tile 0 in group 0, tiles 1 .. STAGES - 2 in their own groups.
     for i in gl.static_range(STAGES - 1):
@@ -267,24 +320,9 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
                                          ks_head, k_offs, v_offs, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift,
                                          causal, D, BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o,
                                          FLUSH)
-        last = n_end - 1
-        p, alpha, m_i, l_i = _softmax(s_int, ks_head, _tile_start(tiles_row, last, SPARSE, BLOCK_N), qs_safe, m_i,
-                                      l_i, rows, Nk, shift, causal, last >= n_full, BLOCK_M, BLOCK_N, s_layout)
-        p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
-        s_int, acc = _pv(p_op, v_smem.index(last % STAGES).permute((1, 0)), acc,
-                         gl.convert_layout(alpha, row_o)[:, None], s_int, False, FLUSH)
+        acc, m_i, l_i = _last_tile(s_int, acc, m_i, l_i, v_smem, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk,
+                                   shift, causal, BLOCK_M, BLOCK_N, SPARSE, STAGES, FLUSH, s_layout, p_layout, row_o)
     async_copy.wait_group(0)
 
-    rows_o = first + gl.arange(0, BLOCK_M, layout=row_o)
-    offs_d = gl.arange(0, D, layout=col_o)
-    vscale = gl.load(vs + kv * D + offs_d)
-    l_o = gl.convert_layout(l_i, row_o)
-    inv_l = gl.where(l_o > 0.0, 1.0 / l_o, 0.0)
-    o = acc * vscale[None, :] * inv_l[:, None]
-    o_ptrs = (out + b.to(gl.int64) * out_sb + h.to(gl.int64) * out_sh + rows_o.to(gl.int64)[:, None] * out_sn
-              + offs_d[None, :])
-    gl.store(o_ptrs, o.to(out.dtype.element_ty), mask=(rows_o < Nq)[:, None])
-    if write_lse:
-        corr = gl.load(lsec + q_rows, mask=row_ok & (has_lsec != 0), other=0.0)
-        lse_v = gl.where(l_i > 0.0, (m_i + gl.log2(l_i) - LOG2_448) * LN2 + corr, float("-inf"))
-        gl.store(lse + q_rows, lse_v, mask=row_ok)
+    _write_out(acc, m_i, l_i, vs, lsec, out, lse, kv, b, h, first, q_rows, row_ok, Nq, out_sb, out_sh, out_sn,
+               write_lse, has_lsec, D, BLOCK_M, row_o, col_o)

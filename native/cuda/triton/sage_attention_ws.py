@@ -44,7 +44,8 @@ from triton.experimental.gluon.language.nvidia.ampere import async_copy
 from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, mbarrier, warpgroup_mma, \
     warpgroup_mma_wait
 
-from sage_attention import LN2, LOG2_448, MAGIC_BITS, _as_operand, _keep_alive, _pv, _softmax, _tile_start
+from sage_attention import (MAGIC_BITS, _as_operand, _keep_alive, _key_tiles, _last_tile, _pv, _qkv_smem,
+                            _softmax, _tile_start, _write_out)
 
 PP_BAR = gl.constexpr(12)  # named barriers 12 and 13; Triton's own partition barriers use low ids
 
@@ -195,26 +196,11 @@ def _consumer(q_smem, k_smem, v_smem, full, empty, qs, ks_head, vs, lsec, out, l
             if WG == 0:
                 if n_end > 1:  # warpgroup 1's last hand-over: n_end arrivals in all, n_end syncs
                     _named_barrier(my_bar, True)
-        last = n_end - 1
-        p, alpha, m_i, l_i = _softmax(s_int, ks_head, _tile_start(tiles_row, last, SPARSE, BLOCK_N), qs_safe, m_i,
-                                      l_i, rows, Nk, shift, causal, last >= n_full, BLOCK_M, BLOCK_N, s_layout)
-        p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
-        s_int, acc = _pv(p_op, v_smem.index(last % STAGES).permute((1, 0)), acc,
-                         gl.convert_layout(alpha, row_o)[:, None], s_int, False, FLUSH)
+        acc, m_i, l_i = _last_tile(s_int, acc, m_i, l_i, v_smem, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk,
+                                   shift, causal, BLOCK_M, BLOCK_N, SPARSE, STAGES, FLUSH, s_layout, p_layout, row_o)
 
-    rows_o = first + gl.arange(0, BLOCK_M, layout=row_o)
-    offs_d = gl.arange(0, D, layout=col_o)
-    vscale = gl.load(vs + kv * D + offs_d)
-    l_o = gl.convert_layout(l_i, row_o)
-    inv_l = gl.where(l_o > 0.0, 1.0 / l_o, 0.0)
-    o = acc * vscale[None, :] * inv_l[:, None]
-    o_ptrs = (out + b.to(gl.int64) * out_sb + h.to(gl.int64) * out_sh + rows_o.to(gl.int64)[:, None] * out_sn
-              + offs_d[None, :])
-    gl.store(o_ptrs, o.to(out.dtype.element_ty), mask=(rows_o < Nq)[:, None])
-    if write_lse:
-        corr = gl.load(lsec + q_rows, mask=row_ok & (has_lsec != 0), other=0.0)
-        lse_v = gl.where(l_i > 0.0, (m_i + gl.log2(l_i) - LOG2_448) * LN2 + corr, float("-inf"))
-        gl.store(lse + q_rows, lse_v, mask=row_ok)
+    _write_out(acc, m_i, l_i, vs, lsec, out, lse, kv, b, h, first, q_rows, row_ok, Nq, out_sb, out_sh, out_sn,
+               write_lse, has_lsec, D, BLOCK_M, row_o, col_o)
 
 
 @gluon.jit
@@ -253,31 +239,15 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
     first = pid_m * BLOCK_M
     q_row0 = bh.to(gl.int64) * Nq + first
 
-    q_smem = gl.allocate_shared_memory(gl.int8, [BLOCK_M, D], gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], gl.int8))
-    k_smem = gl.allocate_shared_memory(gl.int8, [STAGES, BLOCK_N, D],
-                                       gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.int8))
-    v_smem = gl.allocate_shared_memory(gl.float8e4nv, [STAGES, D, BLOCK_N],
-                                       gl.NVMMASharedLayout.get_default_for([D, BLOCK_N], gl.float8e4nv))
+    q_smem, k_smem, v_smem = _qkv_smem(BLOCK_M, BLOCK_N, D, STAGES)
     full = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
         mbarrier.init(full.index(i), count=32 * PRODUCER_WARPS)
         mbarrier.init(empty.index(i), count=2 * 32 * num_warps)  # every thread of both warpgroups
 
-    shift = Nk - Nq
-    tiles_row = tiles
-    if SPARSE:
-        t = bh.to(gl.int64) * gl.num_programs(0) + pid_m
-        tiles_row = tiles + t * tile_cols
-        n_full = gl.load(tile_counts + 2 * t)
-        n_end = gl.load(tile_counts + 2 * t + 1)
-    else:
-        n_end = gl.cdiv(Nk, BLOCK_N)
-        n_full = Nk // BLOCK_N
-        if causal:
-            seen = gl.maximum(gl.minimum(first + BLOCK_M, Nq) + shift, 0)  # keys the last row sees
-            n_end = gl.minimum(n_end, gl.cdiv(seen, BLOCK_N))
-            n_full = gl.minimum(n_full, gl.maximum(first + shift + 1, 0) // BLOCK_N)
+    tiles_row, n_full, n_end = _key_tiles(tiles, tile_counts, tile_cols, bh, pid_m, first, Nq, Nk, causal, SPARSE,
+                                          BLOCK_M, BLOCK_N)
 
     # Warpgroup 0 is the default partition, warpgroup 1 and the producer are workers: two
     # partitions, not one of 8 warps, because gluon's mbarrier.wait gets a bar.sync of its whole
