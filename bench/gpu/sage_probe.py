@@ -64,23 +64,30 @@ def quantize(q, k, v, block=128):
     return qc, qs, kc, ks.reshape(-1), vt, vs.reshape(-1), nkp
 
 
-def run(kernel, bufs, h, n, d, bm, bn, warps, stages, causal=False, extra=()):
+def launch(kernel, bufs, h, n, d, bm, causal, constexprs, warps, write_lse=True):
+    """JIT-launches a dense attention kernel with sage_attention_fwd's parameters on bufs once, then
+    times it: (out, lse, ms)."""
     qc, qs, kc, ks, vt, vs, nkp = bufs
     out = torch.empty(1, h, n, d, dtype=torch.bfloat16, device="cuda")
     lse = torch.empty(h * n, device="cuda")
     dummy = torch.zeros(16, dtype=torch.int32, device="cuda")
     grid = (triton_cdiv(n, bm), h)
     vt_arg = vt[:, :, key_order(vt.shape[-1])].contiguous()
-    common = (qc, qs, kc, ks, vt_arg, vs, lse, out, lse, dummy.view(torch.int16), dummy,
-              h, h, n, n, nkp, out.stride(0), out.stride(1), out.stride(2), int(causal), 0, 0, 16)
-    opts = {"FLUSH": bool(extra[1]) if len(extra) > 1 else True}
-    if len(extra) > 0 and extra[0]:
-        opts["maxnreg"] = extra[0]
-    fn = lambda: kernel[grid](*common, D=d, BLOCK_M=bm, BLOCK_N=bn, SPARSE=False, STAGES=stages,  # noqa: E731
-                              num_warps=warps, **opts)
+    args = (qc, qs, kc, ks, vt_arg, vs, lse, out, lse, dummy.view(torch.int16), dummy,
+            h, h, n, n, nkp, out.stride(0), out.stride(1), out.stride(2), int(causal), int(write_lse), 0, 16)
+    fn = lambda: kernel[grid](*args, D=d, BLOCK_M=bm, SPARSE=False, num_warps=warps, **constexprs)  # noqa: E731
     fn()
     torch.cuda.synchronize()
-    return out.clone(), time_ms(fn, warmup=2, reps=7)
+    o, l = out.clone(), lse.clone()
+    return o, l, time_ms(fn, warmup=2, reps=7)
+
+
+def run(kernel, bufs, h, n, d, bm, bn, warps, stages, causal=False, extra=()):
+    opts = {"BLOCK_N": bn, "STAGES": stages, "FLUSH": bool(extra[1]) if len(extra) > 1 else True}
+    if len(extra) > 0 and extra[0]:
+        opts["maxnreg"] = extra[0]
+    out, _, ms = launch(kernel, bufs, h, n, d, bm, causal, opts, warps, write_lse=False)
+    return out, ms
 
 
 def key_order(nkp):
@@ -105,27 +112,51 @@ def reference_rows(q, k, v, rows, causal=False):
     return torch.softmax(s, -1) @ v[0].double()
 
 
-def main():
+def problem(h, n, d, causal=False):
+    """One shape's inputs quantized as the kernels take them, float64 reference attention on 64
+    rows, and cuDNN's time (printed): (bufs, rows, ref, ops, cuDNN ms)."""
+    q, k, v = inputs(h, n, d)
+    bufs = quantize(q, k, v)
+    rows = torch.linspace(0, n - 1, 64, device="cuda").long()
+    ref = reference_rows(q, k, v, rows, causal=causal)
+    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+        t_cudnn = time_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal), warmup=2, reps=7)
+    ops = 4 * h * n * n * d // (2 if causal else 1)
+    print(f"D {d} H {h} N {n}{' causal' if causal else ''}: cuDNN {t_cudnn:.2f} ms "
+          f"({ops / t_cudnn / 1e9:.0f} TFLOPS)")
+    return bufs, rows, ref, ops, t_cudnn
+
+
+def accuracy(o, rows, ref):
+    """Relative L1 and cosine of the output's reference rows against float64."""
+    got = o[0, :, rows].double()
+    rel = ((got - ref).abs().sum() / ref.abs().sum()).item()
+    return rel, F.cosine_similarity(got.flatten(), ref.flatten(), 0).item()
+
+
+def probe_args(variants, causal=False):
+    """The probes' command line (head dims, N, H, the variants; --causal where the probe has it),
+    parsed, with the card and versions printed."""
+    import triton
     ap = argparse.ArgumentParser()
     ap.add_argument("--d", type=int, nargs="+", default=[128])
     ap.add_argument("--n", type=int, default=32760)
     ap.add_argument("--h", type=int, default=12)
-    ap.add_argument("--variants", default="64,128,4,3")
+    if causal:
+        ap.add_argument("--causal", action="store_true")
+    ap.add_argument("--variants", default=variants)
     args = ap.parse_args()
-    import triton
-    import sage_attention
     name, drv = card()
     print(f"{name}, driver {drv}, torch {torch.__version__}, triton {triton.__version__}")
+    return args
+
+
+def main():
+    args = probe_args("64,128,4,3")
+    import sage_attention
     for d in args.d:
         h, n = args.h, args.n
-        q, k, v = inputs(h, n, d)
-        bufs = quantize(q, k, v)
-        rows = torch.linspace(0, n - 1, 64, device="cuda").long()
-        ref = reference_rows(q, k, v, rows)
-        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-            t_cudnn = time_ms(lambda: F.scaled_dot_product_attention(q, k, v), warmup=2, reps=7)
-        ops = 4 * h * n * n * d
-        print(f"D {d} H {h} N {n}: cuDNN {t_cudnn:.2f} ms ({ops / t_cudnn / 1e9:.0f} TFLOPS)")
+        bufs, rows, ref, ops, t_cudnn = problem(h, n, d)
         base = None
         for spec in args.variants.split(";"):
             bm, bn, warps, stages, *extra = (int(x) for x in spec.split(","))
@@ -134,9 +165,7 @@ def main():
             except Exception as e:  # noqa: BLE001 - a variant that does not compile is reported
                 print(f"  {spec}: failed: {type(e).__name__}: {str(e)[-400:]}")
                 continue
-            got = o[0, :, rows].double()
-            rel = ((got - ref).abs().sum() / ref.abs().sum()).item()
-            cos = F.cosine_similarity(got.flatten(), ref.flatten(), 0).item()
+            rel, cos = accuracy(o, rows, ref)
             agree = ""
             if base is None:
                 base = o

@@ -13,67 +13,28 @@ expect 0 or bf16-rounding differences when BLOCK_N and FLUSH match) and its outp
 attention on 64 rows. A hang means a barrier protocol is wrong: run under `timeout`.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "native" / "cuda" / "triton"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import card, time_ms  # noqa: E402
-from sage_probe import inputs, key_order, quantize, reference_rows, triton_cdiv  # noqa: E402
-
-
-def launch(kernel, bufs, h, n, d, bm, causal, constexprs, warps):
-    qc, qs, kc, ks, vt, vs, nkp = bufs
-    out = torch.empty(1, h, n, d, dtype=torch.bfloat16, device="cuda")
-    lse = torch.empty(h * n, device="cuda")
-    dummy = torch.zeros(16, dtype=torch.int32, device="cuda")
-    grid = (triton_cdiv(n, bm), h)
-    vt_arg = vt[:, :, key_order(vt.shape[-1])].contiguous()
-    args = (qc, qs, kc, ks, vt_arg, vs, lse, out, lse, dummy.view(torch.int16), dummy,
-            h, h, n, n, nkp, out.stride(0), out.stride(1), out.stride(2), int(causal), 1, 0, 16)
-    fn = lambda: kernel[grid](*args, D=d, BLOCK_M=bm, SPARSE=False, num_warps=warps, **constexprs)  # noqa: E731
-    fn()
-    torch.cuda.synchronize()
-    o, l = out.clone(), lse.clone()
-    return o, l, time_ms(fn, warmup=2, reps=7)
+from sage_probe import accuracy, launch, probe_args, problem  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--d", type=int, nargs="+", default=[128])
-    ap.add_argument("--n", type=int, default=32760)
-    ap.add_argument("--h", type=int, default=12)
-    ap.add_argument("--causal", action="store_true")
-    ap.add_argument("--variants", default="128,4;128,4,1")
-    args = ap.parse_args()
-    import triton
+    args = probe_args("128,4;128,4,1", causal=True)
     import aot
     import sage_attention
     import sage_attention_ws
-    name, drv = card()
-    print(f"{name}, driver {drv}, torch {torch.__version__}, triton {triton.__version__}")
     for d in args.d:
         h, n = args.h, args.n
-        q, k, v = inputs(h, n, d)
-        bufs = quantize(q, k, v)
-        rows = torch.linspace(0, n - 1, 64, device="cuda").long()
-        ref = reference_rows(q, k, v, rows, causal=args.causal)
-        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-            t_cudnn = time_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=args.causal), warmup=2, reps=7)
-        ops = 4 * h * n * n * d // (2 if args.causal else 1)
-        print(f"D {d} H {h} N {n}{' causal' if args.causal else ''}: cuDNN {t_cudnn:.2f} ms "
-              f"({ops / t_cudnn / 1e9:.0f} TFLOPS)")
+        bufs, rows, ref, ops, t_cudnn = problem(h, n, d, args.causal)
 
         def report(label, o, lse, t, base):
-            got = o[0, :, rows].double()
-            rel = ((got - ref).abs().sum() / ref.abs().sum()).item()
-            cos = F.cosine_similarity(got.flatten(), ref.flatten(), 0).item()
+            rel, cos = accuracy(o, rows, ref)
             agree = ""
             if base is not None:
                 ok = torch.isfinite(base[1])
