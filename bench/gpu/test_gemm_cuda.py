@@ -19,11 +19,6 @@ sys.path.insert(0, str(ROOT / "adapters" / "torch"))
 sys.path.insert(0, str(ROOT / "bench" / "gpu"))
 
 
-def fp8_tensor_cores(m, activations):
-    """Whether a product of m rows runs on sm_90's FP8 tensor-core kernel."""
-    return activations == "fp8" and m > 64 and torch.cuda.get_device_capability() == (9, 0)
-
-
 def weight(n, k, seed=0):
     g = torch.Generator(device="cuda").manual_seed(seed)
     codes = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8, device="cuda", generator=g)
@@ -37,13 +32,13 @@ def weight(n, k, seed=0):
 @pytest.mark.parametrize("activations", ["none", "fp8"])
 @pytest.mark.parametrize("n", [1003, 1008])
 def test_one_hot_rows_give_the_decoded_weight_exactly(dtype, m, activations, n):
-    from gemm import dequantize_nvfp4, e4m3_weight
+    from gemm import dequantize_nvfp4, e4m3_weight, fp8_tensor_cores
     from slipstream_torch.gemm_cuda import CudaLinearPlan
 
     dt = getattr(torch, dtype)
     k = 1040  # N odd or a multiple of 16, K not a multiple of 128
     codes, scales, g = weight(n, k)
-    wd = e4m3_weight(codes, scales, g) if fp8_tensor_cores(m, activations) else dequantize_nvfp4(codes, scales, g)
+    wd = e4m3_weight(codes, scales, g) if activations == "fp8" and fp8_tensor_cores(m) else dequantize_nvfp4(codes, scales, g)
     rows = torch.arange(m, device="cuda") * 5 % k
     x = torch.zeros(m, k, dtype=dt, device="cuda")
     x[torch.arange(m), rows] = 1
@@ -70,8 +65,8 @@ def test_bias_and_scales_against_float64():
         assert ((y.double() - ref).norm() / ref.norm()).item() < 3e-3
         # W4A8 against float64 of its own numerics (FP8 x; on sm_90's FP8 kernel the E4M3 weight):
         # FP32 accumulation and the bf16 output's rounding (2^-9 relative) are all that is left.
-        from gemm import e4m3_weight, fp8_rows
-        w8 = e4m3_weight(codes, scales, g) if fp8_tensor_cores(m, "fp8") else wd
+        from gemm import e4m3_weight, fp8_rows, fp8_tensor_cores
+        w8 = e4m3_weight(codes, scales, g) if fp8_tensor_cores(m) else wd
         ref8 = fp8_rows(x) @ w8.T + bias.double()
         y8 = plan(x, bias, activations="fp8")
         assert ((y8.double() - ref8).norm() / ref8.norm()).item() < 3e-3
