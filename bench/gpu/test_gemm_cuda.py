@@ -38,7 +38,8 @@ def test_one_hot_rows_give_the_decoded_weight_exactly(dtype, m, activations, n):
     dt = getattr(torch, dtype)
     k = 1040  # N odd or a multiple of 16, K not a multiple of 128
     codes, scales, g = weight(n, k)
-    wd = e4m3_weight(codes, scales, g) if activations == "fp8" and fp8_tensor_cores(m) else dequantize_nvfp4(codes, scales, g)
+    on_fp8_cores = activations == "fp8" and fp8_tensor_cores(m)
+    wd = e4m3_weight(codes, scales, g) if on_fp8_cores else dequantize_nvfp4(codes, scales, g)
     rows = torch.arange(m, device="cuda") * 5 % k
     x = torch.zeros(m, k, dtype=dt, device="cuda")
     x[torch.arange(m), rows] = 1
