@@ -3,9 +3,9 @@ nvfp4_gemm.py: y^T = W x^T, the decoded weight as wgmma's register operand), JIT
 GPU machine in several tile shapes, next to torch._scaled_mm (cuBLAS FP8, with and without fast
 accumulation) and a BF16 matmul of the same shape in the same run.
 
-    python3 bench/gpu/fp4_probe.py [--variants "256,4;256,4,8,8,1;256,3,8,4"] [--out table.md] [--quick]
-    BLOCK_M (tokens), STAGES[, GROUP_M (8)[, num_warps (8)[, LUT_DECODE (0)]]] per variant;
-    BLOCK_N = 16 * num_warps weight rows; LUT_DECODE 1 decodes through per-block byte tables.
+    python3 bench/gpu/fp4_probe.py [--variants "256,4;256,5;256,3,8,4"] [--out table.md] [--quick]
+    BLOCK_M (tokens), STAGES[, GROUP_M (8)[, num_warps (8)]] per variant; BLOCK_N = 16 * num_warps
+    weight rows.
 
 x is handed over pre-permuted within each 128-column chunk (x_perm[m, 128c + p] = xq[m, 128c +
 XPERM(p)], XPERM(32s + 16a + 4q + j) = 32q + 8s + 4a + j, rows zero-padded to whole chunks, K =
@@ -163,14 +163,13 @@ class Problem:
         return ref, bf
 
 
-def launch(kernel, p, bm, stages, group_m=8, warps=8, lut=0, out_dtype=torch.bfloat16):
+def launch(kernel, p, bm, stages, group_m=8, warps=8, out_dtype=torch.bfloat16):
     """BLOCK_N = 16 * warps weight rows x bm tokens per program; x permuted, K = 128 * nchunks."""
     out = torch.empty(p.m, p.n, dtype=out_dtype, device="cuda")
     grid = (triton_cdiv(p.m, bm) * triton_cdiv(p.n, 16 * warps),)
     args = (p.xperm, p.xs, p.tiles, p.colpow, p.gscale, p.bias, out, p.m, p.n, 128 * p.nchunks, p.nchunks,
             p.has_bias)
-    fn = lambda: kernel[grid](*args, BLOCK_M=bm, STAGES=stages, GROUP_M=group_m,  # noqa: E731
-                              LUT_DECODE=bool(lut), num_warps=warps)
+    fn = lambda: kernel[grid](*args, BLOCK_M=bm, STAGES=stages, GROUP_M=group_m, num_warps=warps)  # noqa: E731
     return out, fn
 
 
@@ -186,9 +185,9 @@ def parse_variants(spec):
     out = []
     for v in spec.split(";"):
         f = [int(x) for x in v.split(",")]
-        if not 2 <= len(f) <= 5:
-            raise SystemExit(f"variant {v!r}: BLOCK_M,STAGES[,GROUP_M[,num_warps[,LUT_DECODE]]]")
-        defaults = [None, None, 8, 8, 0]
+        if not 2 <= len(f) <= 4:
+            raise SystemExit(f"variant {v!r}: BLOCK_M,STAGES[,GROUP_M[,num_warps]]")
+        defaults = [None, None, 8, 8]
         out.append(tuple(f + defaults[len(f):]))
     return out
 
@@ -199,8 +198,8 @@ def variant_label(v):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--variants", default="256,4;256,4,8,8,1;256,3,8,4",
-                    help="BLOCK_M,STAGES[,GROUP_M[,num_warps[,LUT_DECODE]]] per variant, ';' between variants")
+    ap.add_argument("--variants", default="256,4;256,5;256,3,8,4",
+                    help="BLOCK_M,STAGES[,GROUP_M[,num_warps]] per variant, ';' between variants")
     ap.add_argument("--out", default=None)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="speed at K = N = 8192 only, fewer checks")

@@ -81,7 +81,7 @@ GEMM_VARIANTS = [(256, 4, 8, 8)]
 
 
 def compile_gemm(bm, stages, group_m, warps, out_dtype, n16):
-    constexprs = {"BLOCK_M": bm, "STAGES": stages, "GROUP_M": group_m, "LUT_DECODE": False, "num_warps": warps}
+    constexprs = {"BLOCK_M": bm, "STAGES": stages, "GROUP_M": group_m, "num_warps": warps}
     div = dict(nvfp4_gemm.DIVISIBILITY, **({"N": 16} if n16 else {}))
     return compile_kernel(nvfp4_gemm.nvfp4_gemm_t_fwd, nvfp4_gemm.signature(out_dtype), nvfp4_gemm.PARAMS, div,
                           constexprs, warps)

@@ -31,14 +31,13 @@ wgmma i-1 still running:
 The loop runs two steps a trip (see the comment in the kernel), an odd K getting one all-zero step.
 
 Decode: a thread owns 4 code words of each of two weight rows (16 contiguous bytes of a row, one
-warp reading a whole raw tile), looks the eight E2M1 magnitudes of a word up as the high bytes of
-FP16 values with two PRMTs, spreads them into FP16 pairs, multiplies by its block's scale (times
-colpow, one packed FP16 multiply: exact), converts to E4M3 (cvt.rn.satfinite.e4m3x2.f16x2) and
-XORs the code's sign bits into the E4M3 sign bits (the product already has the scale's sign), which
-sit where the codes keep them (bit 8i+7 of the word) or 4 bits lower. LUT_DECODE does the same
-products once per block instead of once per weight: the eight magnitudes times the block's scale
-to E4M3 as two byte tables, which the word's magnitudes then index with two PRMTs (the same
-values; 21% fewer instructions a step in SASS, not yet measured on a GPU, so not yet shipped).
+warp reading a whole raw tile). For each of its blocks it first makes the block's eight possible
+values, E4M3(e2m1 magnitude * scale * colpow) (FP16 products, exact, then one rounding), as two
+4-byte tables; a code word's eight magnitudes then pick their bytes with two PRMTs, and the code's
+sign bits, which sit where E4M3 keeps its signs (bit 8i+7 of the word) or 4 bits lower, are XORed
+in. Per weight that is about a third of the instructions of multiplying and converting each one
+(SASS: 2,288 instructions a step against 2,600; 0.439 against 0.482 ms at 4,096 x 8,192 x 8,192 on
+an H200, bench/NOTES.md).
 
 `python3 native/cuda/triton/nvfp4_gemm.py` compiles the variants for sm_90a (no GPU needed) and
 prints registers, spills and shared memory; native/cuda/triton/aot.py compiles the library's;
@@ -53,42 +52,6 @@ from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared,
 TILE_WORDS = gl.constexpr(144)  # 576 bytes: 512 of codes, 64 of scales
 SCALE_WORD = gl.constexpr(128)  # the scales' first word within a tile
 BLOCK_K = gl.constexpr(128)  # one chunk: a raw tile is one K step
-
-# Code word ($2) and its block's FP16 scale pair ($3) -> E4M3 of columns 0..3 ($0) and 4..7 ($1).
-# The table holds the high bytes of FP16 0, 0.5, 1, 1.5, 2, 3, 4, 6 (their low bytes are zero);
-# PRMT reads four 4-bit selectors, so the magnitudes of columns 4..7 are shifted down first, and the
-# selectors' bit 3 (PRMT's sign-replicate mode) is masked off with the signs. The products carry the
-# scale's sign, so the codes' signs are XORed in (rounding to nearest even is symmetric: flipping
-# the sign after the conversion is exact).
-_DECODE_ASM = gl.constexpr("""{
-.reg .b32 m, m2, y0, y1, p0, p1, p2, p3, t0, t1, s1, lut0, lut1;
-.reg .b16 c0, c1, c2, c3;
-mov.b32 lut0, 0x3E3C3800;
-mov.b32 lut1, 0x46444240;
-and.b32 m, $2, 0x77777777;
-shr.u32 m2, m, 16;
-prmt.b32 y0, lut0, lut1, m;
-prmt.b32 y1, lut0, lut1, m2;
-prmt.b32 p0, y0, 0, 0x1404;
-prmt.b32 p1, y0, 0, 0x3424;
-prmt.b32 p2, y1, 0, 0x1404;
-prmt.b32 p3, y1, 0, 0x3424;
-mul.rn.f16x2 p0, p0, $3;
-mul.rn.f16x2 p1, p1, $3;
-mul.rn.f16x2 p2, p2, $3;
-mul.rn.f16x2 p3, p3, $3;
-cvt.rn.satfinite.e4m3x2.f16x2 c0, p0;
-cvt.rn.satfinite.e4m3x2.f16x2 c1, p1;
-cvt.rn.satfinite.e4m3x2.f16x2 c2, p2;
-cvt.rn.satfinite.e4m3x2.f16x2 c3, p3;
-mov.b32 t0, {c0, c1};
-mov.b32 t1, {c2, c3};
-and.b32 s1, $2, 0x80808080;
-xor.b32 $0, t0, s1;
-shl.b32 s1, $2, 4;
-and.b32 s1, s1, 0x80808080;
-xor.b32 $1, t1, s1;
-}""")
 
 
 @gluon.jit
@@ -123,14 +86,6 @@ max.f16x2 a, a, nbig;
 """
 
 
-# One scale pair -> two FP16 pairs (s, s) times colpow.
-_SCALE2_ASM = gl.constexpr("""{
-.reg .b32 a, big, nbig;
-""" + _scale_times_colpow("$2", "$3") + """prmt.b32 $0, a, a, 0x1010;
-prmt.b32 $1, a, a, 0x3232;
-}""")
-
-
 # PTX: the byte tables of one block whose (scale * colpow, scale * colpow) pair is in `s`: E4M3 of
 # the magnitudes 0..3 times it into `lut0`, of 4..7 into `lut1`. Needs .b32 p, e01 .. e67 holding
 # the magnitudes' FP16 pairs (0, 0.5), (1, 1.5), (2, 3), (4, 6), and .b16 c0 .. c3.
@@ -140,11 +95,10 @@ def _block_tables(s, lut0, lut1):
     return cvts + f"mov.b32 {lut0}, {{c0, c1}};\nmov.b32 {lut1}, {{c2, c3}};\n"
 
 
-# LUT_DECODE: one E4M3 scale pair -> each block's eight decoded magnitudes E4M3(e2m1[i] * scale *
-# colpow) as byte tables (lut0: i = 0..3, lut1: 4..7), the same FP16 products and conversions as
-# the per-word decode, made once per 16 weights instead of once per weight. Outputs: block 2q's lut0,
-# lut1, then block 2q+1's.
-_SCALE2_LUT_ASM = gl.constexpr("""{
+# One E4M3 scale pair -> each block's eight decoded magnitudes E4M3(e2m1[i] * scale * colpow) as
+# byte tables (lut0: i = 0..3, lut1: 4..7): the products and their rounding are made once per block
+# of 16 weights, not once per weight. Outputs: block 2q's lut0, lut1, then block 2q+1's.
+_SCALE_TABLES_ASM = gl.constexpr("""{
 .reg .b32 a, big, nbig, s0, s1, p, e01, e23, e45, e67;
 .reg .b16 c0, c1, c2, c3;
 mov.b32 e01, 0x38000000;
@@ -156,9 +110,12 @@ prmt.b32 s1, a, a, 0x3232;
 """ + _block_tables("s0", "$0", "$1") + _block_tables("s1", "$2", "$3") + "}")
 
 
-# LUT_DECODE: code word ($2) and its block's tables ($3, $4) -> E4M3 of columns 0..3 ($0) and 4..7
-# ($1): the magnitudes select their bytes, the code's signs are XORed in as in _DECODE_ASM.
-_DECODE_LUT_ASM = gl.constexpr("""{
+# Code word ($2) and its block's tables ($3, $4) -> E4M3 of columns 0..3 ($0) and 4..7 ($1). PRMT
+# reads four 4-bit selectors, so the magnitudes of columns 4..7 are shifted down first, and the
+# selectors' bit 3 (PRMT's sign-replicate mode) is masked off with the signs. The tables carry the
+# scale's sign, so the codes' signs are XORed in (rounding to nearest even is symmetric: flipping
+# the sign after the conversion is exact).
+_DECODE_ASM = gl.constexpr("""{
 .reg .b32 m, m2, s, t;
 and.b32 m, $2, 0x77777777;
 shr.u32 m2, m, 16;
@@ -194,27 +151,20 @@ def _per_word(block_a, block_b, num_warps: gl.constexpr, code_l: gl.constexpr):
 
 @gluon.jit
 def _decode_t(c_stage, s_stage, cpow2, BLOCK_N: gl.constexpr, num_warps: gl.constexpr, code_l: gl.constexpr,
-              sc_l: gl.constexpr, dot_l: gl.constexpr, LUT_DECODE: gl.constexpr):
+              sc_l: gl.constexpr, dot_l: gl.constexpr):
     """Raw tile of one step (shared) -> the E4M3 A operand [BLOCK_N, 128] of this step, in registers.
 
     Code words as [warp, h, g, u] (weight row 16 warp + 8h + g, word u), each thread its 8 words
     (u = 4q .. 4q+3 of two rows); the scales as 16-bit pairs [warp, h, g, q]."""
     words = c_stage.load(code_l)
     sp = s_stage._reinterpret(gl.int16, [num_warps, 2, 8, 4], s_stage.type.layout).load(sc_l)
-    if LUT_DECODE:
-        t0a, t1a, t0b, t1b = gl.inline_asm_elementwise(_SCALE2_LUT_ASM, "=r,=r,=r,=r,h,r", [sp, cpow2],
-                                                       dtype=(gl.int32, gl.int32, gl.int32, gl.int32),
-                                                       is_pure=True, pack=1)
-        lut0 = _per_word(t0a, t0b, num_warps, code_l)
-        lut1 = _per_word(t1a, t1b, num_warps, code_l)
-        lo, hi = gl.inline_asm_elementwise(_DECODE_LUT_ASM, "=r,=r,r,r,r", [words, lut0, lut1],
-                                           dtype=(gl.int32, gl.int32), is_pure=True, pack=1)
-    else:
-        s_lo, s_hi = gl.inline_asm_elementwise(_SCALE2_ASM, "=r,=r,h,r", [sp, cpow2], dtype=(gl.int32, gl.int32),
-                                               is_pure=True, pack=1)
-        sc = _per_word(s_lo, s_hi, num_warps, code_l)
-        lo, hi = gl.inline_asm_elementwise(_DECODE_ASM, "=r,=r,r,r", [words, sc], dtype=(gl.int32, gl.int32),
-                                           is_pure=True, pack=1)
+    t0a, t1a, t0b, t1b = gl.inline_asm_elementwise(_SCALE_TABLES_ASM, "=r,=r,=r,=r,h,r", [sp, cpow2],
+                                                   dtype=(gl.int32, gl.int32, gl.int32, gl.int32), is_pure=True,
+                                                   pack=1)
+    lut0 = _per_word(t0a, t0b, num_warps, code_l)
+    lut1 = _per_word(t1a, t1b, num_warps, code_l)
+    lo, hi = gl.inline_asm_elementwise(_DECODE_ASM, "=r,=r,r,r,r", [words, lut0, lut1], dtype=(gl.int32, gl.int32),
+                                       is_pure=True, pack=1)
     # [.., q, s] x a -> [row, s, a, q]: 32-bit group 8s + 4a + q is MMA positions 32s + 16a + 4q + 0..3.
     lo = gl.reshape(lo, [num_warps, 2, 8, 4, 4])
     hi = gl.reshape(hi, [num_warps, 2, 8, 4, 4])
@@ -230,7 +180,7 @@ def _decode_t(c_stage, s_stage, cpow2, BLOCK_N: gl.constexpr, num_warps: gl.cons
 @gluon.jit
 def _step_t(i, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok, s_ptrs, s_ok,
             K, cpow2, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr, code_l: gl.constexpr,
-            sc_l: gl.constexpr, dot_l: gl.constexpr, LUT_DECODE: gl.constexpr):
+            sc_l: gl.constexpr, dot_l: gl.constexpr):
     # Step i's copies (this thread's) landed; after the barrier everyone's have, and every
     # warpgroup has retired wgmma i-2, so its stage takes step i + STAGES - 2.
     async_copy.wait_group(STAGES - 3)
@@ -242,8 +192,7 @@ def _step_t(i, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, 
                  s_ok, K)
     async_copy.commit_group()
     slot = i % STAGES
-    a = _decode_t(c_smem.index(slot), s_smem.index(slot), cpow2, BLOCK_N, num_warps, code_l, sc_l, dot_l,
-                  LUT_DECODE)
+    a = _decode_t(c_smem.index(slot), s_smem.index(slot), cpow2, BLOCK_N, num_warps, code_l, sc_l, dot_l)
     acc = warpgroup_mma(a, x_smem.index(slot).permute((1, 0)), acc, is_async=True)
     # Retires wgmma i-1: its operand registers and x stage are free from here on.
     return warpgroup_mma_wait(num_outstanding=1, deps=[acc])
@@ -251,7 +200,7 @@ def _step_t(i, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, 
 
 @gluon.jit
 def nvfp4_gemm_t_fwd(xq, xs, tiles, colpow, gscale, bias, out, M, N, K, nchunks, has_bias,
-                     BLOCK_M: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr, LUT_DECODE: gl.constexpr,
+                     BLOCK_M: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
                      num_warps: gl.constexpr):
     """y[m, n] (the module docstring's product) as y^T tiles of BLOCK_N = 16 * num_warps weight rows
     (64 a warpgroup) x BLOCK_M tokens, one program each (grouped order: GROUP_M token tiles walk N
@@ -340,14 +289,14 @@ def nvfp4_gemm_t_fwd(xq, xs, tiles, colpow, gscale, bias, out, M, N, K, nchunks,
     # (the zero accumulator then counts as written inside the pipeline). So the first two steps
     # come before the loop, and an odd K gets one all-zero padding step (copies masked: zero fill).
     acc = _step_t(0, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok,
-                  s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l, LUT_DECODE)
+                  s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
     acc = _step_t(1, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok,
-                  s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l, LUT_DECODE)
+                  s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
     for j in range(1, num_steps // 2):
         acc = _step_t(2 * j, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok,
-                      s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l, LUT_DECODE)
+                      s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
         acc = _step_t(2 * j + 1, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs,
-                      c_ok, s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l, LUT_DECODE)
+                      c_ok, s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
     acc = warpgroup_mma_wait(num_outstanding=0, deps=[acc])
     async_copy.wait_group(0)
 
@@ -393,9 +342,9 @@ def signature(out_dtype):
     return {name: types.get(name, "i32") for name in PARAMS}
 
 
-# (BLOCK_M, STAGES, GROUP_M, num_warps, LUT_DECODE); BLOCK_N = 16 * num_warps. aot.py's
+# (BLOCK_M, STAGES, GROUP_M, num_warps); BLOCK_N = 16 * num_warps. aot.py's
 # GEMM_VARIANTS are the library's.
-T_VARIANTS = [(256, 4, 8, 8, 0), (256, 4, 8, 8, 1), (256, 5, 8, 8, 0), (128, 4, 8, 8, 0), (256, 3, 8, 4, 0)]
+T_VARIANTS = [(256, 4, 8, 8), (256, 5, 8, 8), (128, 4, 8, 8), (256, 3, 8, 4)]
 
 
 def _compile(fn, constexprs, warps, out_dtype):
@@ -409,9 +358,9 @@ def _compile(fn, constexprs, warps, out_dtype):
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
 
 
-def compile_t_variant(bm, stages, group_m, warps, lut=0, out_dtype="*bf16"):
-    return _compile(nvfp4_gemm_t_fwd, {"BLOCK_M": bm, "STAGES": stages, "GROUP_M": group_m, "LUT_DECODE": bool(lut),
-                                       "num_warps": warps}, warps, out_dtype)
+def compile_t_variant(bm, stages, group_m, warps, out_dtype="*bf16"):
+    return _compile(nvfp4_gemm_t_fwd, {"BLOCK_M": bm, "STAGES": stages, "GROUP_M": group_m, "num_warps": warps},
+                    warps, out_dtype)
 
 
 def main():
