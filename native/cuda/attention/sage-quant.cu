@@ -22,10 +22,9 @@ namespace {
 constexpr int kStatRows = 512;  // keys per stats CTA: Nk / 512 partial sums per channel to add
 constexpr int kThreads = 256;
 
-// Eight consecutive elements (16 bytes) of a bf16 or fp16 row as floats.
+// Eight 16-bit values (one 16-byte load) as floats.
 template <bool BF16>
-__device__ inline void load8(const void *base, int64_t i, float (&x)[8]) {
-    const uint4 raw = *reinterpret_cast<const uint4 *>(static_cast<const uint16_t *>(base) + i);
+__device__ inline void unpack8(const uint4 raw, float (&x)[8]) {
     const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -41,12 +40,41 @@ __device__ inline void load8(const void *base, int64_t i, float (&x)[8]) {
     }
 }
 
-__device__ inline int8_t int8_code(float x, float s) {
-    if (s == 0.0f) return 0;
-    float t = x / s;
+__device__ inline uint4 load16(const void *base, int64_t i) {
+    return *reinterpret_cast<const uint4 *>(static_cast<const uint16_t *>(base) + i);
+}
+
+// Eight consecutive elements (16 bytes) of a bf16 or fp16 row as floats.
+template <bool BF16>
+__device__ inline void load8(const void *base, int64_t i, float (&x)[8]) {
+    unpack8<BF16>(load16(base, i), x);
+}
+
+// Division by a row's (or a channel's) scale s, with the quotient rounded to nearest as x / s
+// is, in four instructions instead of a division's ten with its range check: q = x * r from r =
+// 1/s rounded to nearest is within an ulp of the quotient, and one residual (exact by FMA) and one
+// correction give the rounded quotient (Markstein's theorem). A subnormal s has no finite
+// reciprocal, so x and s are first both scaled by 2^64 (exact either way).
+struct Divisor {
+    float k, s, r;  // prescale, s * k, 1 / (s * k) (0 when s is 0: every x of the group is 0 then)
+};
+
+__device__ inline Divisor divisor(float s) {
+    const float k = s < 1.17549435e-38f ? 18446744073709551616.0f : 1.0f;
+    const float sk = s * k;
+    return {k, sk, sk > 0.0f ? 1.0f / sk : 0.0f};
+}
+
+__device__ inline float quotient(float x, const Divisor &d) {
+    const float xk = x * d.k, q = xk * d.r;
+    return fmaf(fmaf(-q, d.s, xk), d.r, q);
+}
+
+// An INT8 code: the quotient rounded half away from zero, within +-127 (the CPU's).
+__device__ inline uint32_t int8_round(float t) {
     t += t >= 0.0f ? 0.5f : -0.5f;
     t = fminf(fmaxf(t, -127.0f), 127.0f);
-    return static_cast<int8_t>(static_cast<int>(t));
+    return static_cast<uint32_t>(static_cast<int>(t)) & 0xFFu;
 }
 
 // Row groups, counted from the tile's first row (sage-quant.cpp's q_group / k_group).
@@ -70,16 +98,29 @@ __global__ void __launch_bounds__(kThreads) stats(View4 k, View4 v, Shape s, boo
     const int lanes = s.D / 8, col = threadIdx.x % lanes, pass = kThreads / lanes;
     const int n0 = chunk * kStatRows, n1 = min(s.Nk, n0 + kStatRows);
     float sum[8] = {}, mx[8] = {};
-    for (int n = n0 + static_cast<int>(threadIdx.x) / lanes; n < n1; n += pass) {
-        float x[8];
-        if (want_sum) {
-            load8<BF16>(k.data, b * k.sb + hk * k.sh + n * k.sn + col * 8, x);
+    // Four rows a trip, their loads issued together (one a trip left the loads' latency exposed).
+    // A thread still adds its rows in increasing order: the partials are those of one row a trip.
+    for (int n = n0 + static_cast<int>(threadIdx.x) / lanes; n < n1; n += 4 * pass) {
+        uint4 rk[4] = {}, rv[4] = {};
 #pragma unroll
-            for (int j = 0; j < 8; ++j) sum[j] += x[j];
+        for (int u = 0; u < 4; ++u) {
+            const int nu = n + u * pass;
+            if (nu >= n1) continue;
+            if (want_sum) rk[u] = load16(k.data, b * k.sb + hk * k.sh + nu * k.sn + col * 8);
+            rv[u] = load16(v.data, b * v.sb + hk * v.sh + nu * v.sn + col * 8);
         }
-        load8<BF16>(v.data, b * v.sb + hk * v.sh + n * v.sn + col * 8, x);
 #pragma unroll
-        for (int j = 0; j < 8; ++j) mx[j] = fmaxf(mx[j], fabsf(x[j]));
+        for (int u = 0; u < 4; ++u) {
+            if (n + u * pass >= n1) continue;
+            float xk[8], xv[8];
+            unpack8<BF16>(rk[u], xk);
+            unpack8<BF16>(rv[u], xv);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                if (want_sum) sum[j] += xk[j];
+                mx[j] = fmaxf(mx[j], fabsf(xv[j]));
+            }
+        }
     }
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
@@ -113,114 +154,146 @@ __global__ void kmean_kernel(Shape s, int nchunks, const float *part, float *kme
     }
 }
 
-// One CTA per (tile of tile_rows rows, h, b) of Q (is_k false) or K'. A row is L = D/8 lanes.
-template <bool BF16>
-__global__ void __launch_bounds__(kThreads) quantize_rows(View4 x, Shape s, bool is_k, int tile_rows, int granularity,
-                                                          int warp_q, const float *kmean, float out_scale,
-                                                          float lse_scale, int8_t *codes, float *scales, float *lsec) {
-    extern __shared__ float row_amax[];  // [tile_rows], then each group's amax as bits: [tile_rows]
+// One CTA per (tile of tile_rows rows, h, b) of Q (IS_K false) or K'. A row is D/8 lanes of 8
+// elements; the row's amax (and, for the LSE correction, q . mean(K)) is reduced over them, then
+// the group scales, then the codes from a second read of the tile (it is in L1 or L2 by then).
+template <bool BF16, bool IS_K, int D>
+__global__ void __launch_bounds__(kThreads) quantize_rows(View4 x, Shape s, int tile_rows, int granularity, int warp_q,
+                                                          const float *kmean, float out_scale, float lse_scale,
+                                                          int8_t *codes, float *scales, float *lsec) {
+    constexpr int lanes = D / 8, pass = kThreads / lanes;
+    // [tile_rows] the rows' amax, [tile_rows] each group's amax as bits, then the rows' divisors.
+    extern __shared__ float row_amax[];
     unsigned *group_amax = reinterpret_cast<unsigned *>(row_amax + tile_rows);
+    Divisor *row_div = reinterpret_cast<Divisor *>(row_amax + 2 * tile_rows);
     for (int g = threadIdx.x; g < tile_rows; g += kThreads) group_amax[g] = 0u;
     const int tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    const int lanes = s.D / 8, col = threadIdx.x % lanes, pass = kThreads / lanes;
-    const int H = is_k ? s.Hk : s.Hq, N = is_k ? s.Nk : s.Nq, hk = is_k ? h : h / (s.Hq / s.Hk);
+    const int col = threadIdx.x % lanes, row_in_pass = threadIdx.x / lanes;
+    const int H = IS_K ? s.Hk : s.Hq, N = IS_K ? s.Nk : s.Nq, hk = IS_K ? h : h / (s.Hq / s.Hk);
     const int r0 = tile * tile_rows, rows = min(tile_rows, N - r0);
+    const bool want_dot = !IS_K && lsec != nullptr;
     float mean[8] = {};
     if (kmean)
 #pragma unroll
-        for (int j = 0; j < 8; ++j) mean[j] = kmean[(static_cast<int64_t>(b) * s.Hk + hk) * s.D + col * 8 + j];
-    const int64_t base = b * x.sb + h * x.sh;
-    const int64_t out_row0 = (static_cast<int64_t>(b) * H + h) * (is_k ? s.Nkp : s.Nq) + r0;
-    // Every thread of a row takes the same trip count, so the row's lanes shuffle together.
+        for (int j = 0; j < 8; ++j) mean[j] = kmean[(static_cast<int64_t>(b) * s.Hk + hk) * D + col * 8 + j];
+    const char *base = static_cast<const char *>(x.data) + 2 * (b * x.sb + h * x.sh + col * 8);
+    const int64_t row_bytes = 2 * x.sn;
+    const int64_t out_row0 = (static_cast<int64_t>(b) * H + h) * (IS_K ? s.Nkp : s.Nq) + r0;
+    // Every thread of a row takes the same trip count, so the row's lanes shuffle together; four
+    // trips a time keep four loads a thread in flight.
     const int trips = (tile_rows + pass - 1) / pass;
+#pragma unroll 4
     for (int it = 0; it < trips; ++it) {
-        const int r = it * pass + static_cast<int>(threadIdx.x) / lanes;
+        const int r = it * pass + row_in_pass;
         float a = 0.0f, dot = 0.0f;
         if (r < rows) {
             float v[8];
-            load8<BF16>(x.data, base + (r0 + r) * x.sn + col * 8, v);
+            load8<BF16>(base + (r0 + r) * row_bytes, 0, v);
 #pragma unroll
             for (int j = 0; j < 8; ++j) {
-                a = fmaxf(a, fabsf(is_k ? v[j] - mean[j] : v[j]));
-                dot = fmaf(v[j], mean[j], dot);
+                a = fmaxf(a, fabsf(IS_K ? v[j] - mean[j] : v[j]));
+                if (want_dot) dot = fmaf(v[j], mean[j], dot);
             }
         }
         a = row_reduce(a, lanes, [](float p, float q) { return fmaxf(p, q); });
-        dot = row_reduce(dot, lanes, [](float p, float q) { return p + q; });
+        if (want_dot) dot = row_reduce(dot, lanes, [](float p, float q) { return p + q; });
         if (r < rows && col == 0) {
             row_amax[r] = a;
-            if (lsec) lsec[(static_cast<int64_t>(b) * H + h) * N + r0 + r] = lse_scale * dot;
+            if (want_dot) lsec[(static_cast<int64_t>(b) * H + h) * N + r0 + r] = lse_scale * dot;
         }
     }
     __syncthreads();
     // Each group's amax (group indices are below tile_rows), through the bits of non-negative floats.
     for (int r = threadIdx.x; r < rows; r += kThreads)
-        atomicMax(group_amax + (is_k ? k_group(granularity, r) : q_group(granularity, r, warp_q)), __float_as_uint(row_amax[r]));
+        atomicMax(group_amax + (IS_K ? k_group(granularity, r) : q_group(granularity, r, warp_q)), __float_as_uint(row_amax[r]));
     __syncthreads();
+    // Each row's scale and divisor, once a row rather than in each of its D/8 threads (the group
+    // lookup and the divisions cost more than a thread's eight codes).
+    for (int r = threadIdx.x; r < rows; r += kThreads) {
+        const float sc = __uint_as_float(group_amax[IS_K ? k_group(granularity, r) : q_group(granularity, r, warp_q)]) / 127.0f;
+        row_div[r] = divisor(sc);
+        scales[out_row0 + r] = sc * out_scale;
+    }
+    __syncthreads();
+#pragma unroll 4
     for (int it = 0; it < trips; ++it) {
-        const int r = it * pass + static_cast<int>(threadIdx.x) / lanes;
+        const int r = it * pass + row_in_pass;
         if (r >= rows) continue;
-        const float sc = __uint_as_float(group_amax[is_k ? k_group(granularity, r) : q_group(granularity, r, warp_q)]) / 127.0f;
+        const Divisor dv = row_div[r];
         float v[8];
-        load8<BF16>(x.data, base + (r0 + r) * x.sn + col * 8, v);
-        uint8_t c[8];
+        load8<BF16>(base + (r0 + r) * row_bytes, 0, v);
+        uint32_t c[8];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) c[j] = static_cast<uint8_t>(int8_code(is_k ? v[j] - mean[j] : v[j], sc));
-        *reinterpret_cast<uint2 *>(codes + (out_row0 + r) * s.D + col * 8) = *reinterpret_cast<const uint2 *>(c);
-        if (col == 0) scales[out_row0 + r] = sc * out_scale;
+        for (int j = 0; j < 8; ++j) c[j] = int8_round(quotient(IS_K ? v[j] - mean[j] : v[j], dv));
+        *reinterpret_cast<uint2 *>(codes + (out_row0 + r) * D + col * 8) =
+            make_uint2(c[0] | c[1] << 8 | c[2] << 16 | c[3] << 24, c[4] | c[5] << 8 | c[6] << 16 | c[7] << 24);
     }
     // K rows past Nk up to the 64-key padding: zero codes and scales.
-    if (is_k && r0 + tile_rows >= N)
-        for (int r = N + static_cast<int>(threadIdx.x) / lanes; r < s.Nkp; r += pass) {
+    if (IS_K && r0 + tile_rows >= N)
+        for (int r = N + row_in_pass; r < s.Nkp; r += pass) {
             const int64_t row = (static_cast<int64_t>(b) * H + h) * s.Nkp + r;
-            *reinterpret_cast<uint2 *>(codes + row * s.D + col * 8) = make_uint2(0, 0);
+            *reinterpret_cast<uint2 *>(codes + row * D + col * 8) = make_uint2(0, 0);
             if (col == 0) scales[row] = 0.0f;
         }
 }
 
+// Two floats to two E4M3 bytes (nearest even, saturating), a in bits 0..7.
+__device__ inline uint32_t e4m3x2(float a, float b) {
+    uint16_t e;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(e) : "f"(b), "f"(a));
+    return e;
+}
+
 // V^T in E4M3, keys permuted per 16 (sage-cuda.cuh). One CTA per (64-key tile, hk, b): the tile
-// comes in through shared memory with 16-byte loads, then each item (channel, 16-key group) is
-// one 16-byte store.
-template <bool BF16>
+// comes into shared memory as it is (16-bit, one 16-byte store a thread: no bank conflicts), then
+// each item (channel, 16-key group) reads its 16 values down a column (consecutive channels in
+// consecutive lanes) and makes one 16-byte store.
+template <bool BF16, int D>
 __global__ void __launch_bounds__(kThreads) quantize_v(View4 v, Shape s, const unsigned *vmax, float v_bound,
                                                        float *vscale, uint8_t *vt) {
-    extern __shared__ float tile_sh[];  // [kTileK][D]
+    constexpr int lanes = D / 8;
+    __shared__ uint4 tile_sh[kTileK * lanes];  // [key][D] 16-bit values
+    __shared__ Divisor ch_div[D];                // per channel
     const int tile = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
-    const int lanes = s.D / 8;
-    const int64_t bh = static_cast<int64_t>(b) * s.Hk + hk, base = b * v.sb + hk * v.sh;
+    const int64_t bh = static_cast<int64_t>(b) * s.Hk + hk;
+    const uint16_t *src = static_cast<const uint16_t *>(v.data) + b * v.sb + hk * v.sh;
     for (int i = threadIdx.x; i < kTileK * lanes; i += kThreads) {
         const int r = i / lanes, col = i % lanes, n = tile * kTileK + r;
-        float x[8] = {};
-        if (n < s.Nk) load8<BF16>(v.data, base + n * v.sn + col * 8, x);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) tile_sh[r * s.D + col * 8 + j] = x[j];
+        tile_sh[i] = n < s.Nk ? *reinterpret_cast<const uint4 *>(src + n * v.sn + col * 8) : make_uint4(0, 0, 0, 0);
     }
-    if (tile == 0)
-        for (int d = threadIdx.x; d < s.D; d += kThreads) vscale[bh * s.D + d] = __uint_as_float(vmax[bh * s.D + d]) / v_bound;
+    for (int d = threadIdx.x; d < D; d += kThreads) {
+        const float sc = __uint_as_float(vmax[bh * D + d]) / v_bound;
+        ch_div[d] = divisor(sc);
+        if (tile == 0) vscale[bh * D + d] = sc;
+    }
     __syncthreads();
-    for (int item = threadIdx.x; item < s.D * (kTileK / 16); item += kThreads) {
-        const int d = item % s.D, grp = item / s.D;
-        const float sc = __uint_as_float(vmax[bh * s.D + d]) / v_bound;
-        alignas(16) uint8_t bytes[16];
+    const uint16_t *t16 = reinterpret_cast<const uint16_t *>(tile_sh);
+    for (int item = threadIdx.x; item < D * (kTileK / 16); item += kThreads) {
+        const int d = item % D, grp = item / D;
+        const Divisor dv = ch_div[d];
+        float x[16];
 #pragma unroll
         for (int p = 0; p < 16; ++p) {
-            const float x = sc != 0.0f ? tile_sh[(grp * 16 + (vt_key_of_position(p) & 15)) * s.D + d] / sc : 0.0f;
-            bytes[p] = static_cast<uint8_t>(__nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3));
+            const uint32_t raw = t16[(grp * 16 + (vt_key_of_position(p) & 15)) * D + d];
+            const float f = BF16 ? __uint_as_float(raw << 16) : __half2float(__ushort_as_half(static_cast<unsigned short>(raw)));
+            x[p] = quotient(f, dv);
         }
-        *reinterpret_cast<uint4 *>(vt + (bh * s.D + d) * s.Nkp + tile * kTileK + grp * 16) =
-            *reinterpret_cast<const uint4 *>(bytes);
+        uint32_t w[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) w[i] = e4m3x2(x[4 * i], x[4 * i + 1]) | e4m3x2(x[4 * i + 2], x[4 * i + 3]) << 16;
+        *reinterpret_cast<uint4 *>(vt + (bh * D + d) * s.Nkp + tile * kTileK + grp * 16) = make_uint4(w[0], w[1], w[2], w[3]);
     }
 }
 
 int stat_chunks(const Shape &s) { return (s.Nk + kStatRows - 1) / kStatRows; }
 
-template <bool BF16>
+template <bool BF16, int D>
 void run(const View4 &q, const View4 &k, const View4 &v, const Shape &s, int granularity, int block_q, int block_k,
          int warp_q, bool smooth_k, float scale, float v_bound, QuantBuffers &buf, float *scratch, cudaStream_t st) {
     const int chunks = stat_chunks(s);
-    float *part = scratch, *kmean = part + static_cast<int64_t>(s.B) * s.Hk * chunks * s.D;
-    unsigned *vmax = reinterpret_cast<unsigned *>(kmean + static_cast<int64_t>(s.B) * s.Hk * s.D);
-    cudaMemsetAsync(vmax, 0, sizeof(unsigned) * s.B * s.Hk * s.D, st);
+    float *part = scratch, *kmean = part + static_cast<int64_t>(s.B) * s.Hk * chunks * D;
+    unsigned *vmax = reinterpret_cast<unsigned *>(kmean + static_cast<int64_t>(s.B) * s.Hk * D);
+    cudaMemsetAsync(vmax, 0, sizeof(unsigned) * s.B * s.Hk * D, st);
     stats<BF16><<<dim3(chunks, s.Hk, s.B), kThreads, 0, st>>>(k, v, s, smooth_k, part, vmax);
     const float *mean = nullptr;
     if (smooth_k) {
@@ -228,16 +301,20 @@ void run(const View4 &q, const View4 &k, const View4 &v, const Shape &s, int gra
         mean = kmean;
     }
     const float log2e = 1.4426950408889634f;
-    quantize_rows<BF16><<<dim3((s.Nq + block_q - 1) / block_q, s.Hq, s.B), kThreads, 2 * block_q * sizeof(float), st>>>(
-        q, s, false, block_q, granularity, warp_q, mean, scale * log2e, scale, buf.qc, buf.qs, mean ? buf.lsec : nullptr);
-    quantize_rows<BF16><<<dim3((s.Nk + block_k - 1) / block_k, s.Hk, s.B), kThreads, 2 * block_k * sizeof(float), st>>>(
-        k, s, true, block_k, granularity, warp_q, mean, 1.0f, 0.0f, buf.kc, buf.ks, nullptr);
-    // D = 256 needs 64 KiB of shared memory: above the default 48, so raised once.
-    static const cudaError_t attr =
-        cudaFuncSetAttribute(quantize_v<BF16>, cudaFuncAttributeMaxDynamicSharedMemorySize, kTileK * 256 * sizeof(float));
-    (void)attr;  // a failure shows at launch
-    quantize_v<BF16><<<dim3(s.Nkp / kTileK, s.Hk, s.B), kThreads, kTileK * s.D * sizeof(float), st>>>(
-        v, s, vmax, v_bound, buf.vs, buf.vt);
+    quantize_rows<BF16, false, D><<<dim3((s.Nq + block_q - 1) / block_q, s.Hq, s.B), kThreads, 5 * block_q * sizeof(float), st>>>(
+        q, s, block_q, granularity, warp_q, mean, scale * log2e, scale, buf.qc, buf.qs, mean ? buf.lsec : nullptr);
+    quantize_rows<BF16, true, D><<<dim3((s.Nk + block_k - 1) / block_k, s.Hk, s.B), kThreads, 5 * block_k * sizeof(float), st>>>(
+        k, s, block_k, granularity, warp_q, mean, 1.0f, 0.0f, buf.kc, buf.ks, nullptr);
+    quantize_v<BF16, D><<<dim3(s.Nkp / kTileK, s.Hk, s.B), kThreads, 0, st>>>(v, s, vmax, v_bound, buf.vs, buf.vt);
+}
+
+template <bool BF16>
+void run_d(const View4 &q, const View4 &k, const View4 &v, const Shape &s, int granularity, int block_q, int block_k,
+           int warp_q, bool smooth_k, float scale, float v_bound, QuantBuffers &buf, float *scratch, cudaStream_t st) {
+    // The API admits D 64, 128 and 256 only (sage-api.cu).
+    if (s.D == 64) run<BF16, 64>(q, k, v, s, granularity, block_q, block_k, warp_q, smooth_k, scale, v_bound, buf, scratch, st);
+    else if (s.D == 128) run<BF16, 128>(q, k, v, s, granularity, block_q, block_k, warp_q, smooth_k, scale, v_bound, buf, scratch, st);
+    else run<BF16, 256>(q, k, v, s, granularity, block_q, block_k, warp_q, smooth_k, scale, v_bound, buf, scratch, st);
 }
 
 }  // namespace
@@ -249,8 +326,8 @@ int64_t quantize_scratch_floats(const Shape &s) {
 void quantize(const View4 &q, const View4 &k, const View4 &v, bool in_bf16, const Shape &s, int granularity,
               int block_q, int block_k, int warp_q, bool smooth_k, float scale, float v_bound, QuantBuffers &buf,
               float *scratch, cudaStream_t stream) {
-    if (in_bf16) run<true>(q, k, v, s, granularity, block_q, block_k, warp_q, smooth_k, scale, v_bound, buf, scratch, stream);
-    else run<false>(q, k, v, s, granularity, block_q, block_k, warp_q, smooth_k, scale, v_bound, buf, scratch, stream);
+    if (in_bf16) run_d<true>(q, k, v, s, granularity, block_q, block_k, warp_q, smooth_k, scale, v_bound, buf, scratch, stream);
+    else run_d<false>(q, k, v, s, granularity, block_q, block_k, warp_q, smooth_k, scale, v_bound, buf, scratch, stream);
 }
 
 }  // namespace slip::cuda::sage
