@@ -73,13 +73,25 @@ def launch(kernel, bufs, h, n, d, bm, causal, constexprs, warps, write_lse=True)
     dummy = torch.zeros(16, dtype=torch.int32, device="cuda")
     grid = (triton_cdiv(n, bm), h)
     vt_arg = vt[:, :, key_order(vt.shape[-1])].contiguous()
-    args = (qc, qs, kc, ks, vt_arg, vs, lse, out, lse, dummy.view(torch.int16), dummy,
+    kd, vd = descriptors(kc, vt_arg, d, constexprs["BLOCK_N"])
+    args = (qc, qs, kd, ks, vd, vs, lse, out, lse, dummy.view(torch.int16), dummy,
             h, h, n, n, nkp, out.stride(0), out.stride(1), out.stride(2), int(causal), int(write_lse), 0, 16)
     fn = lambda: kernel[grid](*args, D=d, BLOCK_M=bm, SPARSE=False, num_warps=warps, **constexprs)  # noqa: E731
     fn()
     torch.cuda.synchronize()
     o, l = out.clone(), lse.clone()
     return o, l, time_ms(fn, warmup=2, reps=7)
+
+
+def descriptors(kc, vt, d, bn):
+    """kc [BH, Nkp, D] and vt [BH, D, Nkp] as the kernel's TMA descriptors (what sage-sm90.cu encodes)."""
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+    nkp = kc.shape[1]
+    kd = TensorDescriptor.from_tensor(kc.view(-1, d), [bn, d], gl.NVMMASharedLayout.get_default_for([bn, d], gl.int8))
+    vd = TensorDescriptor.from_tensor(vt.view(-1, nkp), [d, bn],
+                                      gl.NVMMASharedLayout.get_default_for([d, bn], gl.float8e4nv))
+    return kd, vd
 
 
 def run(kernel, bufs, h, n, d, bm, bn, warps, stages, causal=False, extra=()):

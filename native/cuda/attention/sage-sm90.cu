@@ -1,12 +1,16 @@
 // SageAttention2 on Hopper: the wgmma kernels that native/cuda/triton/aot.py compiled from the
 // Gluon source sage_attention.py, embedded as cubins and loaded by embedded_kernel
-// (native/cuda/embedded-kernel.cu).
+// (native/cuda/embedded-kernel.cu). They load K and V^T by TMA: the launcher encodes the two tensor
+// maps per call (host work of a few microseconds) with the boxes and swizzles aot.py recorded.
 //
 // The block-sparse variant walks a list of kept key tiles per program instead of testing the mask
 // tile by tile (a branch in the loop would stall its load pipeline): compact_tiles below
 // writes, per BLOCK_M query rows, the kept tiles that need no mask, then those that do.
+#include <cuda.h>  // CUtensorMap and its enums only: the encoder comes through the runtime
+#include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 
@@ -22,7 +26,9 @@ namespace {
 
 struct Sm90Kernel {
     const char *cubin, *kernel;
-    int d, block_m, block_n, sparse, bf16, warps, shared;
+    int d, block_m, block_n, sparse, bf16;
+    int k_box_rows, k_box_inner, k_swizzle, v_box_rows, v_box_inner, v_swizzle;  // the TMA boxes (aot.py)
+    int warps, shared;
 };
 
 constexpr Sm90Kernel kKernels[] = {
@@ -34,6 +40,52 @@ const Sm90Kernel &pick(int d, bool sparse, bool bf16) {
     for (const Sm90Kernel &k : kKernels)
         if (k.d == d && k.sparse == (sparse ? 1 : 0) && k.bf16 == (bf16 ? 1 : 0)) return k;
     fail(SLIP_STATUS_UNSUPPORTED, format("no sm_90 attention kernel for D %d", d));
+}
+
+// A TMA descriptor parameter as Triton lowers one: the tensor map, then the tensor's sizes (i32)
+// and strides (i64, elements), outer dimension first.
+struct TmaParam {
+    CUtensorMap map;  // aligned as CUDA declares it (the kernel parameter is 64-byte aligned)
+    int32_t rows, inner;
+    int64_t row_stride, unit_stride;
+};
+
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+    static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+        void *p = nullptr;
+        cudaDriverEntryPointQueryResult found{};
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &found) !=
+                cudaSuccess ||
+            found != cudaDriverEntryPointSuccess)
+            p = nullptr;
+        return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+    }();
+    if (!fn) fail(SLIP_STATUS_INTERNAL, "the CUDA driver has no cuTensorMapEncodeTiled (TMA needs a 12.0+ driver)");
+    return fn;
+}
+
+// A row-major [rows, inner] byte matrix (K's codes or V^T's) as the kernel's descriptor of
+// box_rows x box_inner boxes.
+TmaParam tma_param(const void *base, int64_t rows, int64_t inner, int box_rows, int box_inner, int swizzle,
+                   const char *what) {
+    if (rows > INT_MAX) fail(SLIP_STATUS_UNSUPPORTED, format("%s: %lld rows exceed TMA's 32-bit coordinates", what,
+                                                             static_cast<long long>(rows)));
+    TmaParam p{};
+    const cuuint64_t dims[2] = {static_cast<cuuint64_t>(inner), static_cast<cuuint64_t>(rows)};
+    const cuuint64_t strides[1] = {static_cast<cuuint64_t>(inner)};  // bytes, of the outer dimension
+    const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_inner), static_cast<cuuint32_t>(box_rows)};
+    const cuuint32_t unit[2] = {1, 1};
+    const CUresult r = tensor_map_encoder()(&p.map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void *>(base), dims,
+                                            strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                            static_cast<CUtensorMapSwizzle>(swizzle), CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) fail(SLIP_STATUS_INTERNAL, format("cuTensorMapEncodeTiled (%s) failed with CUresult %d", what,
+                                                             static_cast<int>(r)));
+    p.rows = static_cast<int32_t>(rows);
+    p.inner = static_cast<int32_t>(inner);
+    p.row_stride = inner;
+    p.unit_stride = 1;
+    return p;
 }
 
 // Key tiles [0, n_full) need no mask for query rows [first, first + rows); [n_full, n_end) do.
@@ -110,17 +162,20 @@ void attend_sm90(const QuantBuffers &buf, const Shape &s, bool causal, const uin
             block_mask, s, causal ? 1 : 0, k.block_m, programs_m, mask_cols, tile_cols, tiles, counts);
     }
 
-    const int8_t *qc = buf.qc, *kc = buf.kc;
+    const int64_t kv_heads = static_cast<int64_t>(s.B) * s.Hk;
+    TmaParam kc = tma_param(buf.kc, kv_heads * s.Nkp, s.D, k.k_box_rows, k.k_box_inner, k.k_swizzle, "K codes");
+    TmaParam vt = tma_param(buf.vt, kv_heads * s.D, s.Nkp, k.v_box_rows, k.v_box_inner, k.v_swizzle, "V^T codes");
+    const int8_t *qc = buf.qc;
     const float *qs = buf.qs, *ks = buf.ks, *vs = buf.vs, *lsec = buf.lsec;
-    const uint8_t *vt = buf.vt;
     void *outp = out.data;
     float *lsep = lse;
     int Hq = s.Hq, Hk = s.Hk, Nq = s.Nq, Nk = s.Nk, Nkp = s.Nkp;
     int64_t sb = out.sb, sh = out.sh, sn = out.sn;
     int causal_i = causal ? 1 : 0, write_lse = lse ? 1 : 0, has_lsec = lsec ? 1 : 0, cols = tile_cols;
     void *scratch0 = nullptr, *scratch1 = nullptr;
-    void *args[] = {&qc, &qs, &kc, &ks, &vt, &vs, &lsec, &outp, &lsep, &tiles, &counts, &Hq, &Hk, &Nq, &Nk, &Nkp,
-                    &sb, &sh, &sn, &causal_i, &write_lse, &has_lsec, &cols, &scratch0, &scratch1};
+    void *args[] = {&qc, &qs, &kc.map, &kc.rows, &kc.inner, &kc.row_stride, &kc.unit_stride, &ks, &vt.map, &vt.rows,
+                    &vt.inner, &vt.row_stride, &vt.unit_stride, &vs, &lsec, &outp, &lsep, &tiles, &counts, &Hq, &Hk,
+                    &Nq, &Nk, &Nkp, &sb, &sh, &sn, &causal_i, &write_lse, &has_lsec, &cols, &scratch0, &scratch1};
     const cudaError_t err = cudaLaunchKernel(reinterpret_cast<const void *>(kernel),
                                              dim3(programs_m, s.B * s.Hq, 1), dim3(k.warps * 32, 1, 1), args,
                                              static_cast<size_t>(k.shared), stream);

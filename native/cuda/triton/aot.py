@@ -27,13 +27,15 @@ import sage_attention  # noqa: E402
 OUT = HERE / "cubin"
 TARGET = GPUTarget("cuda", 90, 32)  # sm_90a: wgmma
 
-# The launcher (native/cuda/attention/sage-sm90.cu) passes exactly these, in this order.
+# The launcher (native/cuda/attention/sage-sm90.cu) passes exactly these, in this order; kc and vt
+# are TMA descriptors, each passed as Triton lowers a descriptor: the CUtensorMap, then the
+# tensor's two sizes (i32) and two strides (i64, in elements).
 SAGE_PARAMS = ["qc", "qs", "kc", "ks", "vt", "vs", "lsec", "out", "lse", "tiles", "tile_counts",
                "Hq", "Hk", "Nq", "Nk", "Nkp", "out_sb", "out_sh", "out_sn", "causal", "write_lse", "has_lsec",
                "tile_cols"]
 # Alignment the launcher guarantees (bytes for pointers, a divisor for integers); lse is the
 # caller's tensor and gets none.
-SAGE_DIVISIBILITY = {"qc": 16, "qs": 16, "kc": 16, "ks": 16, "vt": 16, "vs": 16, "lsec": 16, "out": 16, "tiles": 16,
+SAGE_DIVISIBILITY = {"qc": 16, "qs": 16, "ks": 16, "vs": 16, "lsec": 16, "out": 16, "tiles": 16,
                      "tile_counts": 16, "Nkp": 16, "out_sb": 8, "out_sh": 8, "out_sn": 8, "tile_cols": 16}
 
 # (D, BLOCK_M, BLOCK_N, num_warps, STAGES, SPARSE, FLUSH); the sparse kernels walk 64-key tiles
@@ -48,11 +50,29 @@ SAGE_VARIANTS = [
 ]
 
 
-def sage_signature(out_dtype):
-    types = {"qc": "*i8", "qs": "*fp32", "kc": "*i8", "ks": "*fp32", "vt": "*fp8e4nv", "vs": "*fp32", "lsec": "*fp32",
+def sage_signature(out_dtype, d, bn):
+    """The kernel's parameter types; kc and vt are descriptors of [bn, d] and [d, bn] boxes in the
+    NVMMA layouts of the kernel's K and V^T stages (sage_attention._qkv_smem)."""
+    from triton.experimental.gluon import language as gl
+    k_layout = gl.NVMMASharedLayout.get_default_for([bn, d], gl.int8)
+    v_layout = gl.NVMMASharedLayout.get_default_for([d, bn], gl.float8e4nv)
+    types = {"qc": "*i8", "qs": "*fp32", "kc": f"tensordesc<i8[{bn}, {d}],{k_layout!r}>", "ks": "*fp32",
+             "vt": f"tensordesc<fp8e4nv[{d}, {bn}],{v_layout!r}>", "vs": "*fp32", "lsec": "*fp32",
              "out": out_dtype, "lse": "*fp32", "tiles": "*i16", "tile_counts": "*i32", "out_sb": "i64",
              "out_sh": "i64", "out_sn": "i64"}
     return {name: types.get(name, "i32") for name in SAGE_PARAMS}
+
+
+def tma_boxes(md):
+    """Per descriptor (kc, vt) what the launcher's cuTensorMapEncodeTiled needs: the box Triton
+    copies by (rows, inner elements: at most the swizzle width, so a D 256 K tile is two boxes)
+    and the swizzle (CUtensorMapSwizzle: 0 none, 1 32 B, 2 64 B, 3 128 B)."""
+    out = []
+    for meta in md.tensordesc_meta:
+        if meta["elem_size"] != 1 or meta["fp4_padded"]:
+            raise SystemExit(f"{md.name}: unexpected descriptor {meta}")
+        out += [*meta["block_size"], meta["swizzle"]]
+    return out
 
 
 def compile_kernel(fn, signature, params, divisibility, constexprs, warps):
@@ -70,7 +90,7 @@ def compile_kernel(fn, signature, params, divisibility, constexprs, warps):
 def compile_sage(d, bm, bn, warps, stages, sparse, flush, out_dtype):
     constexprs = {"D": d, "BLOCK_M": bm, "BLOCK_N": bn, "SPARSE": sparse, "STAGES": stages, "FLUSH": flush,
                   "num_warps": warps}
-    return compile_kernel(sage_attention.sage_attention_fwd, sage_signature(out_dtype), SAGE_PARAMS,
+    return compile_kernel(sage_attention.sage_attention_fwd, sage_signature(out_dtype, d, bn), SAGE_PARAMS,
                           SAGE_DIVISIBILITY, constexprs, warps)
 
 
@@ -117,9 +137,10 @@ def main():
         for dtype, bf16 in (("*bf16", 1), ("*fp16", 0)):
             cubin, md = compile_sage(d, bm, bn, warps, stages, sparse, flush, dtype)
             name = f"sage-d{d}-{'sparse' if sparse else 'dense'}-{'bf16' if bf16 else 'fp16'}"
-            rows.append(save(name, cubin, md, [d, bm, bn, int(sparse), bf16]))
+            rows.append(save(name, cubin, md, [d, bm, bn, int(sparse), bf16, *tma_boxes(md)]))
     write_table("sage-kernels.inc", SAGE_PARAMS, "cubin (native/cuda/triton/cubin/NAME.cubin), kernel, D, BLOCK_M, "
-                "BLOCK_N, sparse, bf16 out, warps, dynamic shared bytes", rows)
+                "BLOCK_N, sparse, bf16 out, K box rows, K box inner, K swizzle, V^T box rows, V^T box inner, "
+                "V^T swizzle, warps, dynamic shared bytes", rows)
     rows = []
     for bm, stages, group_m, warps in GEMM_VARIANTS:
         for dtype, bf16 in (("*bf16", 1), ("*fp16", 0)):

@@ -14,18 +14,25 @@ CPU reference (native/src/attention/sage-forward.cpp) does, up to exp2 and summa
 
 Why Gluon and not `tl.dot`: Triton waits for every wgmma at once, so the tensor cores idle while
 the softmax runs. Here one warpgroup (64 query rows) runs, per key tile j with S_j in registers:
-    issue the cp.async of tile j + STAGES - 1; wait for tile j + 1
+    barrier (every warp has retired tile j - 1's MMAs); one thread issues the TMA copies of tile
+    j + STAGES - 1 into that stage; wait on tile j + 1's mbarrier
     issue S_{j+1} = Q.K_{j+1}^T                  (INT8 wgmma, asynchronous)
     softmax(S_j) -> P_j (FP8, in registers)      (under S_{j+1})
     issue P_j.V_j; wait for both; acc += P_j.V_j
 Two such CTAs share a multiprocessor (255 registers a thread) and fill each other's gaps.
-bench/NOTES.md has the measurements that chose this shape.
+K and V^T come by TMA (kc and vt are tensor descriptors: K as [B * Hk * Nkp, D] INT8 with
+[BLOCK_N, D] boxes, V^T as [B * Hk * D, Nkp] E4M3 with [D, BLOCK_N] boxes, in the stages' NVMMA
+layouts; aot.py's table tells the launcher each box and swizzle): per tile a thread then issues no
+copy addresses, and the copy-group wait with its second barrier and proxy fence is one mbarrier
+wait (644 SASS instructions a tile a thread against 679 with cp.async; 5% faster on an H200). Q is
+copied once by cp.async. bench/NOTES.md has the measurements that chose this shape.
 """
 
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import async_copy
-from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma, warpgroup_mma_wait
+from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, mbarrier, tma, warpgroup_mma, \
+    warpgroup_mma_wait
 
 LOG2_448 = gl.constexpr(8.807354922057604)
 LN2 = gl.constexpr(0.6931471805599453)
@@ -59,9 +66,11 @@ def _tile_start(tiles_row, j, SPARSE: gl.constexpr, BLOCK_N: gl.constexpr):
 
 
 @gluon.jit
-def _load_tile(k_smem, v_smem, stage, kc_head, vt_head, start_n, k_offs, v_offs, D: gl.constexpr):
-    async_copy.async_copy_global_to_shared(k_smem.index(stage), kc_head + start_n * D + k_offs)
-    async_copy.async_copy_global_to_shared(v_smem.index(stage), vt_head + start_n + v_offs)
+def _load_tile(kc, vt, k_smem, v_smem, ready, stage, kv, Nkp, start_n, D: gl.constexpr, BLOCK_N: gl.constexpr):
+    bar = ready.index(stage)
+    mbarrier.expect(bar, 2 * BLOCK_N * D)  # the K (INT8) and V^T (E4M3) tiles, a byte an element
+    tma.async_copy_global_to_shared(kc, [kv * Nkp + start_n, 0], bar, k_smem.index(stage))
+    tma.async_copy_global_to_shared(vt, [kv * D, start_n], bar, v_smem.index(stage))
 
 
 @gluon.jit
@@ -144,7 +153,7 @@ def _pv(p_op, v_tile, acc, alpha, s_tok, WITH_S: gl.constexpr, FLUSH: gl.constex
 
 
 @gluon.jit
-def _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, magic, kc_head, vt_head, ks_head, k_offs, v_offs,
+def _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp, ks_head,
           tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal,
           D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SPARSE: gl.constexpr,
           STAGES: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr,
@@ -154,12 +163,9 @@ def _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, magic, kc_head, vt_he
     gl.thread_barrier()
     nxt = j + STAGES - 1
     if nxt < n_end:
-        _load_tile(k_smem, v_smem, nxt % STAGES, kc_head, vt_head, _tile_start(tiles_row, nxt, SPARSE, BLOCK_N),
-                   k_offs, v_offs, D)
-    async_copy.commit_group()
-    async_copy.wait_group(STAGES - 2)  # tile j + 1 has landed
-    gl.thread_barrier()
-    fence_async_shared()
+        _load_tile(kc, vt, k_smem, v_smem, ready, nxt % STAGES, kv, Nkp, _tile_start(tiles_row, nxt, SPARSE, BLOCK_N),
+                   D, BLOCK_N)
+    mbarrier.wait(ready.index((j + 1) % STAGES), ((j + 1) // STAGES) & 1)
 
     s_tok = warpgroup_mma(q_smem, k_smem.index((j + 1) % STAGES).permute((1, 0)), magic, is_async=True)
     p, alpha, m_i, l_i = _softmax(s_int, ks_head, _tile_start(tiles_row, j, SPARSE, BLOCK_N), qs_safe, m_i, l_i,
@@ -268,37 +274,31 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
     row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
     col_o: gl.constexpr = gl.SliceLayout(0, o_layout)
 
-    # cp.async: 16 bytes a thread along the contiguous dimension.
-    ld_kq: gl.constexpr = gl.BlockedLayout([1, 16], [32 * 16 // D, D // 16], [num_warps, 1], [1, 0])
-    ld_v: gl.constexpr = gl.BlockedLayout([1, 16], [32 * 16 // BLOCK_N, BLOCK_N // 16], [num_warps, 1], [1, 0])
+    ld_q: gl.constexpr = gl.BlockedLayout([1, 16], [32 * 16 // D, D // 16], [num_warps, 1], [1, 0])
 
     q_smem, k_smem, v_smem = _qkv_smem(BLOCK_M, BLOCK_N, D, STAGES)
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(STAGES):
+        mbarrier.init(ready.index(i), count=1)
 
+    # Q by cp.async, 16 bytes a thread along D.
     first = pid_m * BLOCK_M
-    q_rows_ld = first + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, ld_kq))
-    d_ld = gl.arange(0, D, layout=gl.SliceLayout(0, ld_kq))
+    q_rows_ld = first + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, ld_q))
+    d_ld = gl.arange(0, D, layout=gl.SliceLayout(0, ld_q))
     q_ptrs = qc + (bh.to(gl.int64) * Nq + q_rows_ld)[:, None] * D + d_ld[None, :]
     async_copy.async_copy_global_to_shared(q_smem, q_ptrs, mask=(q_rows_ld < Nq)[:, None])
-
-    n_ld = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, ld_kq))
-    k_offs = n_ld[:, None] * D + d_ld[None, :]
-    dv_ld = gl.arange(0, D, layout=gl.SliceLayout(1, ld_v))
-    nv_ld = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, ld_v))
-    v_offs = dv_ld[:, None] * Nkp + nv_ld[None, :]
-    kc_head = kc + kv * Nkp * D
-    vt_head = vt + kv * D * Nkp
+    async_copy.commit_group()
     ks_head = ks + kv * Nkp
+    kv32 = kv.to(gl.int32)  # TMA coordinates are 32-bit (B * Hk * Nkp rows: the launcher checks)
 
     shift = Nk - Nq
     tiles_row, n_full, n_end = _key_tiles(tiles, tile_counts, tile_cols, bh, pid_m, first, Nq, Nk, causal, SPARSE,
                                           BLOCK_M, BLOCK_N)
-
-    # Prologue: Q with tile 0 in group 0, tiles 1 .. STAGES - 2 in their own groups.
+    gl.thread_barrier()  # the mbarriers' init before any TMA or wait
     for i in gl.static_range(STAGES - 1):
         if i < n_end:
-            _load_tile(k_smem, v_smem, i, kc_head, vt_head, _tile_start(tiles_row, i, SPARSE, BLOCK_N), k_offs,
-                       v_offs, D)
-        async_copy.commit_group()
+            _load_tile(kc, vt, k_smem, v_smem, ready, i, kv32, Nkp, _tile_start(tiles_row, i, SPARSE, BLOCK_N), D,
+                       BLOCK_N)
 
     rows = first + gl.arange(0, BLOCK_M, layout=row_s)
     row_ok = rows < Nq
@@ -310,19 +310,21 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
     magic = gl.full([BLOCK_M, BLOCK_N], MAGIC_BITS, gl.int32, s_layout)
 
     if n_end > 0:
-        async_copy.wait_group(STAGES - 2)
+        async_copy.wait_group(0)
         gl.thread_barrier()
-        fence_async_shared()
+        fence_async_shared()  # Q came through the generic proxy; wgmma reads through the async one
+        mbarrier.wait(ready.index(0), 0)
         s_tok = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), magic, is_async=True)
         s_int = warpgroup_mma_wait(num_outstanding=0, deps=[s_tok])
         for j in range(0, n_end - 1):
-            s_int, acc, m_i, l_i = _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, magic, kc_head, vt_head,
-                                         ks_head, k_offs, v_offs, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift,
-                                         causal, D, BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o,
-                                         FLUSH)
+            s_int, acc, m_i, l_i = _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv32,
+                                         Nkp, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal,
+                                         D, BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH)
         acc, m_i, l_i = _last_tile(s_int, acc, m_i, l_i, v_smem, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk,
                                    shift, causal, BLOCK_M, BLOCK_N, SPARSE, STAGES, FLUSH, s_layout, p_layout, row_o)
     async_copy.wait_group(0)
+    for i in gl.static_range(STAGES):
+        mbarrier.invalidate(ready.index(i))
 
     _write_out(acc, m_i, l_i, vs, lsec, out, lse, kv, b, h, first, q_rows, row_ok, Nq, out_sb, out_sh, out_sn,
                write_lse, has_lsec, D, BLOCK_M, row_o, col_o)
