@@ -13,6 +13,7 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include "../scale-divide.cuh"
 #include "sage-cuda.cuh"
 
 namespace slip::cuda::sage {
@@ -48,26 +49,6 @@ __device__ inline uint4 load16(const void *base, int64_t i) {
 template <bool BF16>
 __device__ inline void load8(const void *base, int64_t i, float (&x)[8]) {
     unpack8<BF16>(load16(base, i), x);
-}
-
-// Division by a row's (or a channel's) scale s, with the quotient rounded to nearest as x / s
-// is, in four instructions instead of a division's ten with its range check: q = x * r from r =
-// 1/s rounded to nearest is within an ulp of the quotient, and one residual (exact by FMA) and one
-// correction give the rounded quotient (Markstein's theorem). A subnormal s has no finite
-// reciprocal, so x and s are first both scaled by 2^64 (exact either way).
-struct Divisor {
-    float k, s, r;  // prescale, s * k, 1 / (s * k) (0 when s is 0: every x of the group is 0 then)
-};
-
-__device__ inline Divisor divisor(float s) {
-    const float k = s < 1.17549435e-38f ? 18446744073709551616.0f : 1.0f;
-    const float sk = s * k;
-    return {k, sk, sk > 0.0f ? 1.0f / sk : 0.0f};
-}
-
-__device__ inline float quotient(float x, const Divisor &d) {
-    const float xk = x * d.k, q = xk * d.r;
-    return fmaf(fmaf(-q, d.s, xk), d.r, q);
 }
 
 // An INT8 code: the quotient rounded half away from zero, within +-127 (the CPU's).

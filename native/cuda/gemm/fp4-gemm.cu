@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "../scale-divide.cuh"
 #include "fp4-cuda.cuh"
 
 namespace slip::cuda::fp4 {
@@ -470,13 +471,13 @@ __device__ __forceinline__ float to_float(uint32_t bits16) {
 // Two 16-bit values x / s to two E4M3 bytes (nearest even, saturating: the CPU's RNE_sat), the low
 // one in bits 0..7.
 template <bool F16>
-__device__ __forceinline__ uint32_t fp8_bytes(uint32_t v, float s) {
+__device__ __forceinline__ uint32_t fp8_bytes(uint32_t v, const Divisor &s) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
     __trap();
     return 0;
 #else
-    const float a = s == 0.0f ? 0.0f : to_float<F16>(v & 0xFFFFu) / s;
-    const float b = s == 0.0f ? 0.0f : to_float<F16>(v >> 16) / s;
+    const float a = quotient(to_float<F16>(v & 0xFFFFu), s);
+    const float b = quotient(to_float<F16>(v >> 16), s);
     uint16_t e;
     asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;\n" : "=h"(e) : "f"(b), "f"(a));
     return e;
@@ -485,7 +486,7 @@ __device__ __forceinline__ uint32_t fp8_bytes(uint32_t v, float s) {
 
 // The same two values rounded to E4M3, back in the 16-bit type (exact: at most 4 significant bits).
 template <bool F16>
-__device__ __forceinline__ uint32_t fp8_pair(uint32_t v, float s) {
+__device__ __forceinline__ uint32_t fp8_pair(uint32_t v, const Divisor &s) {
     const uint32_t h = e4m3x2_to_f16x2(fp8_bytes<F16>(v, s));
     if constexpr (F16) return h;
     const float f0 = __half2float(__ushort_as_half(static_cast<unsigned short>(h & 0xFFFFu)));
@@ -523,10 +524,11 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_kernel(const uint16_t 
     uint16_t *out = q + static_cast<int64_t>(blockIdx.x) * k;
     const float s = row_fp8_scale<F16>(row, k);
     if (threadIdx.x == 0) scale[blockIdx.x] = s;
+    const Divisor dv = divisor(s);
     for (int64_t i = threadIdx.x * 8; i < k; i += kQuantThreads * 8) {
         const uint4 v = ldg16(row + i);
         *reinterpret_cast<uint4 *>(out + i) =
-            make_uint4(fp8_pair<F16>(v.x, s), fp8_pair<F16>(v.y, s), fp8_pair<F16>(v.z, s), fp8_pair<F16>(v.w, s));
+            make_uint4(fp8_pair<F16>(v.x, dv), fp8_pair<F16>(v.y, dv), fp8_pair<F16>(v.z, dv), fp8_pair<F16>(v.w, dv));
     }
 }
 
@@ -572,6 +574,7 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_permuted_kernel(const 
     uint8_t *out = q + static_cast<int64_t>(blockIdx.x) * nchunks * kChunk;
     const float s = row_fp8_scale<F16>(row, k);
     if (threadIdx.x == 0) scale[blockIdx.x] = s;
+    const Divisor dv = divisor(s);
     for (int piece = threadIdx.x; piece < nchunks * (kChunk / 16); piece += kQuantThreads) {
         const int c = piece / (kChunk / 16), p0 = (piece % (kChunk / 16)) * 16, sa = p0 / 32, a = (p0 / 16) % 2;
         uint32_t bytes[4];
@@ -580,7 +583,7 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_permuted_kernel(const 
             const int64_t col = static_cast<int64_t>(c) * kChunk + 32 * qq + 8 * sa + 4 * a;  // K % 16 == 0: all 4 or none
             uint2 v = make_uint2(0u, 0u);
             if (col < k) v = *reinterpret_cast<const uint2 *>(row + col);
-            bytes[qq] = fp8_bytes<F16>(v.x, s) | fp8_bytes<F16>(v.y, s) << 16;
+            bytes[qq] = fp8_bytes<F16>(v.x, dv) | fp8_bytes<F16>(v.y, dv) << 16;
         }
         *reinterpret_cast<uint4 *>(out + static_cast<int64_t>(c) * kChunk + p0) =
             make_uint4(bytes[0], bytes[1], bytes[2], bytes[3]);
