@@ -7,8 +7,11 @@
 //   stats      per (chunk of kStatRows keys, b, hk): K's column sums (deterministic partials) and
 //              V's column amax (atomicMax on the bits of a non-negative float: order-free)
 //   kmean      the partials summed in a fixed order, over Nk
-//   rows       per (tile, b, h) of Q and of K': row amax, each row's group scale, codes
-//   v          per (64-key tile, b, hk): the tile through shared memory, transposed and permuted
+//   rows       per (tile, b, h) of Q and of K': row amax, each row's group scale and divisor
+//              (once a row, in shared memory), then the codes
+//   v          per (64-key tile, b, hk): the 16-bit tile through shared memory, read down its
+//              columns in the permuted key order
+// Divisions by a scale are scale-divide.cuh's: the quotient of a division at a third of the cost.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
