@@ -153,6 +153,11 @@ void attend_sm90(const QuantBuffers &buf, const Shape &s, bool causal, const uin
     const int mask_cols = (s.Nk + kMaskCols - 1) / kMaskCols;
     const int tile_cols = (mask_cols + 15) / 16 * 16;
 
+    // The tensor maps before any scratch: a failure here leaves nothing to free.
+    const int64_t kv_heads = static_cast<int64_t>(s.B) * s.Hk;
+    TmaParam kc = tma_param(buf.kc, kv_heads * s.Nkp, s.D, k.k_box_rows, k.k_box_inner, k.k_swizzle, "K codes");
+    TmaParam vt = tma_param(buf.vt, kv_heads * s.D, s.Nkp, k.v_box_rows, k.v_box_inner, k.v_swizzle, "V^T codes");
+
     int16_t *tiles = nullptr;
     int *counts = nullptr;
     if (block_mask) {
@@ -162,9 +167,6 @@ void attend_sm90(const QuantBuffers &buf, const Shape &s, bool causal, const uin
             block_mask, s, causal ? 1 : 0, k.block_m, programs_m, mask_cols, tile_cols, tiles, counts);
     }
 
-    const int64_t kv_heads = static_cast<int64_t>(s.B) * s.Hk;
-    TmaParam kc = tma_param(buf.kc, kv_heads * s.Nkp, s.D, k.k_box_rows, k.k_box_inner, k.k_swizzle, "K codes");
-    TmaParam vt = tma_param(buf.vt, kv_heads * s.D, s.Nkp, k.v_box_rows, k.v_box_inner, k.v_swizzle, "V^T codes");
     const int8_t *qc = buf.qc;
     const float *qs = buf.qs, *ks = buf.ks, *vs = buf.vs, *lsec = buf.lsec;
     void *outp = out.data;
