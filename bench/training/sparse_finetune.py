@@ -559,7 +559,8 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--lr", type=float, default=2e-4, help="self-attention weights")
     p.add_argument("--sla-lr", type=float, default=5e-4,
-                   help="SLA2 router, alpha, projection (2e-3 made the frames worse: bench/NOTES.md)")
+                   help="SLA2 router, alpha, projection (at 2e-3 the loss swung and the velocity error "
+                        "ended higher: bench/NOTES.md)")
     p.add_argument("--sparsity", type=float, nargs="+", default=[0.90, 0.95])
     p.add_argument("--sla-critical", type=float, default=0.05)
     p.add_argument("--sla-out", default=None,
