@@ -70,7 +70,8 @@ from prompts import PromptTable  # noqa: E402
 from slipstream_torch import attention as A  # noqa: E402
 from slipstream_torch.training.attention import SLA2Attention, block_sparse_attention  # noqa: E402
 
-EVAL_PROMPTS = ("red circle right", "blue triangle up", "green square left", "yellow circle recolour")
+EVAL_PROMPTS = ("red circle right", "blue triangle up", "green square left", "yellow circle recolour",
+                "green triangle down", "red square rotate", "blue circle left", "yellow triangle up")
 TRAIN_SEED, VAL_SEED, CALIB_SEED = 11, 777, 5
 # Trajectory data: prompts drawn from these seeds, noise seeds TRAJ_*_SEED * 1000 + j (the
 # evaluation samples use seed + prompt index = 0, 1, ...).
@@ -571,7 +572,7 @@ def parse_args(argv=None):
     p.add_argument("--block-k", type=int, default=16)
     p.add_argument("--val", type=int, default=8, help="held-out clips for the velocity metrics")
     p.add_argument("--calib", type=int, default=4, help="clips for the Top-p calibration")
-    p.add_argument("--prompts", type=int, default=2)
+    p.add_argument("--prompts", type=int, default=8, help="PSNR prompts, of EVAL_PROMPTS (2 moved SLA2 rows by ~1.5 dB: bench/NOTES.md)")
     p.add_argument("--sample-steps", type=int, default=10)
     p.add_argument("--cfg", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
@@ -584,6 +585,8 @@ def parse_args(argv=None):
 def main(argv=None):
     a = parse_args(argv)
     a.argv = list(sys.argv[1:] if argv is None else argv)  # the reports' reproduce line, as given
+    if not 1 <= a.prompts <= len(EVAL_PROMPTS):
+        raise SystemExit(f"--prompts {a.prompts}: between 1 and {len(EVAL_PROMPTS)} (EVAL_PROMPTS)")
     only_noised = a.data == ["noised"]
     if a.out is None:
         a.out = str(ROOT / "bench" / ("training-attention.md" if only_noised else "training-attention-trajectories.md"))
