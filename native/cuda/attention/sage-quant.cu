@@ -160,8 +160,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows(View4 x, Shape s, int 
     if (kmean)
 #pragma unroll
         for (int j = 0; j < 8; ++j) mean[j] = kmean[(static_cast<int64_t>(b) * s.Hk + hk) * D + col * 8 + j];
-    const char *base = static_cast<const char *>(x.data) + 2 * (b * x.sb + h * x.sh + col * 8);
-    const int64_t row_bytes = 2 * x.sn;
+    const uint16_t *base = static_cast<const uint16_t *>(x.data) + b * x.sb + h * x.sh + col * 8;
     const int64_t out_row0 = (static_cast<int64_t>(b) * H + h) * (IS_K ? s.Nkp : s.Nq) + r0;
     // Every thread of a row takes the same trip count, so the row's lanes shuffle together; four
     // trips a time keep four loads a thread in flight.
@@ -172,7 +171,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows(View4 x, Shape s, int 
         float a = 0.0f, dot = 0.0f;
         if (r < rows) {
             float v[8];
-            load8<BF16>(base + (r0 + r) * row_bytes, 0, v);
+            load8<BF16>(base, (r0 + r) * x.sn, v);
 #pragma unroll
             for (int j = 0; j < 8; ++j) {
                 a = fmaxf(a, fabsf(IS_K ? v[j] - mean[j] : v[j]));
@@ -205,7 +204,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows(View4 x, Shape s, int 
         if (r >= rows) continue;
         const Divisor dv = row_div[r];
         float v[8];
-        load8<BF16>(base + (r0 + r) * row_bytes, 0, v);
+        load8<BF16>(base, (r0 + r) * x.sn, v);
         uint32_t c[8];
 #pragma unroll
         for (int j = 0; j < 8; ++j) c[j] = int8_round(quotient(IS_K ? v[j] - mean[j] : v[j], dv));
@@ -271,6 +270,10 @@ __global__ void __launch_bounds__(kThreads) quantize_v(View4 v, Shape s, const u
 
 int stat_chunks(const Shape &s) { return (s.Nk + kStatRows - 1) / kStatRows; }
 
+// quantize_rows' shared memory for tiles of `rows` rows: each row's amax, its group's amax bits,
+// its divisor.
+size_t rows_smem(int rows) { return static_cast<size_t>(rows) * (2 * sizeof(float) + sizeof(Divisor)); }
+
 template <bool BF16, int D>
 void run(const View4 &q, const View4 &k, const View4 &v, const Shape &s, int granularity, int block_q, int block_k,
          int warp_q, bool smooth_k, float scale, float v_bound, QuantBuffers &buf, float *scratch, cudaStream_t st) {
@@ -285,9 +288,9 @@ void run(const View4 &q, const View4 &k, const View4 &v, const Shape &s, int gra
         mean = kmean;
     }
     const float log2e = 1.4426950408889634f;
-    quantize_rows<BF16, false, D><<<dim3((s.Nq + block_q - 1) / block_q, s.Hq, s.B), kThreads, 5 * block_q * sizeof(float), st>>>(
+    quantize_rows<BF16, false, D><<<dim3((s.Nq + block_q - 1) / block_q, s.Hq, s.B), kThreads, rows_smem(block_q), st>>>(
         q, s, block_q, granularity, warp_q, mean, scale * log2e, scale, buf.qc, buf.qs, mean ? buf.lsec : nullptr);
-    quantize_rows<BF16, true, D><<<dim3((s.Nk + block_k - 1) / block_k, s.Hk, s.B), kThreads, 5 * block_k * sizeof(float), st>>>(
+    quantize_rows<BF16, true, D><<<dim3((s.Nk + block_k - 1) / block_k, s.Hk, s.B), kThreads, rows_smem(block_k), st>>>(
         k, s, block_k, granularity, warp_q, mean, 1.0f, 0.0f, buf.kc, buf.ks, nullptr);
     quantize_v<BF16, D><<<dim3(s.Nkp / kTileK, s.Hk, s.B), kThreads, 0, st>>>(v, s, vmax, v_bound, buf.vs, buf.vt);
 }

@@ -72,20 +72,6 @@ def _f16_pair(x):
 # pre-permuted (x_perm[m, 128c + p] = x[m, 128c + XPERM(p)], rows padded to whole chunks with zeros,
 # K = 128 * nchunks): then x's tiles are plain 16-byte cp.async copies.
 
-# PTX: register a = one E4M3 scale pair (16 bits `pair`: blocks 2q, 2q+1 of a row) times colpow
-# (`cpow`, an FP16 pair), clamped to +-65504 (FP16's largest finite) so that an all-zero block
-# with a large scale stays finite: 0 * inf would be NaN. Any block with a non-zero code has
-# |scale * colpow| <= 896 by colpow's choice. Needs .b32 registers a, big, nbig.
-def _scale_times_colpow(pair, cpow):
-    return f"""cvt.rn.f16x2.e4m3x2 a, {pair};
-mul.rn.f16x2 a, a, {cpow};
-mov.b32 big, 0x7BFF7BFF;
-mov.b32 nbig, 0xFBFFFBFF;
-min.f16x2 a, a, big;
-max.f16x2 a, a, nbig;
-"""
-
-
 # PTX: the byte tables of one block whose (scale * colpow, scale * colpow) pair is in `s`: E4M3 of
 # the magnitudes 0..3 times it into `lut0`, of 4..7 into `lut1`. Needs .b32 p, e01 .. e67 holding
 # the magnitudes' FP16 pairs (0, 0.5), (1, 1.5), (2, 3), (4, 6), and .b16 c0 .. c3.
@@ -95,9 +81,12 @@ def _block_tables(s, lut0, lut1):
     return cvts + f"mov.b32 {lut0}, {{c0, c1}};\nmov.b32 {lut1}, {{c2, c3}};\n"
 
 
-# One E4M3 scale pair -> each block's eight decoded magnitudes E4M3(e2m1[i] * scale * colpow) as
-# byte tables (lut0: i = 0..3, lut1: 4..7): the products and their rounding are made once per block
-# of 16 weights, not once per weight. Outputs: block 2q's lut0, lut1, then block 2q+1's.
+# One E4M3 scale pair ($4: blocks 2q, 2q+1 of a row) -> each block's eight decoded magnitudes
+# E4M3(e2m1[i] * scale * colpow) as byte tables (lut0: i = 0..3, lut1: 4..7): the products and
+# their rounding are made once per block of 16 weights, not once per weight. Outputs: block 2q's
+# lut0, lut1, then block 2q+1's. scale * colpow ($5: an FP16 pair) is clamped to +-65504 (FP16's
+# largest finite) so that an all-zero block with a large scale stays finite: 0 * inf would be NaN;
+# any block with a non-zero code has |scale * colpow| <= 896 by colpow's choice.
 _SCALE_TABLES_ASM = gl.constexpr("""{
 .reg .b32 a, big, nbig, s0, s1, p, e01, e23, e45, e67;
 .reg .b16 c0, c1, c2, c3;
@@ -105,7 +94,13 @@ mov.b32 e01, 0x38000000;
 mov.b32 e23, 0x3E003C00;
 mov.b32 e45, 0x42004000;
 mov.b32 e67, 0x46004400;
-""" + _scale_times_colpow("$4", "$5") + """prmt.b32 s0, a, a, 0x1010;
+cvt.rn.f16x2.e4m3x2 a, $4;
+mul.rn.f16x2 a, a, $5;
+mov.b32 big, 0x7BFF7BFF;
+mov.b32 nbig, 0xFBFFFBFF;
+min.f16x2 a, a, big;
+max.f16x2 a, a, nbig;
+prmt.b32 s0, a, a, 0x1010;
 prmt.b32 s1, a, a, 0x3232;
 """ + _block_tables("s0", "$0", "$1") + _block_tables("s1", "$2", "$3") + "}")
 
