@@ -9,7 +9,9 @@
 // packed multiply applies the block's E4M3 scale (exact: the product is representable).
 //
 // Two kernels:
-//   skinny (M <= 64): memory-bound. A CTA of 4 warps owns 32 output columns (4 tiles) and a range
+//   skinny (M <= 64): memory-bound. The decoded weight is the MMA's A operand (16 weight rows) and
+//     x its B operand (8 tokens), the two roles reversed from the tiled kernel's, so that neither
+//     operand needs register moves. A CTA of 4 warps owns 32 output columns (4 tiles) and a range
 //     of chunks, the warps taking every 4th chunk: each lane has 4 16-byte weight loads (and 4
 //     scale loads, 4 activation loads per row) of its next chunk in flight while it decodes this
 //     one, and every weight byte is read once. Rows in blocks of 16 (grid z). When there are too
@@ -182,27 +184,42 @@ struct SkinnyChunk {
     uint4 av[4], bv[4];
 };
 
+// The loop-invariant part of a thread's load addresses, made once: chunk c of the CTA's tile j is
+// at code + j * tile_stride + c * kTileBytes (its scales at scale + the same), x's pieces of chunk c
+// at xa + c * kChunk + 8q. Recomputed per load from the tile and row indices (as the compiler did
+// under register pressure) they were ~16 integer instructions a 16-byte load. Tiles past N read
+// the CTA's last tile again and rows past M read row 0, rather than loading zeros (five register
+// moves a load): what they add up lands in outputs that are never stored.
+struct SkinnyBases {
+    const uint8_t *code, *scale;
+    int64_t tile_stride;
+    int tiles;  // of the CTA's kSkinnyTiles, those below N
+    const uint16_t *xa, *xb;
+    int64_t k;  // K less the thread's first column in a chunk
+};
+
 // UPPER: the row block has rows past 8 (else rows g+8 are known zero and not loaded).
 template <bool UPPER>
-__device__ __forceinline__ void skinny_load(SkinnyChunk &ch, const Weight &w, int nt0, int c, int lane,
-                                            const uint16_t *xa, const uint16_t *xb, bool va, bool vb) {
+__device__ __forceinline__ void skinny_load(SkinnyChunk &ch, const SkinnyBases &sb, int c) {
+    const int64_t off = static_cast<int64_t>(c) * kTileBytes;
+    const uint8_t *code = sb.code + off, *scale = sb.scale + off;
 #pragma unroll
     for (int j = 0; j < kSkinnyTiles; ++j) {
-        const int nt = nt0 + j;
-        ch.code[j] = make_uint4(0u, 0u, 0u, 0u);
-        ch.sc[j] = 0u;
-        if (nt < w.ntiles) {
-            const uint8_t *tile = w.tiles + (static_cast<int64_t>(nt) * w.nchunks + c) * kTileBytes;
-            ch.code[j] = ldg16_stream(tile + lane * 16);
-            ch.sc[j] = __ldg(reinterpret_cast<const uint16_t *>(tile + kCodeBytes) + lane);
-        }
+        ch.code[j] = ldg16_stream(code);
+        ch.sc[j] = __ldg(reinterpret_cast<const uint16_t *>(scale));
+        const int64_t step = j + 1 < sb.tiles ? sb.tile_stride : 0;
+        code += step;
+        scale += step;
     }
-    const int64_t kb = static_cast<int64_t>(c) * kChunk + (lane % 4) * 32;
+    const int64_t kb = static_cast<int64_t>(c) * kChunk;
+    const uint16_t *xa = sb.xa + kb, *xb = sb.xb + kb;
 #pragma unroll
     for (int q = 0; q < 4; ++q) {
-        const int64_t kq = kb + 8 * q;  // K is a multiple of 16: a piece is all in or all out
-        ch.av[q] = va && kq < w.k ? ldg16(xa + kq) : make_uint4(0u, 0u, 0u, 0u);
-        ch.bv[q] = UPPER && vb && kq < w.k ? ldg16(xb + kq) : make_uint4(0u, 0u, 0u, 0u);
+        // K is a multiple of 16: a piece is all in or all out. Past K the weight is zero but x
+        // could be anything (NaN times zero), so those pieces are zeros.
+        const bool in = kb + 8 * q < sb.k;
+        ch.av[q] = in ? ldg16(xa + 8 * q) : make_uint4(0u, 0u, 0u, 0u);
+        ch.bv[q] = UPPER && in ? ldg16(xb + 8 * q) : make_uint4(0u, 0u, 0u, 0u);
     }
 }
 
@@ -218,52 +235,68 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, skinny_ctas_per_sm(UPPER))
     const int64_t ra = m0 + g, rb = ra + 8;
     const bool va = ra < p.m, vb = rb < p.m;
     const uint16_t *x = static_cast<const uint16_t *>(p.x);
-    const uint16_t *xa = x + (va ? ra : 0) * w.k, *xb = x + (vb ? rb : 0) * w.k;
+    // sb.k relative to the thread's first column (lane % 4) * 32, so one compare per piece.
+    const int64_t col0 = (lane % 4) * 32;
+    const int64_t tile_stride = static_cast<int64_t>(w.nchunks) * kTileBytes;
+    const uint8_t *tile0 = w.tiles + nt0 * tile_stride;
+    const SkinnyBases sb{tile0 + lane * 16, tile0 + kCodeBytes + lane * 2, tile_stride, min(kSkinnyTiles, w.ntiles - nt0),
+                         x + (va ? ra : 0) * w.k + col0, x + (vb ? rb : 0) * w.k + col0, w.k - col0};
 
-    float acc[kSkinnyTiles][4];
-#pragma unroll
-    for (int j = 0; j < kSkinnyTiles; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-
-    // Register double buffering: the next chunk's loads are in flight while this one is decoded.
-    // Two buffers taking turns (not a copy per chunk: that is 50 moves).
+    // The weight is the MMA's A operand (16 rows: row g of tiles 2p and 2p+1) and x its B operand
+    // (8 tokens: rows g of x for acc[p][0], g + 8 for acc[p][1]), so the decoded words land straight
+    // in the A registers and x's 16-byte loads are already B's register pairs: no operand moves
+    // (with x as A, each MMA had up to four), and half the MMAs when M <= 8.
+    float acc[kSkinnyTiles / 2][2][4] = {};
     auto compute = [&](const SkinnyChunk &ch) {
 #pragma unroll
-        for (int j = 0; j < kSkinnyTiles; ++j) {
-            uint32_t slo, shi;
-            scale_pairs<F16>(ch.sc[j], slo, shi);
+        for (int pr = 0; pr < kSkinnyTiles / 2; ++pr) {
+            uint32_t slo0, shi0, slo1, shi1;
+            scale_pairs<F16>(ch.sc[2 * pr], slo0, shi0);
+            scale_pairs<F16>(ch.sc[2 * pr + 1], slo1, shi1);
 #pragma unroll
-            for (int q = 0; q < 4; ++q) {
-                uint32_t b[2][2];
-                decode<F16>(word(ch.code[j], q), q < 2 ? slo : shi, b);
-                mma_pair<F16>(acc[j], ch.av[q], ch.bv[q], b);
+            for (int u = 0; u < 4; ++u) {
+                uint32_t r0[2][2], r1[2][2];  // weight rows g (tile 2pr) and g + 8 (tile 2pr + 1)
+                decode<F16>(word(ch.code[2 * pr], u), u < 2 ? slo0 : shi0, r0);
+                decode<F16>(word(ch.code[2 * pr + 1], u), u < 2 ? slo1 : shi1, r1);
+                mma<F16>(acc[pr][0], r0[0][0], r1[0][0], r0[0][1], r1[0][1], ch.av[u].x, ch.av[u].y);
+                mma<F16>(acc[pr][0], r0[1][0], r1[1][0], r0[1][1], r1[1][1], ch.av[u].z, ch.av[u].w);
+                if constexpr (UPPER) {
+                    mma<F16>(acc[pr][1], r0[0][0], r1[0][0], r0[0][1], r1[0][1], ch.bv[u].x, ch.bv[u].y);
+                    mma<F16>(acc[pr][1], r0[1][0], r1[1][0], r0[1][1], r1[1][1], ch.bv[u].z, ch.bv[u].w);
+                }
             }
         }
     };
+    // Register double buffering: the next chunk's loads are in flight while this one is decoded.
+    // Two buffers taking turns (not a copy per chunk: that is 50 moves).
     SkinnyChunk even, odd;
     int c = c_begin + warp;
-    if (c < c_end) skinny_load<UPPER>(even, w, nt0, c, lane, xa, xb, va, vb);
+    if (c < c_end) skinny_load<UPPER>(even, sb, c);
     for (; c < c_end; c += 2 * kSkinnyWarps) {
         const int c1 = c + kSkinnyWarps, c2 = c1 + kSkinnyWarps;
-        if (c1 < c_end) skinny_load<UPPER>(odd, w, nt0, c1, lane, xa, xb, va, vb);
+        if (c1 < c_end) skinny_load<UPPER>(odd, sb, c1);
         compute(even);
         if (c1 >= c_end) break;
-        if (c2 < c_end) skinny_load<UPPER>(even, w, nt0, c2, lane, xa, xb, va, vb);
+        if (c2 < c_end) skinny_load<UPPER>(even, sb, c2);
         compute(odd);
     }
 
 #pragma unroll
-    for (int j = 0; j < kSkinnyTiles; ++j)
+    for (int pr = 0; pr < kSkinnyTiles / 2; ++pr)
 #pragma unroll
-        for (int r = 0; r < 4; ++r) red[warp][(j * 4 + r) * 32 + lane] = acc[j][r];
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) red[warp][((pr * 2 + h) * 4 + r) * 32 + lane] = acc[pr][h][r];
     __syncthreads();
 
     const float inv_g = 1.0f / __ldg(w.global);
     const bool split = gridDim.y > 1;
-    // Element e: tile j, register r, lane L -> row g + 8 (r >= 2), column 8j + 2t + (r & 1).
+    // Element e: tile pair pr, token half h, register r, lane L (g = L / 4, q = L % 4) -> token
+    // 8h + 2q + (r & 1), weight row g of tile 2pr + (r >= 2).
     auto where = [&](int e, int64_t &row, int64_t &col) {
-        const int j = e / 128, r = (e / 32) % 4, l = e % 32;
-        row = m0 + l / 4 + (r >= 2 ? 8 : 0);
-        col = static_cast<int64_t>(nt0 + j) * kTileRows + 2 * (l % 4) + (r & 1);
+        const int pr = e / 256, h = (e / 128) % 2, r = (e / 32) % 4, l = e % 32;
+        row = m0 + 8 * h + 2 * (l % 4) + (r & 1);
+        col = static_cast<int64_t>(nt0 + 2 * pr + (r >= 2 ? 1 : 0)) * kTileRows + l / 4;
         return row < p.m && col < w.n;
     };
     for (int e = threadIdx.x; e < kSkinnyOut; e += kSkinnyWarps * 32) {

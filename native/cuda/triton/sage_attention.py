@@ -90,7 +90,7 @@ def _as_operand(p, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, p_layout: gl.co
 
 
 @gluon.jit
-def _softmax(s_int, ks_head, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, masked,
+def _softmax(s_int, ks_head, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, MASKED: gl.constexpr,
              BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, s_layout: gl.constexpr):
     """P~ (FP32, s_layout) of one tile, its rescale alpha of the running state, and the new m, l.
 
@@ -100,7 +100,7 @@ def _softmax(s_int, ks_head, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal
     of the raw accumulator bits, c1 * bits + c0, with c1 = qs * ks and c0 folding the magic
     offset and the row max, per (row, 64 keys) instead of per score."""
     bits = s_int.to(gl.float32, bitcast=True)  # 1.5 * 2^23 + S_int, exactly
-    if masked:
+    if MASKED:
         cols = start_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
         keep = (cols[None, :] < Nk) & ((cols[None, :] <= rows[:, None] + shift) | (causal == 0))
         bits = gl.where(keep, bits, float("-inf"))
@@ -157,7 +157,7 @@ def _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
           tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal,
           D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SPARSE: gl.constexpr,
           STAGES: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr,
-          FLUSH: gl.constexpr):
+          FLUSH: gl.constexpr, MASKED: gl.constexpr):
     """Tile j with S_j = s_int in registers: returns S_{j+1} (issued first, under the softmax)."""
     # Tile j + STAGES - 1 goes to the stage of tile j - 1, whose MMAs every warp has waited for.
     gl.thread_barrier()
@@ -169,7 +169,7 @@ def _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
 
     s_tok = warpgroup_mma(q_smem, k_smem.index((j + 1) % STAGES).permute((1, 0)), magic, is_async=True)
     p, alpha, m_i, l_i = _softmax(s_int, ks_head, _tile_start(tiles_row, j, SPARSE, BLOCK_N), qs_safe, m_i, l_i,
-                                  rows, Nk, shift, causal, j >= n_full, BLOCK_M, BLOCK_N, s_layout)
+                                  rows, Nk, shift, causal, MASKED, BLOCK_M, BLOCK_N, s_layout)
     p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
     s_next, acc = _pv(p_op, v_smem.index(j % STAGES).permute((1, 0)), acc, gl.convert_layout(alpha, row_o)[:, None],
                       s_tok, True, FLUSH)
@@ -214,10 +214,11 @@ def _key_tiles(tiles, tile_counts, tile_cols, bh, pid_m, first, Nq, Nk, causal, 
 def _last_tile(s_int, acc, m_i, l_i, v_smem, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal,
                BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SPARSE: gl.constexpr, STAGES: gl.constexpr,
                FLUSH: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr):
-    """The softmax and P.V of the last key tile (no next S to issue): returns acc, m_i, l_i."""
+    """The softmax and P.V of the last key tile (no next S to issue): returns acc, m_i, l_i. Masked
+    whether it needs it or not (once a program: not worth a second copy)."""
     last = n_end - 1
     p, alpha, m_i, l_i = _softmax(s_int, ks_head, _tile_start(tiles_row, last, SPARSE, BLOCK_N), qs_safe, m_i,
-                                  l_i, rows, Nk, shift, causal, last >= n_full, BLOCK_M, BLOCK_N, s_layout)
+                                  l_i, rows, Nk, shift, causal, True, BLOCK_M, BLOCK_N, s_layout)
     p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
     s_int, acc = _pv(p_op, v_smem.index(last % STAGES).permute((1, 0)), acc,
                      gl.convert_layout(alpha, row_o)[:, None], s_int, False, FLUSH)
@@ -316,10 +317,18 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
         mbarrier.wait(ready.index(0), 0)
         s_tok = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), magic, is_async=True)
         s_int = warpgroup_mma_wait(num_outstanding=0, deps=[s_tok])
-        for j in range(0, n_end - 1):
+        # Two loops, the tiles that need no mask first: one loop testing j >= n_full per tile was
+        # if-converted in the sparse kernels (the mask's compares and selects on every tile: 557
+        # instructions a 64-key tile where the unmasked body is ~430).
+        n_plain = gl.minimum(n_full, n_end - 1)
+        for j in range(0, n_plain):
             s_int, acc, m_i, l_i = _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv32,
                                          Nkp, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal,
-                                         D, BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH)
+                                         D, BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, False)
+        for j in range(n_plain, n_end - 1):
+            s_int, acc, m_i, l_i = _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv32,
+                                         Nkp, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal,
+                                         D, BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, True)
         acc, m_i, l_i = _last_tile(s_int, acc, m_i, l_i, v_smem, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk,
                                    shift, causal, BLOCK_M, BLOCK_N, SPARSE, STAGES, FLUSH, s_layout, p_layout, row_o)
     async_copy.wait_group(0)
