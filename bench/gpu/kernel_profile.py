@@ -1,7 +1,9 @@
 """Per-kernel GPU times (torch.profiler) of the library's CUDA calls at the benchmark shapes: where
 a call's time goes, kernel by kernel. Run on the GPU machine after bench/gpu/run.sh's build:
 
-    SLIPSTREAM_LIB=build-gpu/libslipstream.so python3 bench/gpu/kernel_profile.py [--only predict,sparse,gemm]
+    SLIPSTREAM_LIB=build-gpu/libslipstream.so python3 bench/gpu/kernel_profile.py [--only predict,sparse,dense256,gemm]
+
+Under ncu, `--reps 1` keeps the launches few (two warm-up calls and one profiled call a shape).
 """
 
 import argparse
@@ -18,7 +20,11 @@ from gemm import make_x, quantize_nvfp4  # noqa: E402
 from slipstream_torch.gemm_cuda import CudaLinearPlan  # noqa: E402
 
 
+REPS = None
+
+
 def profile(label, fn, reps=5):
+    reps = REPS or reps
     for _ in range(2):
         fn()
     torch.cuda.synchronize()
@@ -32,8 +38,12 @@ def profile(label, fn, reps=5):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="predict,sparse,gemm")
-    only = ap.parse_args().only.split(",")
+    ap.add_argument("--only", default="predict,sparse,dense256,gemm")
+    ap.add_argument("--reps", type=int, help="calls profiled a shape (default 5, GEMMs 20)")
+    a = ap.parse_args()
+    only = a.only.split(",")
+    global REPS
+    REPS = a.reps
     if "predict" in only or "sparse" in only:
         q, k, v = make_inputs("dit", 1, 12, 12, 32760, 128, seed=2)
         mask = torch.ops.slipstream.sparse_predict(q, k, False, topk=0.1)
@@ -42,6 +52,9 @@ def main():
         if "sparse" in only:
             profile("dense H12 N32760 D128", lambda: ours(q, k, v, False))
             profile("block-sparse 90%", lambda: ours(q, k, v, False, mask))
+    if "dense256" in only:
+        q, k, v = make_inputs("dit", 1, 12, 12, 32760, 256, seed=2)
+        profile("dense H12 N32760 D256", lambda: ours(q, k, v, False))
     if "gemm" in only:
         for kn in (4096, 8192):
             w = torch.randn(kn, kn, device="cuda")

@@ -35,11 +35,6 @@ struct View {
     int64_t sb, sh, sn;
     bool bf16;
     bool vec8;  // rows start 16-byte aligned: eight elements load as one 16-byte word
-    __device__ float at(int b, int h, int n, int d) const {
-        const int64_t i = b * sb + h * sh + n * sn + d;
-        return bf16 ? __bfloat162float(static_cast<const __nv_bfloat16 *>(data)[i])
-                    : __half2float(static_cast<const __half *>(data)[i]);
-    }
     // Elements d0 .. d0 + 7 of row (b, h, n) as eight 16-bit values; those at or past D read as 0.
     __device__ uint4 raw8(int b, int h, int n, int d0, int D) const {
         const uint16_t *x = static_cast<const uint16_t *>(data) + (b * sb + h * sh + n * sn + d0);
@@ -66,21 +61,29 @@ struct Dims {
 };
 
 // Per chunk of kChunkRows keys: the sum of each channel, D / 8 lanes a key (eight channels each),
-// TPW keys a warp at once; the row groups combine in a fixed order.
+// TPW keys a warp at once; the row groups combine in a fixed order. A thread issues kBatch loads
+// before it converts any: one at a time, the loop waited a DRAM latency per key (ncu: 0.29 issued
+// a cycle, DRAM 45%).
 template <int TPW>
 __global__ void __launch_bounds__(kThreads) kmean_partials(View k, Dims s, double *part) {
-    constexpr int kLanes = 32 / TPW, kSlots = kThreads / 32 * TPW;
+    constexpr int kLanes = 32 / TPW, kSlots = kThreads / 32 * TPW, kBatch = 4;
     __shared__ double acc_s[kSlots][kLanes * 8 + 1];
     const int chunk = blockIdx.x, hk = blockIdx.y, b = blockIdx.z, lane = threadIdx.x % 32;
     const int slot = threadIdx.x / 32 * TPW + lane / kLanes, d0 = (lane % kLanes) * 8;
     const int n0 = chunk * kChunkRows, n1 = min(s.Nk, n0 + kChunkRows);
     double acc[8] = {};
-#pragma unroll 4
-    for (int n = n0 + slot; n < n1; n += kSlots) {
-        double x[8];
-        k.to_double(k.raw8(b, hk, n, d0, s.D), x);
+    for (int n = n0 + slot; n < n1; n += kBatch * kSlots) {
+        uint4 raw[kBatch];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) acc[j] += x[j];
+        for (int i = 0; i < kBatch; ++i)
+            raw[i] = n + i * kSlots < n1 ? k.raw8(b, hk, n + i * kSlots, d0, s.D) : make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+        for (int i = 0; i < kBatch; ++i) {
+            double x[8];
+            k.to_double(raw[i], x);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[j] += x[j];
+        }
     }
 #pragma unroll
     for (int j = 0; j < 8; ++j) acc_s[slot][d0 + j] = acc[j];
@@ -109,9 +112,10 @@ __global__ void kmean_finish(Dims s, int chunks, const double *part, double *mea
 // A token is read by D/8 lanes, eight channels each (one 16-byte load where rows are aligned), so
 // the warp takes TPW tokens at once, the next ones' loads in flight while it works on these; each
 // lane keeps its channels' sums of x and of the unit vector, and the TPW partial sums meet by
-// shuffles at the end: no shared memory, no barrier.
+// shuffles at the end: no shared memory, no barrier. Three CTAs an SM: at its own 98 registers the
+// K variant ran two, 3.7 warps a scheduler.
 template <int TPW, bool SHIFT>
-__global__ void __launch_bounds__(kThreads) pool(View x, Dims s, int heads, int n_tokens, int block, int blocks,
+__global__ void __launch_bounds__(kThreads, 3) pool(View x, Dims s, int heads, int n_tokens, int block, int blocks,
                                                  const double *shift, double *means, double *sims) {
     constexpr int kLanes = 32 / TPW;  // lanes a token
     const int lane = threadIdx.x % 32;
@@ -170,9 +174,10 @@ __global__ void __launch_bounds__(kThreads) pool(View x, Dims s, int heads, int 
 }
 
 // logits[b, h, qb, kb] = qmean[b, h, qb] . kmean[b, hk, kb], summed over d in order as the CPU
-// does, for every pair: 64 x 64 outputs a CTA of 64 threads, 8 x 8 a thread (rows ty + 8i, columns
-// tx + 8j), so each pair of shared-memory loads feeds four FMAs.
-constexpr int kLogitTile = 64, kLogitDepth = 16, kLogitThreads = 64;
+// does, for every pair: 64 x 64 outputs a CTA of 128 threads, 4 x 8 a thread (rows ty + 16i,
+// columns tx + 8j), 12 shared-memory loads (broadcasts) feeding 32 FMAs. With 64 threads of 8 x 8
+// each, 222 registers left ~5 warps an SM, too few to cover the FMA chains (ncu: 0.36 issued a cycle).
+constexpr int kLogitTile = 64, kLogitDepth = 16, kLogitThreads = 128, kLogitRows = kLogitTile * 8 / kLogitThreads;
 __global__ void __launch_bounds__(kLogitThreads) pooled_logits(Dims s, const double *qmean, const double *kmean,
                                                                double *logits) {
     // Rows padded by one: the loads below store 16 depths of one row at once, which would otherwise
@@ -180,10 +185,10 @@ __global__ void __launch_bounds__(kLogitThreads) pooled_logits(Dims s, const dou
     __shared__ double qt[kLogitDepth][kLogitTile + 1], kt[kLogitDepth][kLogitTile + 1];
     const int bh = blockIdx.z, b = bh / s.Hq, h = bh % s.Hq, hk = h / (s.Hq / s.Hk);
     const int q0 = blockIdx.y * kLogitTile, k0 = blockIdx.x * kLogitTile;
-    const int tx = threadIdx.x % 8, ty = threadIdx.x / 8;
+    const int tx = threadIdx.x % 8, ty = threadIdx.x / 8;  // ty < 16
     const double *qm = qmean + static_cast<int64_t>(bh) * s.nqb * s.D;
     const double *km = kmean + (static_cast<int64_t>(b) * s.Hk + hk) * s.nkb * s.D;
-    double acc[8][8] = {};
+    double acc[kLogitRows][8] = {};
     for (int d0 = 0; d0 < s.D; d0 += kLogitDepth) {
         // Row r = idx / 16, depth idx % 16: consecutive threads read consecutive channels.
         for (int idx = threadIdx.x; idx < kLogitTile * kLogitDepth; idx += kLogitThreads) {
@@ -194,24 +199,23 @@ __global__ void __launch_bounds__(kLogitThreads) pooled_logits(Dims s, const dou
         __syncthreads();
         const int dn = min(kLogitDepth, s.D - d0);
         for (int dd = 0; dd < dn; ++dd) {
-            double a[8], c[8];
+            double a[kLogitRows], c[8];
 #pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                a[i] = qt[dd][ty + 8 * i];
-                c[i] = kt[dd][tx + 8 * i];
-            }
+            for (int i = 0; i < kLogitRows; ++i) a[i] = qt[dd][ty + 16 * i];
 #pragma unroll
-            for (int i = 0; i < 8; ++i)
+            for (int j = 0; j < 8; ++j) c[j] = kt[dd][tx + 8 * j];
+#pragma unroll
+            for (int i = 0; i < kLogitRows; ++i)
 #pragma unroll
                 for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * c[j];
         }
         __syncthreads();
     }
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
+    for (int i = 0; i < kLogitRows; ++i)
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-            const int qb = q0 + ty + 8 * i, kb = k0 + tx + 8 * j;
+            const int qb = q0 + ty + 16 * i, kb = k0 + tx + 8 * j;
             if (qb < s.nqb && kb < s.nkb) logits[(static_cast<int64_t>(bh) * s.nqb + qb) * s.nkb + kb] = acc[i][j];
         }
 }

@@ -61,6 +61,7 @@ void require_modes(const slip_linear_params *p, const char *what) {
 struct CudaPlan {
     int device = 0, sm_count = 1, smem_per_block = 0;
     bool fp8_tensor_cores = false;  // sm_90: W4A8 above the skinny kernel's rows runs gemm_sm90
+    bool clusters = false;          // sm_90 and later: the skinny kernel's K splits meet in a cluster
     int64_t bytes = 0;
     uint8_t *base = nullptr;
     fp4::Weight w{};
@@ -126,6 +127,7 @@ std::shared_ptr<void> linear_plan_create(const slip_qweight *w, const slip_linea
     const int nchunks = static_cast<int>((k + fp4::kChunk - 1) / fp4::kChunk);
     const size_t tile_bytes = static_cast<size_t>(ntiles) * nchunks * fp4::kTileBytes;
     plan->fp8_tensor_cores = major == 9 && minor == 0;
+    plan->clusters = major >= 9;
     const size_t colpow_at = kHeader + (tile_bytes + 255) / 256 * 256;
     const size_t colpow_bytes = plan->fp8_tensor_cores ? static_cast<size_t>(n) * sizeof(float) : 0;
     check_cuda(cudaMalloc(reinterpret_cast<void **>(&plan->base), colpow_at + colpow_bytes), "cudaMalloc (planned weight)");
@@ -194,7 +196,7 @@ void linear_plan_run(const void *handle, const slip_linear_params *p, const slip
         check_cuda(err, "NVFP4 x FP8 linear (activation quantizer)");
         return;
     }
-    const fp4::Launch launch = fp4::plan_launch(w, m, pl.sm_count, pl.smem_per_block);
+    const fp4::Launch launch = fp4::plan_launch(w, m, pl.sm_count, pl.smem_per_block, pl.clusters);
     const size_t q_bytes = fp8 ? align(static_cast<size_t>(m) * w.k * 2) : 0, s_bytes = fp8 ? align(m * sizeof(float)) : 0;
     const size_t total = q_bytes + s_bytes + launch.workspace_bytes;
     uint8_t *pool = nullptr;

@@ -53,12 +53,16 @@ struct Launch {
     bool skinny = false;
     bool wide = false;  // tiled: 128 x 256 CTAs (enough shared memory per block), else 128 x 128
     int splits = 1, chunks_per_split = 0;
-    size_t workspace_bytes = 0;  // partial sums then counters; 0 when not split
+    bool cluster = false;        // skinny with splits on sm_90: the splits sum through a cluster
+    size_t workspace_bytes = 0;  // partial sums then counters; 0 unless split without a cluster
     size_t counters_offset = 0, counters_bytes = 0;
 };
 
-// smem_per_block: the device's opt-in shared memory per block.
-Launch plan_launch(const Weight &w, int64_t m, int sm_count, int smem_per_block);
+constexpr int kMaxClusterSplits = 8;  // the portable cluster size
+
+// smem_per_block: the device's opt-in shared memory per block; clusters: the device has thread
+// block clusters (sm_90).
+Launch plan_launch(const Weight &w, int64_t m, int sm_count, int smem_per_block, bool clusters);
 
 // codes U8 [n, k/2], scales E4M3 [n, k/16], global F32 [1], all on the device; writes the tiles
 // and the global's copy.

@@ -15,14 +15,18 @@
 //     of chunks, the warps taking every 4th chunk: each lane has 4 16-byte weight loads (and 4
 //     scale loads, 4 activation loads per row) of its next chunk in flight while it decodes this
 //     one, and every weight byte is read once. Rows in blocks of 16 (grid z). When there are too
-//     few column blocks to fill the GPU, K is also split over CTAs (grid y); the last CTA of a
-//     column block to finish sums the partials in split order (deterministic) and writes y.
+//     few column blocks to fill the GPU, K is also split over CTAs (grid y), and the partials are
+//     summed in split order (deterministic): on sm_90 the splits of a column block form a cluster
+//     and read each other's shared memory, so a call is one kernel with no workspace; before sm_90
+//     they go through global memory, and the last CTA of a column block to arrive sums them.
 //   tiled (M > 64): 128 x 256 CTA tiles (wide in N: x is the 16-bit operand, so the tile's width
 //     sets how often it is read again), 8 warps of 128 rows x 32 columns, one chunk (128 of K) per
 //     stage, three stages filled by cp.async (sm_89, with less shared memory: 128 x 128, 2 stages). A is stored with rows padded to 272 bytes and its
 //     16-byte pieces swizzled, so the lanes' 16-byte fragment loads are free of bank conflicts.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+
+#include <cooperative_groups.h>
 
 #include <algorithm>
 #include <type_traits>
@@ -223,7 +227,9 @@ __device__ __forceinline__ void skinny_load(SkinnyChunk &ch, const SkinnyBases &
     }
 }
 
-template <bool F16, bool UPPER>
+// CLUSTER: the grid's y dimension (the K splits) is one cluster (sm_90), partials summed through
+// distributed shared memory; else split partials go through `partial` and `counters`.
+template <bool F16, bool UPPER, bool CLUSTER>
 __global__ void __launch_bounds__(kSkinnyWarps * 32, skinny_ctas_per_sm(UPPER))
     skinny_kernel(Weight w, Problem p, int chunks_per_split, float *partial, unsigned *counters) {
     __shared__ float red[kSkinnyWarps][kSkinnyOut];
@@ -299,33 +305,62 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, skinny_ctas_per_sm(UPPER))
         col = static_cast<int64_t>(nt0 + 2 * pr + (r >= 2 ? 1 : 0)) * kTileRows + l / 4;
         return row < p.m && col < w.n;
     };
-    for (int e = threadIdx.x; e < kSkinnyOut; e += kSkinnyWarps * 32) {
-        int64_t row, col;
-        if (!where(e, row, col)) continue;
-        float v = 0.0f;
+    if constexpr (CLUSTER) {
+#if __CUDA_ARCH__ >= 900
+        // Each CTA's warps summed into red[0], then every CTA of the cluster (the splits, ranked by
+        // blockIdx.y) sums a slice of the outputs over the splits in rank order and stores it. The
+        // second cluster barrier keeps each CTA's shared memory alive until its peers have read it.
+        for (int e = threadIdx.x; e < kSkinnyOut; e += kSkinnyWarps * 32) {
+            float v = 0.0f;
 #pragma unroll
-        for (int i = 0; i < kSkinnyWarps; ++i) v += red[i][e];
-        if (split) partial[(blockIdx.y * p.m + row) * w.n + col] = v;
-        else store1<F16>(p.y, row * w.n + col, epilogue(p, v, inv_g, row, col));
-    }
-    if (!split) return;
+            for (int i = 0; i < kSkinnyWarps; ++i) v += red[i][e];
+            red[0][e] = v;
+        }
+        namespace cg = cooperative_groups;
+        cg::cluster_group cluster = cg::this_cluster();
+        cluster.sync();
+        const int splits = static_cast<int>(cluster.num_blocks()), slice = (kSkinnyOut + splits - 1) / splits;
+        const int e0 = static_cast<int>(cluster.block_rank()) * slice, e1 = min(kSkinnyOut, e0 + slice);
+        for (int e = e0 + threadIdx.x; e < e1; e += kSkinnyWarps * 32) {
+            int64_t row, col;
+            if (!where(e, row, col)) continue;
+            float v = 0.0f;
+            for (int r = 0; r < splits; ++r) v += cluster.map_shared_rank(&red[0][0], r)[e];
+            store1<F16>(p.y, row * w.n + col, epilogue(p, v, inv_g, row, col));
+        }
+        cluster.sync();
+#else
+        __trap();  // launched as a cluster only on sm_90
+#endif
+    } else {
+        for (int e = threadIdx.x; e < kSkinnyOut; e += kSkinnyWarps * 32) {
+            int64_t row, col;
+            if (!where(e, row, col)) continue;
+            float v = 0.0f;
+#pragma unroll
+            for (int i = 0; i < kSkinnyWarps; ++i) v += red[i][e];
+            if (split) partial[(blockIdx.y * p.m + row) * w.n + col] = v;
+            else store1<F16>(p.y, row * w.n + col, epilogue(p, v, inv_g, row, col));
+        }
+        if (!split) return;
 
-    // The last split of this column block to arrive sums all of them, in split order.
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        const unsigned before = atomicAdd(counters + blockIdx.z * gridDim.x + blockIdx.x, 1u);
-        last = before == gridDim.y - 1;
-    }
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    for (int e = threadIdx.x; e < kSkinnyOut; e += kSkinnyWarps * 32) {
-        int64_t row, col;
-        if (!where(e, row, col)) continue;
-        float v = 0.0f;
-        for (unsigned s = 0; s < gridDim.y; ++s) v += __ldcg(partial + (s * p.m + row) * w.n + col);
-        store1<F16>(p.y, row * w.n + col, epilogue(p, v, inv_g, row, col));
+        // The last split of this column block to arrive sums all of them, in split order.
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            const unsigned before = atomicAdd(counters + blockIdx.z * gridDim.x + blockIdx.x, 1u);
+            last = before == gridDim.y - 1;
+        }
+        __syncthreads();
+        if (!last) return;
+        __threadfence();
+        for (int e = threadIdx.x; e < kSkinnyOut; e += kSkinnyWarps * 32) {
+            int64_t row, col;
+            if (!where(e, row, col)) continue;
+            float v = 0.0f;
+            for (unsigned s = 0; s < gridDim.y; ++s) v += __ldcg(partial + (s * p.m + row) * w.n + col);
+            store1<F16>(p.y, row * w.n + col, epilogue(p, v, inv_g, row, col));
+        }
     }
 }
 
@@ -627,11 +662,32 @@ template <bool F16>
 void launch(const Weight &w, const Problem &p, const Launch &l, void *workspace, cudaStream_t stream) {
     if (l.skinny) {
         const dim3 grid((w.ntiles + kSkinnyTiles - 1) / kSkinnyTiles, l.splits, static_cast<unsigned>((p.m + 15) / 16));
-        float *partial = static_cast<float *>(workspace);
-        unsigned *counters = reinterpret_cast<unsigned *>(static_cast<uint8_t *>(workspace) + l.counters_offset);
-        unsigned *c = l.splits > 1 ? counters : nullptr;
-        if (p.m > 8) skinny_kernel<F16, true><<<grid, kSkinnyWarps * 32, 0, stream>>>(w, p, l.chunks_per_split, partial, c);
-        else skinny_kernel<F16, false><<<grid, kSkinnyWarps * 32, 0, stream>>>(w, p, l.chunks_per_split, partial, c);
+        auto skinny = [&](auto upper, auto cluster) {
+            constexpr bool U = decltype(upper)::value, C = decltype(cluster)::value;
+            float *partial = nullptr;
+            unsigned *counters = nullptr;
+            if (!C && l.splits > 1) {
+                partial = static_cast<float *>(workspace);
+                counters = reinterpret_cast<unsigned *>(static_cast<uint8_t *>(workspace) + l.counters_offset);
+            }
+            cudaLaunchConfig_t cfg = {};
+            cfg.gridDim = grid;
+            cfg.blockDim = dim3(kSkinnyWarps * 32);
+            cfg.stream = stream;
+            cudaLaunchAttribute attr = {};
+            attr.id = cudaLaunchAttributeClusterDimension;
+            attr.val.clusterDim.x = 1;
+            attr.val.clusterDim.y = static_cast<unsigned>(l.splits);
+            attr.val.clusterDim.z = 1;
+            cfg.attrs = &attr;
+            cfg.numAttrs = C ? 1 : 0;
+            // An error here is the runtime's last error, which the caller checks.
+            (void)cudaLaunchKernelEx(&cfg, skinny_kernel<F16, U, C>, w, p, l.chunks_per_split, partial, counters);
+        };
+        using T = std::true_type;
+        using F = std::false_type;
+        if (p.m > 8) l.cluster ? skinny(T{}, T{}) : skinny(T{}, F{});
+        else l.cluster ? skinny(F{}, T{}) : skinny(F{}, F{});
         return;
     }
     auto tiled = [&](auto bn) {
@@ -648,21 +704,27 @@ size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
 }  // namespace
 
-Launch plan_launch(const Weight &w, int64_t m, int sm_count, int smem_per_block) {
+Launch plan_launch(const Weight &w, int64_t m, int sm_count, int smem_per_block, bool clusters) {
     Launch l;
     l.wide = smem_per_block >= Tiled<256>::smem;
     if (m > kSkinnyMaxRows) return l;
     l.skinny = true;
     const int64_t blocks = (w.ntiles + kSkinnyTiles - 1) / kSkinnyTiles * ((m + 15) / 16);
-    // As many CTAs as are resident at once (one wave), each warp with at least two chunks so that
-    // its prefetch overlaps.
-    const int64_t want = skinny_ctas_per_sm(m > 8) * static_cast<int64_t>(std::max(sm_count, 1)) / blocks;
-    const int64_t most = std::max<int64_t>(1, w.nchunks / (2 * kSkinnyWarps));
-    const int64_t splits = std::max<int64_t>(1, std::min(want, most));
+    // The fewest splits whose CTAs fill the resident slots to 90% over their waves (the kernel is
+    // bound by the loads in flight, so idle slots are lost bandwidth), each warp with at least two
+    // chunks so that its prefetch overlaps; a cluster holds at most kMaxClusterSplits.
+    const int64_t slots = skinny_ctas_per_sm(m > 8) * static_cast<int64_t>(std::max(sm_count, 1));
+    const int64_t most = std::max<int64_t>(1, std::min<int64_t>(kMaxClusterSplits, w.nchunks / (2 * kSkinnyWarps)));
+    int64_t splits = 1;
+    for (; splits < most; ++splits) {
+        const int64_t ctas = blocks * splits, waves = (ctas + slots - 1) / slots;
+        if (10 * ctas >= 9 * waves * slots) break;
+    }
     l.chunks_per_split = static_cast<int>((w.nchunks + splits - 1) / splits);
     l.splits = l.chunks_per_split > 0 ? (w.nchunks + l.chunks_per_split - 1) / l.chunks_per_split : 1;
     if (l.splits < 1) l.splits = 1;
-    if (l.splits > 1) {
+    l.cluster = clusters && l.splits > 1;
+    if (l.splits > 1 && !l.cluster) {
         l.counters_offset = align256(static_cast<size_t>(l.splits) * m * w.n * sizeof(float));
         l.counters_bytes = static_cast<size_t>(blocks) * sizeof(unsigned);
         l.workspace_bytes = l.counters_offset + align256(l.counters_bytes);
