@@ -21,6 +21,7 @@
 #include "base/error.h"
 #include "base/tensor.h"
 #include "../cuda-common.cuh"
+#include "../half-to-double.cuh"
 
 namespace slip::cuda {
 
@@ -45,12 +46,22 @@ struct View {
             if (d0 + j < D) w[j / 2] |= static_cast<uint32_t>(__ldg(x + j)) << (16 * (j % 2));
         return make_uint4(w[0], w[1], w[2], w[3]);
     }
+    // By integer operations (half-to-double.cuh), one branch for the eight: all normal, or not.
     __device__ void to_double(const uint4 &r, double (&x)[8]) const {
         const uint32_t u[4] = {r.x, r.y, r.z, r.w};
+        uint32_t h[8];
+        bool normal = true;
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-            const uint32_t h16 = (u[j / 2] >> (16 * (j % 2))) & 0xFFFFu;
-            x[j] = bf16 ? __uint_as_float(h16 << 16) : __half2float(__ushort_as_half(static_cast<unsigned short>(h16)));
+            h[j] = (u[j / 2] >> (16 * (j % 2))) & 0xFFFFu;
+            normal &= bf16 ? bf16_bits_normal(h[j]) : f16_bits_normal(h[j]);
+        }
+        if (normal) {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) x[j] = bf16 ? bf16_normal_bits_to_double(h[j]) : f16_normal_bits_to_double(h[j]);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) x[j] = bf16 ? bf16_bits_to_double(h[j]) : f16_bits_to_double(h[j]);
         }
     }
 };
@@ -112,10 +123,9 @@ __global__ void kmean_finish(Dims s, int chunks, const double *part, double *mea
 // A token is read by D/8 lanes, eight channels each (one 16-byte load where rows are aligned), so
 // the warp takes TPW tokens at once, the next ones' loads in flight while it works on these; each
 // lane keeps its channels' sums of x and of the unit vector, and the TPW partial sums meet by
-// shuffles at the end: no shared memory, no barrier. Three CTAs an SM: at its own 98 registers the
-// K variant ran two, 3.7 warps a scheduler.
+// shuffles at the end: no shared memory, no barrier.
 template <int TPW, bool SHIFT>
-__global__ void __launch_bounds__(kThreads, 3) pool(View x, Dims s, int heads, int n_tokens, int block, int blocks,
+__global__ void __launch_bounds__(kThreads) pool(View x, Dims s, int heads, int n_tokens, int block, int blocks,
                                                  const double *shift, double *means, double *sims) {
     constexpr int kLanes = 32 / TPW;  // lanes a token
     const int lane = threadIdx.x % 32;
