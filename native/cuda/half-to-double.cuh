@@ -7,11 +7,11 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #define SLIP_HALF_TO_DOUBLE_FN __host__ __device__ inline
 #else
-#include <cstring>
 #define SLIP_HALF_TO_DOUBLE_FN inline
 #endif
 
