@@ -1,8 +1,7 @@
 // SpargeAttention2's block-mask prediction on CUDA (slip_attn_sparse_predict on CUDA tensors): the
 // CPU reference's rule (native/src/attention/sparse-predict.cpp) with its float64 pooling, so the
 // masks agree except where two pooled scores tie within double rounding.
-//   kmean      smooth-K's per-(batch, kv head) mean, from fixed-order partial sums (their CTAs
-//              interleaved with Q's pooling in one launch)
+//   kmean      smooth-K's per-(batch, kv head) mean, from fixed-order partial sums
 //   pool       per block of Q (and of K minus the mean): the mean and the self-similarity
 //              ‖Σ u‖² / b² (u the unit tokens), D / 8 lanes a token, fixed-order combination
 //   logits     every (query block, key block) pair's pooled logit, a tiled float64 product
@@ -66,10 +65,10 @@ struct Dims {
 // before it converts any: one at a time, the loop waited a DRAM latency per key (ncu: 0.29 issued
 // a cycle, DRAM 45%).
 template <int TPW>
-__device__ void kmean_partial(const View &k, const Dims &s, int chunk, int hk, int b, int nchunks, double *part) {
+__global__ void __launch_bounds__(kThreads) kmean_partials(View k, Dims s, double *part) {
     constexpr int kLanes = 32 / TPW, kSlots = kThreads / 32 * TPW, kBatch = 4;
     __shared__ double acc_s[kSlots][kLanes * 8 + 1];
-    const int lane = threadIdx.x % 32;
+    const int chunk = blockIdx.x, hk = blockIdx.y, b = blockIdx.z, lane = threadIdx.x % 32;
     const int slot = threadIdx.x / 32 * TPW + lane / kLanes, d0 = (lane % kLanes) * 8;
     const int n0 = chunk * kChunkRows, n1 = min(s.Nk, n0 + kChunkRows);
     double acc[8] = {};
@@ -92,7 +91,7 @@ __device__ void kmean_partial(const View &k, const Dims &s, int chunk, int hk, i
     for (int d = threadIdx.x; d < s.D; d += kThreads) {
         double v = 0.0;
         for (int r = 0; r < kSlots; ++r) v += acc_s[r][d];
-        part[((static_cast<int64_t>(b) * s.Hk + hk) * nchunks + chunk) * s.D + d] = v;
+        part[((static_cast<int64_t>(b) * s.Hk + hk) * gridDim.x + chunk) * s.D + d] = v;
     }
 }
 
@@ -113,13 +112,14 @@ __global__ void kmean_finish(Dims s, int chunks, const double *part, double *mea
 // A token is read by D/8 lanes, eight channels each (one 16-byte load where rows are aligned), so
 // the warp takes TPW tokens at once, the next ones' loads in flight while it works on these; each
 // lane keeps its channels' sums of x and of the unit vector, and the TPW partial sums meet by
-// shuffles at the end: no shared memory, no barrier.
+// shuffles at the end: no shared memory, no barrier. Three CTAs an SM: at its own 98 registers the
+// K variant ran two, 3.7 warps a scheduler.
 template <int TPW, bool SHIFT>
-__device__ void pool_blocks(const View &x, const Dims &s, int heads, int n_tokens, int block, int blocks, int cta, int h,
-                            int b, const double *shift, double *means, double *sims) {
+__global__ void __launch_bounds__(kThreads, 3) pool(View x, Dims s, int heads, int n_tokens, int block, int blocks,
+                                                 const double *shift, double *means, double *sims) {
     constexpr int kLanes = 32 / TPW;  // lanes a token
     const int lane = threadIdx.x % 32;
-    const int blk = cta * (kThreads / 32) + threadIdx.x / 32;
+    const int blk = blockIdx.x * (kThreads / 32) + threadIdx.x / 32, h = blockIdx.y, b = blockIdx.z;
     if (blk >= blocks) return;  // whole warps leave
     const int slot = lane / kLanes, d0 = (lane % kLanes) * 8;
     const int t0 = blk * block, t1 = min(n_tokens, t0 + block);
@@ -171,33 +171,6 @@ __device__ void pool_blocks(const View &x, const Dims &s, int heads, int n_token
             }
     for (int o = 16; o; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
     if (lane == 0) sims[row] = sq / (cnt * cnt);
-}
-
-template <int TPW, bool SHIFT>
-__global__ void __launch_bounds__(kThreads) pool(View x, Dims s, int heads, int n_tokens, int block, int blocks,
-                                                 const double *shift, double *means, double *sims) {
-    pool_blocks<TPW, SHIFT>(x, s, heads, n_tokens, block, blocks, blockIdx.x, blockIdx.y, blockIdx.z, shift, means, sims);
-}
-
-// Q's pooling and K's partial sums for smooth-K in one launch, their CTAs interleaved in proportion
-// (CTA i pools when floor((i + 1) q / n) passes floor(i q / n), q of the n CTAs pooling): the sums
-// wait on loads (ncu: 0.29 issued a cycle), the pooling on FP64 arithmetic, and side by side on an
-// SM each takes the issue slots the other leaves. Each CTA does exactly what its own kernel did.
-template <int TPW>
-__global__ void __launch_bounds__(kThreads) pool_q_and_kmean(View q, View k, Dims s, int q_ctas, int chunks,
-                                                             double *part, double *qmeans, double *qsims) {
-    const int64_t n = gridDim.x, nq = static_cast<int64_t>(q_ctas) * s.Hq * s.B, i = blockIdx.x;
-    const int64_t pools_before = i * nq / n;
-    if ((i + 1) * nq / n > pools_before) {
-        const int64_t c = pools_before;
-        pool_blocks<TPW, false>(q, s, s.Hq, s.Nq, s.bq, s.nqb, static_cast<int>(c % q_ctas),
-                                static_cast<int>(c / q_ctas % s.Hq), static_cast<int>(c / q_ctas / s.Hq), nullptr, qmeans,
-                                qsims);
-    } else {
-        const int64_t c = i - pools_before;
-        kmean_partial<TPW>(k, s, static_cast<int>(c % chunks), static_cast<int>(c / chunks % s.Hk),
-                           static_cast<int>(c / chunks / s.Hk), chunks, part);
-    }
 }
 
 // logits[b, h, qb, kb] = qmean[b, h, qb] . kmean[b, hk, kb], summed over d in order as the CPU
@@ -274,18 +247,19 @@ __device__ __forceinline__ double warp_sum(double v) {
     return v;
 }
 
-// One warp per (query block, head, batch), kSelectRows rows a CTA: the row's pooled logits over the
+// One warp per (query block, head, batch), kSelectThreads / 32 rows a CTA: the row's pooled logits over the
 // allowed key blocks, softmax over the trusted ones, a bitonic sort held in registers (element
 // e * 32 + lane in slot e of the lane: strides under 32 through shuffles, larger ones between a
 // lane's own slots), Top-k ∪ Top-p, the guard, the sink; the mask row is written straight to
 // global memory (__syncwarp orders the lanes' writes). PER = sort_n / 32 slots a lane.
+constexpr int kSelectThreads = 256, kSelectCtasPerSm = 3;  // CTAs an SM the registers are cut for, up to 512 key blocks
 template <int PER>
-__global__ void __launch_bounds__(kThreads, PER <= 16 ? 3 : 1) select_blocks(Dims s, float scale, float topk, float topp, float theta,
+__global__ void __launch_bounds__(kSelectThreads, PER <= 16 ? kSelectCtasPerSm : 1) select_blocks(Dims s, float scale, float topk, float topp, float theta,
                                                           int sink, const double *logits, const double *qsim,
                                                           const double *ksim, uint8_t *mask, unsigned long long *counts) {
     constexpr int kSort = PER * 32;
     const int lane = threadIdx.x % 32;
-    const int qb = blockIdx.x * (kThreads / 32) + threadIdx.x / 32, h = blockIdx.y, b = blockIdx.z;
+    const int qb = blockIdx.x * (kSelectThreads / 32) + threadIdx.x / 32, h = blockIdx.y, b = blockIdx.z;
     if (qb >= s.nqb) return;  // whole warps leave
     const int hk = h / (s.Hq / s.Hk), n = allowed(s, qb);
     uint8_t *row = mask + ((static_cast<int64_t>(b) * s.Hq + h) * s.nqb + qb) * s.nkb;
@@ -455,6 +429,16 @@ void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_
            *km = qs + n_qs, *ks = km + n_km, *logits = ks + n_ks;
     auto *counts = reinterpret_cast<unsigned long long *>(logits + n_logits);
     cudaMemsetAsync(counts, 0, 16, st);
+    const double *shift = nullptr;
+    if (sp->smooth_k) {
+        const dim3 grid(chunks, Hk, B);
+        if (D <= 64) kmean_partials<4><<<grid, kThreads, 0, st>>>(kv, s, part);
+        else if (D <= 128) kmean_partials<2><<<grid, kThreads, 0, st>>>(kv, s, part);
+        else kmean_partials<1><<<grid, kThreads, 0, st>>>(kv, s, part);
+        const int64_t warps = B * Hk * D;
+        kmean_finish<<<static_cast<unsigned>((warps + kThreads / 32 - 1) / (kThreads / 32)), kThreads, 0, st>>>(s, chunks, part, kmean);
+        shift = kmean;
+    }
     // Tokens a warp pools at once: D / 8 lanes read one. A warp per block, 8 blocks a CTA.
     auto pool_launch = [&](const View &x, int heads, int tokens, int block, int blocks, const double *sh, double *means,
                            double *sims) {
@@ -471,30 +455,13 @@ void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_
         if (sh) by_dim(std::true_type{});
         else by_dim(std::false_type{});
     };
-    const double *shift = nullptr;
-    if (sp->smooth_k) {
-        const int q_ctas = static_cast<int>((nqb + kThreads / 32 - 1) / (kThreads / 32));
-        const int64_t ctas = static_cast<int64_t>(q_ctas) * Hq * B + static_cast<int64_t>(chunks) * Hk * B;
-        if (ctas > INT32_MAX) fail(SLIP_STATUS_UNSUPPORTED, "expected fewer than 2^31 CTAs for the pooling of q and k's mean");
-        auto fused = [&](auto tpw) {
-            pool_q_and_kmean<decltype(tpw)::value><<<static_cast<unsigned>(ctas), kThreads, 0, st>>>(qv, kv, s, q_ctas, chunks,
-                                                                                                     part, qm, qs);
-        };
-        if (D <= 64) fused(std::integral_constant<int, 4>{});
-        else if (D <= 128) fused(std::integral_constant<int, 2>{});
-        else fused(std::integral_constant<int, 1>{});
-        const int64_t warps = B * Hk * D;
-        kmean_finish<<<static_cast<unsigned>((warps + kThreads / 32 - 1) / (kThreads / 32)), kThreads, 0, st>>>(s, chunks, part, kmean);
-        shift = kmean;
-    } else {
-        pool_launch(qv, static_cast<int>(Hq), static_cast<int>(Nq), s.bq, s.nqb, nullptr, qm, qs);
-    }
+    pool_launch(qv, static_cast<int>(Hq), static_cast<int>(Nq), s.bq, s.nqb, nullptr, qm, qs);
     pool_launch(kv, static_cast<int>(Hk), static_cast<int>(Nk), s.bk, s.nkb, shift, km, ks);
     pooled_logits<<<dim3((nkb + kLogitTile - 1) / kLogitTile, (nqb + kLogitTile - 1) / kLogitTile, B * Hq), kLogitThreads,
                     0, st>>>(s, qm, km, logits);
-    const dim3 rows((nqb + kThreads / 32 - 1) / (kThreads / 32), Hq, B);
+    const dim3 rows((nqb + kSelectThreads / 32 - 1) / (kSelectThreads / 32), Hq, B);
     auto select = [&](auto per) {
-        select_blocks<decltype(per)::value><<<rows, kThreads, 0, st>>>(s, scale, sp->topk, sp->topp, sp->sim_threshold,
+        select_blocks<decltype(per)::value><<<rows, kSelectThreads, 0, st>>>(s, scale, sp->topk, sp->topp, sp->sim_threshold,
                                                                        sp->attention_sink, logits, qs, ks,
                                                                        static_cast<uint8_t *>(bm.data), counts);
     };
