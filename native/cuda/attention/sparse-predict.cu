@@ -112,10 +112,9 @@ __global__ void kmean_finish(Dims s, int chunks, const double *part, double *mea
 // A token is read by D/8 lanes, eight channels each (one 16-byte load where rows are aligned), so
 // the warp takes TPW tokens at once, the next ones' loads in flight while it works on these; each
 // lane keeps its channels' sums of x and of the unit vector, and the TPW partial sums meet by
-// shuffles at the end: no shared memory, no barrier. Three CTAs an SM: at its own 98 registers the
-// K variant ran two, 3.7 warps a scheduler.
+// shuffles at the end: no shared memory, no barrier.
 template <int TPW, bool SHIFT>
-__global__ void __launch_bounds__(kThreads, 3) pool(View x, Dims s, int heads, int n_tokens, int block, int blocks,
+__global__ void __launch_bounds__(kThreads) pool(View x, Dims s, int heads, int n_tokens, int block, int blocks,
                                                  const double *shift, double *means, double *sims) {
     constexpr int kLanes = 32 / TPW;  // lanes a token
     const int lane = threadIdx.x % 32;
@@ -247,12 +246,14 @@ __device__ __forceinline__ double warp_sum(double v) {
     return v;
 }
 
-// One warp per (query block, head, batch), kSelectThreads / 32 rows a CTA: the row's pooled logits over the
-// allowed key blocks, softmax over the trusted ones, a bitonic sort held in registers (element
+// One warp per (query block, head, batch), kSelectThreads / 32 rows a CTA: the row's pooled logits
+// over the allowed key blocks, softmax over the trusted ones, a bitonic sort held in registers (element
 // e * 32 + lane in slot e of the lane: strides under 32 through shuffles, larger ones between a
 // lane's own slots), Top-k ∪ Top-p, the guard, the sink; the mask row is written straight to
 // global memory (__syncwarp orders the lanes' writes). PER = sort_n / 32 slots a lane.
-constexpr int kSelectThreads = 256, kSelectCtasPerSm = 3;  // CTAs an SM the registers are cut for, up to 512 key blocks
+// Up to 512 key blocks, registers cut for 3 CTAs an SM (a few bytes spill): measured faster than
+// 256 x 2, 128 x 5 and 128 x 6 (bench/NOTES.md).
+constexpr int kSelectThreads = 256, kSelectCtasPerSm = 3;
 template <int PER>
 __global__ void __launch_bounds__(kSelectThreads, PER <= 16 ? kSelectCtasPerSm : 1) select_blocks(Dims s, float scale, float topk, float topp, float theta,
                                                           int sink, const double *logits, const double *qsim,
