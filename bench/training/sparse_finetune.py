@@ -292,9 +292,24 @@ def calibrate_topp(teacher, batches, target, block_q, block_k, iters=24):
     return topk, lo, sparsity(lo)
 
 
-def distill(student, batches, targets, groups, log=print, name=""):
-    """One AdamW step per batch on the velocity MSE against the teacher; returns the losses."""
+def rate_factor(schedule: str, i: int, n: int) -> float:
+    """The learning-rate multiplier of step i of n: 1 throughout ("none"), or half a cosine from 1
+    down to 0 ("cosine"), so that the last steps no longer move a hard Top-k router's choices at the
+    full rate."""
+    if schedule == "none":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * i / n))
+    raise ValueError(f"schedule {schedule!r}: expected 'none' or 'cosine'")
+
+
+def distill(student, batches, targets, groups, log=print, name="", schedule="none"):
+    """One AdamW step per batch on the velocity MSE against the teacher, at the schedule's rate
+    (rate_factor); returns the losses."""
     opt = torch.optim.AdamW(groups, betas=(0.9, 0.99), weight_decay=0.0)
+    n = len(batches)
+    rate_factor(schedule, 0, max(n, 1))  # an unknown schedule fails before any step
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: rate_factor(schedule, i, n))
     params = [p for g in groups for p in g["params"]]
     student.train()
     losses, t0 = [], time.time()
@@ -304,6 +319,7 @@ def distill(student, batches, targets, groups, log=print, name=""):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        sched.step()
         losses.append(loss.item())
         if (i + 1) % 10 == 0 or i + 1 == len(batches):
             log(f"  {name} step {i + 1:4d}  loss {np.mean(losses[-10:]):.5f}  {time.time() - t0:6.1f}s")
@@ -404,7 +420,8 @@ def write_report(path, a, rows, dense, setup, timings, native=None):
         "train.py), 10% of contexts unconditional. Trained: every block's self-attention weights (q, k, v,",
         "o, norm_q, norm_k; "
         f"{setup['attn_params']:,} of {setup['all_params']:,} parameters) at lr {a.lr:g}, plus SLA2's router, α and",
-        f"projection at lr {a.sla_lr:g}; AdamW, batch {a.batch}, grad clip 1, no schedule.",
+        f"projection at lr {a.sla_lr:g}; AdamW, batch {a.batch}, grad clip 1, "
+        + ("no schedule." if a.schedule == "none" else "the rates decayed to 0 by half a cosine."),
         f"Clips: {a.frames} frames of {a.size} x {a.size} px = {n_tokens} tokens; tiles {a.block_q} queries x "
         f"{a.block_k} keys = {-(-n_tokens // a.block_q)} x {-(-n_tokens // a.block_k)} tiles per head, the tiling",
         "the native 128 x 64 tiles give a 2048-token clip (8 frames of 128 x 128; see the script's docstring).",
@@ -562,6 +579,8 @@ def parse_args(argv=None):
     p.add_argument("--sla-lr", type=float, default=5e-4,
                    help="SLA2 router, alpha, projection (at 2e-3 the loss swung and the velocity error "
                         "ended higher: bench/NOTES.md)")
+    p.add_argument("--schedule", choices=("none", "cosine"), default="none",
+                   help="learning-rate schedule of every recipe: constant, or decayed to 0 by half a cosine")
     p.add_argument("--sparsity", type=float, nargs="+", default=[0.90, 0.95])
     p.add_argument("--sla-critical", type=float, default=0.05)
     p.add_argument("--sla-out", default=None,
@@ -654,7 +673,7 @@ def main(argv=None):
                 before = evaluate(student, val, val_targets, codec, table, a, dense["frames"], traj_val)
                 log(f"{name} before: mse {before['mse']:.5f} psnr {before['psnr']:.2f}")
             t1 = time.time()
-            losses = distill(student, train[:steps], targets[:steps], groups, log, label)
+            losses = distill(student, train[:steps], targets[:steps], groups, log, label, a.schedule)
             seconds = time.time() - t1
             after = evaluate(student, val, val_targets, codec, table, a, dense["frames"], traj_val)
             log(f"{label} after: mse {after['mse']:.5f} traj {fmt(after['traj_mse'])} psnr {after['psnr']:.2f}")

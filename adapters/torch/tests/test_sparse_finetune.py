@@ -159,3 +159,13 @@ def test_teacher_trajectories_are_the_samplers_states():
     # every (state, branch) pair exactly once: each is a distinct view into its state's batch
     assert len({b[0].data_ptr() for b in ex}) == 2 * len(batches)
     assert sum(b[2].abs().max().item() == 0 for b in ex) == len(batches)  # half unconditional
+
+
+def test_cosine_schedule_falls_from_the_full_rate_to_zero():
+    f = [sf.rate_factor("cosine", i, 10) for i in range(11)]
+    assert f[0] == 1.0 and abs(f[5] - 0.5) < 1e-12 and f[10] == 0.0
+    assert all(a > b for a, b in zip(f, f[1:]))
+    assert [sf.rate_factor("none", i, 10) for i in (0, 9)] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="linear"):
+        sf.rate_factor("linear", 0, 10)
+
