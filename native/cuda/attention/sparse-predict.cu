@@ -246,6 +246,80 @@ __device__ __forceinline__ double warp_sum(double v) {
     return v;
 }
 
+// Top-k alone keeps ranks [0, c) of the sort's order (score descending, the earlier block first)
+// without the sort: the c-th largest score by a radix select, 8 bits a pass from the top, over keys
+// that order as the scores do (a non-negative double's bits + 1; blocks without a score, -1, get 0,
+// under every scored one), then every block above it and, of those equal to it, the earliest. Each
+// pass counts the keys still matching the chosen prefix into 256 bins in shared memory, one atomic
+// per run of lanes with the same digit (most keys share their first digits), and picks the bin that
+// holds rank c counted from the top. p[e] is block e * 32 + lane's score (unsorted).
+template <int PER>
+__device__ void keep_top(const double (&p)[PER], int c, unsigned *hist, int lane, uint8_t *row) {
+    constexpr unsigned kAll = 0xffffffffu;
+    uint64_t key[PER];
+#pragma unroll
+    for (int e = 0; e < PER; ++e) key[e] = p[e] >= 0.0 ? static_cast<uint64_t>(__double_as_longlong(p[e])) + 1u : 0u;
+    uint64_t prefix = 0, mask = 0;
+    unsigned want = static_cast<unsigned>(c);  // rank of the c-th key among those matching prefix
+#pragma unroll 1
+    for (int shift = 56; shift >= 0; shift -= 8) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) hist[lane * 8 + i] = 0u;
+        __syncwarp();
+#pragma unroll
+        for (int e = 0; e < PER; ++e) {
+            const bool in = (key[e] & mask) == prefix;
+            const unsigned digit = in ? static_cast<unsigned>(key[e] >> shift) & 255u : 256u;
+            const unsigned same = __match_any_sync(kAll, digit);
+            if (in && lane == __ffs(same) - 1) atomicAdd(hist + digit, static_cast<unsigned>(__popc(same)));
+        }
+        __syncwarp();
+        // Lane l holds digits 255 - 8l down to 248 - 8l: the counts from the top, scanned over lanes.
+        unsigned cnt[8], total = 0;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            cnt[i] = hist[255 - (lane * 8 + i)];
+            total += cnt[i];
+        }
+        unsigned incl = total;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const unsigned v = __shfl_up_sync(kAll, incl, o);
+            if (lane >= o) incl += v;
+        }
+        const unsigned excl = incl - total;
+        const int src = __ffs(__ballot_sync(kAll, excl < want && want <= incl)) - 1;
+        // In lane src: the bin where the count from the top reaches want, and the keys above it.
+        unsigned digit = 0, above = excl;
+        bool found = false;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            if (!found && above + cnt[i] >= want) {
+                digit = 255u - static_cast<unsigned>(lane * 8 + i);
+                found = true;
+            } else if (!found) {
+                above += cnt[i];
+            }
+        }
+        digit = __shfl_sync(kAll, digit, src);
+        above = __shfl_sync(kAll, above, src);
+        want -= above;
+        prefix |= static_cast<uint64_t>(digit) << shift;
+        mask |= static_cast<uint64_t>(0xFFu) << shift;
+        __syncwarp();  // every lane has read the bins before the next pass clears them
+    }
+    // prefix is the c-th key: keep the keys above it and the first `want` equal to it.
+    unsigned take = want;
+#pragma unroll
+    for (int e = 0; e < PER; ++e) {
+        const unsigned eq = __ballot_sync(kAll, key[e] == prefix);
+        const unsigned before = static_cast<unsigned>(__popc(eq & ((1u << lane) - 1u)));
+        if (key[e] > prefix || (key[e] == prefix && before < take)) row[e * 32 + lane] = 1;
+        const unsigned n_eq = static_cast<unsigned>(__popc(eq));
+        take = take > n_eq ? take - n_eq : 0u;
+    }
+}
+
 // One warp per (query block, head, batch), kSelectThreads / 32 rows a CTA: the row's pooled logits
 // over the allowed key blocks, softmax over the trusted ones, a bitonic sort held in registers (element
 // e * 32 + lane in slot e of the lane: strides under 32 through shuffles, larger ones between a
@@ -259,6 +333,7 @@ __global__ void __launch_bounds__(kSelectThreads, PER <= 16 ? kSelectCtasPerSm :
                                                           int sink, const double *logits, const double *qsim,
                                                           const double *ksim, uint8_t *mask, unsigned long long *counts) {
     constexpr int kSort = PER * 32;
+    __shared__ unsigned hist[kSelectThreads / 32][256];  // keep_top's bins, a warp's own
     const int lane = threadIdx.x % 32;
     const int qb = blockIdx.x * (kSelectThreads / 32) + threadIdx.x / 32, h = blockIdx.y, b = blockIdx.z;
     if (qb >= s.nqb) return;  // whole warps leave
@@ -297,65 +372,73 @@ __global__ void __launch_bounds__(kSelectThreads, PER <= 16 ? kSelectCtasPerSm :
             trusted += tr ? 1.0 : 0.0;
         }
         const int m = static_cast<int>(warp_sum(trusted));
-        for (int size = 2; size <= kSort; size <<= 1)
-            for (int stride = size >> 1; stride; stride >>= 1) {
-                if (stride >= 32) {
-                    // Partners in the lane's own slots e and e ^ (stride / 32): one unrolled copy per
-                    // distance, so every slot index is a constant and the slots stay in registers.
+        if (topp <= 0.0f) {
+            if (m > 0 && topk > 0.0f)
+                keep_top<PER>(p, min(m, max(1, static_cast<int>(floor(static_cast<double>(topk) * n)))),
+                              hist[threadIdx.x / 32], lane, row);
+            if (sink && lane == 0) row[0] = 1;
+            __syncwarp();
+        } else {
+            for (int size = 2; size <= kSort; size <<= 1)
+                for (int stride = size >> 1; stride; stride >>= 1) {
+                    if (stride >= 32) {
+                        // Partners in the lane's own slots e and e ^ (stride / 32): one unrolled copy per
+                        // distance, so every slot index is a constant and the slots stay in registers.
 #pragma unroll
-                    for (int de = 1; de < PER; de <<= 1)
-                        if (stride == 32 * de)
+                        for (int de = 1; de < PER; de <<= 1)
+                            if (stride == 32 * de)
 #pragma unroll
-                            for (int e = 0; e < PER; ++e)
-                                if ((e & de) == 0) {
-                                    const double pe = p[e], pf = p[e | de];
-                                    const int ie = ix[e], jf = ix[e | de];
-                                    bitonic_keep(e * 32 + lane, size, stride, p[e], ix[e], pf, jf);
-                                    bitonic_keep((e | de) * 32 + lane, size, stride, p[e | de], ix[e | de], pe, ie);
-                                }
-                } else {
+                                for (int e = 0; e < PER; ++e)
+                                    if ((e & de) == 0) {
+                                        const double pe = p[e], pf = p[e | de];
+                                        const int ie = ix[e], jf = ix[e | de];
+                                        bitonic_keep(e * 32 + lane, size, stride, p[e], ix[e], pf, jf);
+                                        bitonic_keep((e | de) * 32 + lane, size, stride, p[e | de], ix[e | de], pe, ie);
+                                    }
+                    } else {
 #pragma unroll
-                    for (int e = 0; e < PER; ++e) {
-                        const double q = __shfl_xor_sync(0xffffffffu, p[e], stride);
-                        const int iq = __shfl_xor_sync(0xffffffffu, ix[e], stride);
-                        bitonic_keep(e * 32 + lane, size, stride, p[e], ix[e], q, iq);
+                        for (int e = 0; e < PER; ++e) {
+                            const double q = __shfl_xor_sync(0xffffffffu, p[e], stride);
+                            const int iq = __shfl_xor_sync(0xffffffffu, ix[e], stride);
+                            bitonic_keep(e * 32 + lane, size, stride, p[e], ix[e], q, iq);
+                        }
                     }
                 }
+            // Sorted rank r lives in slot r / 32 of lane r % 32. Top-k keeps ranks below c; Top-p the
+            // ranks up to the first whose running sum (added rank by rank, as the CPU adds) reaches p.
+            int last = -1;
+            if (m > 0 && topk > 0.0f) {
+                const int c = min(m, max(1, static_cast<int>(floor(static_cast<double>(topk) * n))));
+                last = c - 1;
             }
-        // Sorted rank r lives in slot r / 32 of lane r % 32. Top-k keeps ranks below c; Top-p the
-        // ranks up to the first whose running sum (added rank by rank, as the CPU adds) reaches p.
-        int last = -1;
-        if (m > 0 && topk > 0.0f) {
-            const int c = min(m, max(1, static_cast<int>(floor(static_cast<double>(topk) * n))));
-            last = c - 1;
-        }
-        if (m > 0 && topp > 0.0f) {
-            double cum = 0.0;
-            int stop = m - 1;
-            bool done = false;
+            if (m > 0 && topp > 0.0f) {
+                double cum = 0.0;
+                int stop = m - 1;
+                bool done = false;
 #pragma unroll
-            for (int e = 0; e < PER; ++e) {
-                if (done) break;  // uniform: every lane holds the same cum
-                for (int l = 0; l < 32 && !done; ++l) {
-                    const int r = e * 32 + l;
-                    if (r >= m) {
-                        done = true;
-                        break;
-                    }
-                    cum += __shfl_sync(0xffffffffu, p[e], l);
-                    if (cum >= topp) {
-                        stop = r;
-                        done = true;
+                for (int e = 0; e < PER; ++e) {
+                    if (done) break;  // uniform: every lane holds the same cum
+                    for (int l = 0; l < 32 && !done; ++l) {
+                        const int r = e * 32 + l;
+                        if (r >= m) {
+                            done = true;
+                            break;
+                        }
+                        cum += __shfl_sync(0xffffffffu, p[e], l);
+                        if (cum >= topp) {
+                            stop = r;
+                            done = true;
+                        }
                     }
                 }
+                last = max(last, stop);
             }
-            last = max(last, stop);
-        }
 #pragma unroll
-        for (int e = 0; e < PER; ++e)
-            if (e * 32 + lane <= last) row[ix[e]] = 1;
-        if (sink && lane == 0) row[0] = 1;
-        __syncwarp();
+            for (int e = 0; e < PER; ++e)
+                if (e * 32 + lane <= last) row[ix[e]] = 1;
+            if (sink && lane == 0) row[0] = 1;
+            __syncwarp();
+        }
     }
     double kept = 0.0;
     for (int j = lane; j < s.nkb; j += 32) kept += row[j];
