@@ -176,6 +176,8 @@ PREDICT_CASES = [
     (2, 4, 2, 700, 900, 256, False, "NHD", dict(topk=0.1, attention_sink=True)),
     (1, 2, 2, 300, 1000, 60, True, "HND", dict(topp=0.8)),
     (1, 1, 1, 256, 70000, 128, False, "HND", dict(topk=0.05, topp=0.5)),
+    # Top-k alone with 313 key blocks (16 sort slots a lane: the radix select's benchmark shape), causal.
+    (1, 4, 2, 4000, 20000, 128, True, "HND", dict(topk=0.1)),
 ]
 
 
@@ -199,3 +201,22 @@ def test_predicted_masks_are_the_cpu_predictors(case):
     m_cpu = torch.from_numpy(m_cpu).to("cuda")
     assert m_gpu.shape == m_cpu.shape
     assert torch.equal(m_gpu, m_cpu), f"{(m_gpu != m_cpu).sum().item()} of {m_cpu.numel()} mask entries differ"
+
+
+@pytest.mark.parametrize("rule", [dict(topk=0.1), dict(topk=0.1, topp=0.5)], ids=["topk", "hybrid"])
+def test_tied_scores_keep_the_earliest_blocks(rule):
+    """Every key block the same 64 tokens: each row's pooled scores tie exactly (in either
+    implementation's summation order), so Top-k must keep the earliest blocks, as the CPU's stable
+    sort does; with and without the sort (Top-p)."""
+    g = torch.Generator(device="cuda").manual_seed(5)
+    q = torch.randn(1, 2, 2048, 128, device="cuda", generator=g).to(torch.bfloat16)
+    block = torch.randn(1, 2, 64, 128, device="cuda", generator=g) + 0.5
+    k = block.repeat(1, 1, 300, 1).to(torch.bfloat16)
+    m_gpu = torch.ops.slipstream.sparse_predict(q, k, False, **rule)
+    m_cpu, _ = cpu_attn.sparse_predict(q.float().cpu().numpy(), k.float().cpu().numpy(), causal=False, **rule)
+    m_cpu = torch.from_numpy(m_cpu).to("cuda")
+    # The reference keeps a prefix of each row: at least Top-k's 30 blocks, and nothing after a gap.
+    kept = m_cpu.sum(-1, keepdim=True)
+    assert (kept >= 30).all() and torch.equal(m_cpu.bool(), torch.arange(300, device="cuda") < kept)
+    assert torch.equal(m_gpu, m_cpu), f"{(m_gpu != m_cpu).sum().item()} of {m_cpu.numel()} mask entries differ"
+
