@@ -307,8 +307,7 @@ def distill(student, batches, targets, groups, log=print, name="", schedule="non
     """One AdamW step per batch on the velocity MSE against the teacher, at the schedule's rate
     (rate_factor); returns the losses."""
     opt = torch.optim.AdamW(groups, betas=(0.9, 0.99), weight_decay=0.0)
-    n = len(batches)
-    rate_factor(schedule, 0, max(n, 1))  # an unknown schedule fails before any step
+    n = max(len(batches), 1)  # LambdaLR evaluates step 0 even when there are no steps
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: rate_factor(schedule, i, n))
     params = [p for g in groups for p in g["params"]]
     student.train()
