@@ -305,17 +305,19 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, skinny_ctas_per_sm(UPPER))
         col = static_cast<int64_t>(nt0 + 2 * pr + (r >= 2 ? 1 : 0)) * kTileRows + l / 4;
         return row < p.m && col < w.n;
     };
+    // The CTA's warps summed into red[0], in warp order; each element by the thread that reads it
+    // back below, so no barrier before the split paths.
+    for (int e = threadIdx.x; e < kSkinnyOut; e += kSkinnyWarps * 32) {
+        float v = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kSkinnyWarps; ++i) v += red[i][e];
+        red[0][e] = v;
+    }
     if constexpr (CLUSTER) {
 #if __CUDA_ARCH__ >= 900
-        // Each CTA's warps summed into red[0], then every CTA of the cluster (the splits, ranked by
-        // blockIdx.y) sums a slice of the outputs over the splits in rank order and stores it. The
-        // second cluster barrier keeps each CTA's shared memory alive until its peers have read it.
-        for (int e = threadIdx.x; e < kSkinnyOut; e += kSkinnyWarps * 32) {
-            float v = 0.0f;
-#pragma unroll
-            for (int i = 0; i < kSkinnyWarps; ++i) v += red[i][e];
-            red[0][e] = v;
-        }
+        // Every CTA of the cluster (the splits, ranked by blockIdx.y) sums a slice of the outputs
+        // over the splits in rank order and stores it. The second cluster barrier keeps each CTA's
+        // shared memory alive until its peers have read it.
         namespace cg = cooperative_groups;
         cg::cluster_group cluster = cg::this_cluster();
         cluster.sync();
@@ -336,9 +338,7 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, skinny_ctas_per_sm(UPPER))
         for (int e = threadIdx.x; e < kSkinnyOut; e += kSkinnyWarps * 32) {
             int64_t row, col;
             if (!where(e, row, col)) continue;
-            float v = 0.0f;
-#pragma unroll
-            for (int i = 0; i < kSkinnyWarps; ++i) v += red[i][e];
+            const float v = red[0][e];
             if (split) partial[(blockIdx.y * p.m + row) * w.n + col] = v;
             else store1<F16>(p.y, row * w.n + col, epilogue(p, v, inv_g, row, col));
         }
