@@ -20,11 +20,7 @@ from gemm import make_x, quantize_nvfp4  # noqa: E402
 from slipstream_torch.gemm_cuda import CudaLinearPlan  # noqa: E402
 
 
-REPS = None
-
-
-def profile(label, fn, reps=5):
-    reps = REPS or reps
+def profile(label, fn, reps):
     for _ in range(2):
         fn()
     torch.cuda.synchronize()
@@ -42,19 +38,19 @@ def main():
     ap.add_argument("--reps", type=int, help="calls profiled a shape (default 5, GEMMs 20)")
     a = ap.parse_args()
     only = a.only.split(",")
-    global REPS
-    REPS = a.reps
+    reps, gemm_reps = a.reps or 5, a.reps or 20
     if "predict" in only or "sparse" in only:
         q, k, v = make_inputs("dit", 1, 12, 12, 32760, 128, seed=2)
         mask = torch.ops.slipstream.sparse_predict(q, k, False, topk=0.1)
         if "predict" in only:
-            profile("sparse_predict H12 N32760 D128 topk 0.1", lambda: torch.ops.slipstream.sparse_predict(q, k, False, topk=0.1))
+            profile("sparse_predict H12 N32760 D128 topk 0.1", lambda: torch.ops.slipstream.sparse_predict(q, k, False, topk=0.1),
+                    reps)
         if "sparse" in only:
-            profile("dense H12 N32760 D128", lambda: ours(q, k, v, False))
-            profile("block-sparse 90%", lambda: ours(q, k, v, False, mask))
+            profile("dense H12 N32760 D128", lambda: ours(q, k, v, False), reps)
+            profile("block-sparse 90%", lambda: ours(q, k, v, False, mask), reps)
     if "dense256" in only:
         q, k, v = make_inputs("dit", 1, 12, 12, 32760, 256, seed=2)
-        profile("dense H12 N32760 D256", lambda: ours(q, k, v, False))
+        profile("dense H12 N32760 D256", lambda: ours(q, k, v, False), reps)
     if "gemm" in only:
         for kn in (4096, 8192):
             w = torch.randn(kn, kn, device="cuda")
@@ -63,7 +59,7 @@ def main():
                 for m in (1, 16):
                     x = make_x(m, kn, torch.bfloat16, m)
                     y = torch.empty(m, kn, dtype=torch.bfloat16, device="cuda")
-                    profile(f"W4A16 M{m} K=N={kn}", lambda: plan(x, out=y), reps=20)
+                    profile(f"W4A16 M{m} K=N={kn}", lambda: plan(x, out=y), gemm_reps)
 
 
 if __name__ == "__main__":

@@ -307,8 +307,7 @@ def distill(student, batches, targets, groups, log=print, name="", schedule="non
     """One AdamW step per batch on the velocity MSE against the teacher, at the schedule's rate
     (rate_factor); returns the losses."""
     opt = torch.optim.AdamW(groups, betas=(0.9, 0.99), weight_decay=0.0)
-    n = len(batches)
-    rate_factor(schedule, 0, max(n, 1))  # an unknown schedule fails before any step
+    n = max(len(batches), 1)  # LambdaLR evaluates step 0 even when there are no steps
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: rate_factor(schedule, i, n))
     params = [p for g in groups for p in g["params"]]
     student.train()
@@ -378,7 +377,7 @@ def sla2_sparsity(critical, n_tokens, block_k):
 def loss_table(rows) -> list:
     """Markdown rows: each student's training-loss curve points and its seconds."""
     pts = {r["name"]: curve_points(r["losses"]) for r in rows}
-    width = max(len(p) for p in pts.values())
+    width = max(1, max(len(p) for p in pts.values()))
     lines = ["| student | " + " | ".join(f"point {i + 1}" for i in range(width)) + " | seconds |",
              "|---|" + "---|" * (width + 1)]
     for r in rows:
@@ -390,8 +389,10 @@ def loss_table(rows) -> list:
 
 def curve_points(losses, points=5, window=10):
     """Mean train loss over `window` steps ending at evenly spaced steps (the first window, ...,
-    the last): [(step, loss)]."""
+    the last): [(step, loss)]; none for a student that took no steps."""
     n = len(losses)
+    if n == 0:
+        return []
     ends = sorted({min(n, max(window, round(n * i / (points - 1)))) for i in range(points)})
     return [(e, float(np.mean(losses[max(0, e - window):e]))) for e in ends]
 

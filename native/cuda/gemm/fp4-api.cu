@@ -61,7 +61,7 @@ void require_modes(const slip_linear_params *p, const char *what) {
 struct CudaPlan {
     int device = 0, sm_count = 1, smem_per_block = 0;
     bool fp8_tensor_cores = false;  // sm_90: W4A8 above the skinny kernel's rows runs gemm_sm90
-    bool clusters = false;          // sm_90 and later: the skinny kernel's K splits meet in a cluster
+    bool clusters = false;          // sm_90: the skinny kernel's K splits meet in a cluster
     int64_t bytes = 0;
     uint8_t *base = nullptr;
     fp4::Weight w{};
@@ -127,7 +127,9 @@ std::shared_ptr<void> linear_plan_create(const slip_qweight *w, const slip_linea
     const int nchunks = static_cast<int>((k + fp4::kChunk - 1) / fp4::kChunk);
     const size_t tile_bytes = static_cast<size_t>(ntiles) * nchunks * fp4::kTileBytes;
     plan->fp8_tensor_cores = major == 9 && minor == 0;
-    plan->clusters = major >= 9;
+    // Only where the sm_90a code runs: a newer card JIT-compiles the compute_89 PTX, which has no
+    // cluster path.
+    plan->clusters = major == 9 && minor == 0;
     const size_t colpow_at = kHeader + (tile_bytes + 255) / 256 * 256;
     const size_t colpow_bytes = plan->fp8_tensor_cores ? static_cast<size_t>(n) * sizeof(float) : 0;
     check_cuda(cudaMalloc(reinterpret_cast<void **>(&plan->base), colpow_at + colpow_bytes), "cudaMalloc (planned weight)");

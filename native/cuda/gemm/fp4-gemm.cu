@@ -11,10 +11,10 @@
 // Two kernels:
 //   skinny (M <= 64): memory-bound. The decoded weight is the MMA's A operand (16 weight rows) and
 //     x its B operand (8 tokens), the two roles reversed from the tiled kernel's, so that neither
-//     operand needs register moves. A CTA of 4 warps owns 32 output columns (4 tiles) and a range
-//     of chunks, the warps taking every 4th chunk: each lane has 4 16-byte weight loads (and 4
-//     scale loads, 4 activation loads per row) of its next chunk in flight while it decodes this
-//     one, and every weight byte is read once. Rows in blocks of 16 (grid z). When there are too
+//     operand needs register moves. A CTA of 4 warps owns 32 output columns (4 tiles; 2 tiles
+//     when M > 8) and a range of chunks, the warps taking every 4th chunk: each lane has its
+//     tiles' 16-byte weight loads (and scale loads, 4 activation loads per row) of its next chunk
+//     in flight while it decodes this one, and every weight byte is read once. Rows in blocks of 16 (grid z). When there are too
 //     few column blocks to fill the GPU, K is also split over CTAs (grid y), and the partials are
 //     summed in split order (deterministic): on sm_90 the splits of a column block form a cluster
 //     and read each other's shared memory, so a call is one kernel with no workspace; before sm_90
@@ -175,16 +175,20 @@ __device__ __forceinline__ uint4 ldg16_stream(const void *p) {
 
 // ------------------------------------------------------------------ skinny (M <= 64)
 
-constexpr int kSkinnyTiles = 4;  // 32 columns per CTA: few registers, so 4 CTAs (16 warps) fit an SM
+// Tiles of 8 columns a CTA: 4 (32 columns) for up to 8 rows; 2 when rows g+8 are live too (UPPER),
+// whose x pieces cost 32 registers more a buffer: with 4 tiles that kernel took 168 registers, 3
+// CTAs an SM, and at M 16, K = N 8,192 its 256 CTAs left 7.75 warps an SM (DRAM 28%). With 2 tiles
+// both kernels fit 4 CTAs (16 warps) an SM.
+__host__ __device__ constexpr int skinny_tiles(bool upper) { return upper ? 2 : 4; }
 constexpr int kSkinnyWarps = 4;
-// CTAs per SM the registers are cut for; rows g+8 (UPPER) cost 16 registers more.
-constexpr int skinny_ctas_per_sm(bool upper) { return upper ? 3 : 4; }
-constexpr int kSkinnyOut = kSkinnyTiles * 4 * 32;  // accumulators per warp
+constexpr int kSkinnyCtasPerSm = 4;  // the registers are cut for this many CTAs an SM
+__host__ __device__ constexpr int skinny_out(bool upper) { return skinny_tiles(upper) * 4 * 32; }  // accumulators a warp
 
-// One chunk of a warp's operands: 8 tiles of codes and scales, rows g and g+8 of x.
+// One chunk of a warp's operands: its tiles' codes and scales, rows g and g+8 of x.
+template <int TILES>
 struct SkinnyChunk {
-    uint4 code[kSkinnyTiles];
-    uint32_t sc[kSkinnyTiles];
+    uint4 code[TILES];
+    uint32_t sc[TILES];
     uint4 av[4], bv[4];
 };
 
@@ -197,18 +201,18 @@ struct SkinnyChunk {
 struct SkinnyBases {
     const uint8_t *code, *scale;
     int64_t tile_stride;
-    int tiles;  // of the CTA's kSkinnyTiles, those below N
+    int tiles;  // of the CTA's tiles, those below N
     const uint16_t *xa, *xb;
     int64_t k;  // K less the thread's first column in a chunk
 };
 
 // UPPER: the row block has rows past 8 (else rows g+8 are known zero and not loaded).
 template <bool UPPER>
-__device__ __forceinline__ void skinny_load(SkinnyChunk &ch, const SkinnyBases &sb, int c) {
+__device__ __forceinline__ void skinny_load(SkinnyChunk<skinny_tiles(UPPER)> &ch, const SkinnyBases &sb, int c) {
     const int64_t off = static_cast<int64_t>(c) * kTileBytes;
     const uint8_t *code = sb.code + off, *scale = sb.scale + off;
 #pragma unroll
-    for (int j = 0; j < kSkinnyTiles; ++j) {
+    for (int j = 0; j < skinny_tiles(UPPER); ++j) {
         ch.code[j] = ldg16_stream(code);
         ch.sc[j] = __ldg(reinterpret_cast<const uint16_t *>(scale));
         const int64_t step = j + 1 < sb.tiles ? sb.tile_stride : 0;
@@ -230,12 +234,13 @@ __device__ __forceinline__ void skinny_load(SkinnyChunk &ch, const SkinnyBases &
 // CLUSTER: the grid's y dimension (the K splits) is one cluster (sm_90), partials summed through
 // distributed shared memory; else split partials go through `partial` and `counters`.
 template <bool F16, bool UPPER, bool CLUSTER>
-__global__ void __launch_bounds__(kSkinnyWarps * 32, skinny_ctas_per_sm(UPPER))
+__global__ void __launch_bounds__(kSkinnyWarps * 32, kSkinnyCtasPerSm)
     skinny_kernel(Weight w, Problem p, int chunks_per_split, float *partial, unsigned *counters) {
-    __shared__ float red[kSkinnyWarps][kSkinnyOut];
+    constexpr int kTiles = skinny_tiles(UPPER), kOut = skinny_out(UPPER);
+    __shared__ float red[kSkinnyWarps][kOut];
     __shared__ bool last;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4;
-    const int nt0 = blockIdx.x * kSkinnyTiles;
+    const int nt0 = blockIdx.x * kTiles;
     const int64_t m0 = static_cast<int64_t>(blockIdx.z) * 16;
     const int c_begin = blockIdx.y * chunks_per_split, c_end = min(c_begin + chunks_per_split, w.nchunks);
     const int64_t ra = m0 + g, rb = ra + 8;
@@ -245,17 +250,17 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, skinny_ctas_per_sm(UPPER))
     const int64_t col0 = (lane % 4) * 32;
     const int64_t tile_stride = static_cast<int64_t>(w.nchunks) * kTileBytes;
     const uint8_t *tile0 = w.tiles + nt0 * tile_stride;
-    const SkinnyBases sb{tile0 + lane * 16, tile0 + kCodeBytes + lane * 2, tile_stride, min(kSkinnyTiles, w.ntiles - nt0),
+    const SkinnyBases sb{tile0 + lane * 16, tile0 + kCodeBytes + lane * 2, tile_stride, min(kTiles, w.ntiles - nt0),
                          x + (va ? ra : 0) * w.k + col0, x + (vb ? rb : 0) * w.k + col0, w.k - col0};
 
     // The weight is the MMA's A operand (16 rows: row g of tiles 2p and 2p+1) and x its B operand
     // (8 tokens: rows g of x for acc[p][0], g + 8 for acc[p][1]), so the decoded words land straight
     // in the A registers and x's 16-byte loads are already B's register pairs: no operand moves
     // (with x as A, each MMA had up to four), and half the MMAs when M <= 8.
-    float acc[kSkinnyTiles / 2][2][4] = {};
-    auto compute = [&](const SkinnyChunk &ch) {
+    float acc[kTiles / 2][2][4] = {};
+    auto compute = [&](const SkinnyChunk<kTiles> &ch) {
 #pragma unroll
-        for (int pr = 0; pr < kSkinnyTiles / 2; ++pr) {
+        for (int pr = 0; pr < kTiles / 2; ++pr) {
             uint32_t slo0, shi0, slo1, shi1;
             scale_pairs<F16>(ch.sc[2 * pr], slo0, shi0);
             scale_pairs<F16>(ch.sc[2 * pr + 1], slo1, shi1);
@@ -275,7 +280,7 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, skinny_ctas_per_sm(UPPER))
     };
     // Register double buffering: the next chunk's loads are in flight while this one is decoded.
     // Two buffers taking turns (not a copy per chunk: that is 50 moves).
-    SkinnyChunk even, odd;
+    SkinnyChunk<kTiles> even, odd;
     int c = c_begin + warp;
     if (c < c_end) skinny_load<UPPER>(even, sb, c);
     for (; c < c_end; c += 2 * kSkinnyWarps) {
@@ -288,7 +293,7 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, skinny_ctas_per_sm(UPPER))
     }
 
 #pragma unroll
-    for (int pr = 0; pr < kSkinnyTiles / 2; ++pr)
+    for (int pr = 0; pr < kTiles / 2; ++pr)
 #pragma unroll
         for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -305,22 +310,24 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, skinny_ctas_per_sm(UPPER))
         col = static_cast<int64_t>(nt0 + 2 * pr + (r >= 2 ? 1 : 0)) * kTileRows + l / 4;
         return row < p.m && col < w.n;
     };
+    // The CTA's warps summed into red[0], in warp order; each element by the thread that reads it
+    // back below, so no barrier before the split paths.
+    for (int e = threadIdx.x; e < kOut; e += kSkinnyWarps * 32) {
+        float v = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kSkinnyWarps; ++i) v += red[i][e];
+        red[0][e] = v;
+    }
     if constexpr (CLUSTER) {
 #if __CUDA_ARCH__ >= 900
-        // Each CTA's warps summed into red[0], then every CTA of the cluster (the splits, ranked by
-        // blockIdx.y) sums a slice of the outputs over the splits in rank order and stores it. The
-        // second cluster barrier keeps each CTA's shared memory alive until its peers have read it.
-        for (int e = threadIdx.x; e < kSkinnyOut; e += kSkinnyWarps * 32) {
-            float v = 0.0f;
-#pragma unroll
-            for (int i = 0; i < kSkinnyWarps; ++i) v += red[i][e];
-            red[0][e] = v;
-        }
+        // Every CTA of the cluster (the splits, ranked by blockIdx.y) sums a slice of the outputs
+        // over the splits in rank order and stores it. The second cluster barrier keeps each CTA's
+        // shared memory alive until its peers have read it.
         namespace cg = cooperative_groups;
         cg::cluster_group cluster = cg::this_cluster();
         cluster.sync();
-        const int splits = static_cast<int>(cluster.num_blocks()), slice = (kSkinnyOut + splits - 1) / splits;
-        const int e0 = static_cast<int>(cluster.block_rank()) * slice, e1 = min(kSkinnyOut, e0 + slice);
+        const int splits = static_cast<int>(cluster.num_blocks()), slice = (kOut + splits - 1) / splits;
+        const int e0 = static_cast<int>(cluster.block_rank()) * slice, e1 = min(kOut, e0 + slice);
         for (int e = e0 + threadIdx.x; e < e1; e += kSkinnyWarps * 32) {
             int64_t row, col;
             if (!where(e, row, col)) continue;
@@ -333,12 +340,10 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, skinny_ctas_per_sm(UPPER))
         __trap();  // launched as a cluster only on sm_90
 #endif
     } else {
-        for (int e = threadIdx.x; e < kSkinnyOut; e += kSkinnyWarps * 32) {
+        for (int e = threadIdx.x; e < kOut; e += kSkinnyWarps * 32) {
             int64_t row, col;
             if (!where(e, row, col)) continue;
-            float v = 0.0f;
-#pragma unroll
-            for (int i = 0; i < kSkinnyWarps; ++i) v += red[i][e];
+            const float v = red[0][e];
             if (split) partial[(blockIdx.y * p.m + row) * w.n + col] = v;
             else store1<F16>(p.y, row * w.n + col, epilogue(p, v, inv_g, row, col));
         }
@@ -354,7 +359,7 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, skinny_ctas_per_sm(UPPER))
         __syncthreads();
         if (!last) return;
         __threadfence();
-        for (int e = threadIdx.x; e < kSkinnyOut; e += kSkinnyWarps * 32) {
+        for (int e = threadIdx.x; e < kOut; e += kSkinnyWarps * 32) {
             int64_t row, col;
             if (!where(e, row, col)) continue;
             float v = 0.0f;
@@ -661,7 +666,8 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_permuted_kernel(const 
 template <bool F16>
 void launch(const Weight &w, const Problem &p, const Launch &l, void *workspace, cudaStream_t stream) {
     if (l.skinny) {
-        const dim3 grid((w.ntiles + kSkinnyTiles - 1) / kSkinnyTiles, l.splits, static_cast<unsigned>((p.m + 15) / 16));
+        const int tiles = skinny_tiles(p.m > 8);
+        const dim3 grid((w.ntiles + tiles - 1) / tiles, l.splits, static_cast<unsigned>((p.m + 15) / 16));
         auto skinny = [&](auto upper, auto cluster) {
             constexpr bool U = decltype(upper)::value, C = decltype(cluster)::value;
             float *partial = nullptr;
@@ -709,11 +715,12 @@ Launch plan_launch(const Weight &w, int64_t m, int sm_count, int smem_per_block,
     l.wide = smem_per_block >= Tiled<256>::smem;
     if (m > kSkinnyMaxRows) return l;
     l.skinny = true;
-    const int64_t blocks = (w.ntiles + kSkinnyTiles - 1) / kSkinnyTiles * ((m + 15) / 16);
+    const int tiles = skinny_tiles(m > 8);
+    const int64_t blocks = (w.ntiles + tiles - 1) / tiles * ((m + 15) / 16);
     // As many CTAs as are resident at once (one wave), each warp with at least two chunks so that
     // its prefetch overlaps; a cluster holds at most kMaxClusterSplits. (Filling a second wave
     // instead, 3 splits at M = 16 and K = N = 8,192, took 0.0355 ms against 0.0254 with one.)
-    const int64_t want = skinny_ctas_per_sm(m > 8) * static_cast<int64_t>(std::max(sm_count, 1)) / blocks;
+    const int64_t want = kSkinnyCtasPerSm * static_cast<int64_t>(std::max(sm_count, 1)) / blocks;
     const int64_t most = std::max<int64_t>(1, std::min<int64_t>(kMaxClusterSplits, w.nchunks / (2 * kSkinnyWarps)));
     const int64_t splits = std::max<int64_t>(1, std::min(want, most));
     l.chunks_per_split = static_cast<int>((w.nchunks + splits - 1) / splits);
