@@ -51,6 +51,28 @@ def test_one_hot_rows_give_the_decoded_weight_exactly(dtype, m, activations, n, 
     assert torch.equal(y.double(), wd[:, rows].T)  # +0 == -0
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("m", [1, 16, 37])
+@pytest.mark.parametrize("n, k", [(37, 1040), (37, 4112), (8192, 4112)])
+def test_skinny_shapes_give_the_decoded_weight_exactly(dtype, m, n, k):
+    """The skinny kernel's CTA is 4 warps of 2 or 4 tiles (8 columns each; plan_launch picks). N 37 is
+    fewer columns than one CTA's, so some warps lie wholly past N; N 8,192 takes 4 tiles a warp with K
+    split (on a 132-SM card 7 ways at M 1 and 16, 2 at M 37). The one-hot columns spread over all of
+    K, the first in the partial last chunk, so a wrong chunk, split or staged piece shows."""
+    from gemm import dequantize_nvfp4
+    from slipstream_torch.gemm_cuda import CudaLinearPlan
+
+    dt = getattr(torch, dtype)
+    codes, scales, g = weight(n, k)
+    wd = dequantize_nvfp4(codes, scales, g)
+    rows = (torch.arange(m, device="cuda") * 1031 + k - 1) % k
+    x = torch.zeros(m, k, dtype=dt, device="cuda")
+    x[torch.arange(m), rows] = 1
+    with CudaLinearPlan(codes, scales, g) as plan:
+        y = plan(x)
+    assert torch.equal(y.double(), wd[:, rows].T)
+
+
 def test_bias_and_scales_against_float64():
     from gemm import dequantize_nvfp4, quantize_nvfp4
     from slipstream_torch.gemm_cuda import CudaLinearPlan

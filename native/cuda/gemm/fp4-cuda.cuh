@@ -51,6 +51,7 @@ struct Problem {
 // How a product is launched, and the scratch it needs (zeroed counters included).
 struct Launch {
     bool skinny = false;
+    int skinny_tiles = 2;  // skinny: tiles of 8 columns a warp (2 or 4)
     bool wide = false;  // tiled: 128 x 256 CTAs (enough shared memory per block), else 128 x 128
     int splits = 1, chunks_per_split = 0;
     bool cluster = false;        // skinny with splits on sm_90: the splits sum through a cluster

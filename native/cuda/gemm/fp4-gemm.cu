@@ -11,14 +11,16 @@
 // Two kernels:
 //   skinny (M <= 64): memory-bound. The decoded weight is the MMA's A operand (16 weight rows) and
 //     x its B operand (8 tokens), the two roles reversed from the tiled kernel's, so that neither
-//     operand needs register moves. A CTA of 4 warps owns 32 output columns (4 tiles; 2 tiles
-//     when M > 8) and a range of chunks, the warps taking every 4th chunk: each lane has its
-//     tiles' 16-byte weight loads (and scale loads, 4 activation loads per row) of its next chunk
-//     in flight while it decodes this one, and every weight byte is read once. Rows in blocks of 16 (grid z). When there are too
-//     few column blocks to fill the GPU, K is also split over CTAs (grid y), and the partials are
-//     summed in split order (deterministic): on sm_90 the splits of a column block form a cluster
-//     and read each other's shared memory, so a call is one kernel with no workspace; before sm_90
-//     they go through global memory, and the last CTA of a column block to arrive sums them.
+//     operand needs register moves. A CTA of 4 warps owns 4 x 2 or 4 x 4 tiles (64 or 128 output
+//     columns) and a range of chunks, which its warps walk together, each decoding its own tiles:
+//     x's chunk is copied into shared memory once a CTA (cp.async, a ring three chunks ahead) and
+//     read by all four warps, and each lane has its tiles' 16-byte weight loads of the next chunk
+//     in flight while it decodes this one; every weight byte is read once. Rows in blocks of 16
+//     (grid z). When there are too few column blocks to fill the GPU, K is also split over CTAs
+//     (grid y), and the partials are summed in split order (deterministic): on sm_90 the splits of
+//     a column block form a cluster and read each other's shared memory, so a call is one kernel
+//     with no workspace; before sm_90 they go through global memory, and the last CTA of a column
+//     block to arrive sums them.
 //   tiled (M > 64): 128 x 256 CTA tiles (wide in N: x is the 16-bit operand, so the tile's width
 //     sets how often it is read again), 8 warps of 128 rows x 32 columns, one chunk (128 of K) per
 //     stage, three stages filled by cp.async (sm_89, with less shared memory: 128 x 128, 2 stages). A is stored with rows padded to 272 bytes and its
@@ -96,17 +98,20 @@ __device__ __forceinline__ void scale_pairs(uint32_t sc, uint32_t &lo, uint32_t 
     }
 }
 
-// One code word (k-steps 2j and 2j+1) to B fragments b[step][reg], times the scale pair s.
+// One code word (k-steps 2j and 2j+1) to B fragments b[step][reg], times the scale pair s. lo0 and
+// hi0: the tables' first words, which PRMT must read from registers (the second is its immediate);
+// a caller may pass them in registers it holds (lut_reg).
 template <bool F16>
-__device__ __forceinline__ void decode(uint32_t w, uint32_t s, uint32_t (&b)[2][2]) {
+__device__ __forceinline__ void decode(uint32_t w, uint32_t s, uint32_t (&b)[2][2], uint32_t hi0 = Lut<F16>::hi0,
+                                       uint32_t lo0 = Lut<false>::lo0) {
     using L = Lut<F16>;
     const uint32_t m = w & 0x77777777u, m2 = m >> 16;  // PRMT reads the selector's low 16 bits
-    const uint32_t y0 = prmt(L::hi0, L::hi1, m) | (w & 0x80808080u);
-    const uint32_t y1 = prmt(L::hi0, L::hi1, m2) | ((w << 4) & 0x80808080u);
+    const uint32_t y0 = prmt(hi0, L::hi1, m) | (w & 0x80808080u);
+    const uint32_t y1 = prmt(hi0, L::hi1, m2) | ((w << 4) & 0x80808080u);
     uint32_t x0 = 0u, x1 = 0u;
     if constexpr (!F16) {
-        x0 = prmt(L::lo0, L::lo1, m);
-        x1 = prmt(L::lo0, L::lo1, m2);
+        x0 = prmt(lo0, L::lo1, m);
+        x1 = prmt(lo0, L::lo1, m2);
     }
     // Byte i of x/y is element i's low/high byte; pairs (0, 1) and (2, 3), element 0 in the low half.
     b[0][0] = mul2<F16>(prmt(x0, y0, 0x5140u), s);
@@ -175,164 +180,216 @@ __device__ __forceinline__ uint4 ldg16_stream(const void *p) {
 
 // ------------------------------------------------------------------ skinny (M <= 64)
 
-// Tiles of 8 columns a CTA: 4 (32 columns) for up to 8 rows; 2 when rows g+8 are live too (UPPER),
-// whose x pieces cost 32 registers more a buffer: with 4 tiles that kernel took 168 registers, 3
-// CTAs an SM, and at M 16, K = N 8,192 its 256 CTAs left 7.75 warps an SM (DRAM 28%). With 2 tiles
-// both kernels fit 4 CTAs (16 warps) an SM.
-__host__ __device__ constexpr int skinny_tiles(bool upper) { return upper ? 2 : 4; }
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
+    const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// The 4 warps of a CTA walk the same chunks, each with its own tiles: x's chunk is fetched once a
+// CTA into shared memory and read by all four, where a warp that owned its own chunks read x for
+// itself (at M 16 that was 4 KB of x a chunk against 1 KB of weight, 128 MB of L2 reads at
+// K = N = 8,192 for 36 MB of weight). A warp's tiles: 2 or 4 (plan_launch takes 4, halving x's
+// reads again, unless 2 fill more of the GPU). With x out of registers, 4 tiles double-buffered
+// fit 128 registers even with rows g + 8 live (UPPER), which held 168 when x was in registers too.
 constexpr int kSkinnyWarps = 4;
 constexpr int kSkinnyCtasPerSm = 4;  // the registers are cut for this many CTAs an SM
-__host__ __device__ constexpr int skinny_out(bool upper) { return skinny_tiles(upper) * 4 * 32; }  // accumulators a warp
+constexpr int kSkinnyStages = 4;     // x's ring: a chunk in use, three in flight
+constexpr int kSkinnyThreads = kSkinnyWarps * 32;
+__host__ __device__ constexpr int skinny_rows(bool upper) { return upper ? 16 : 8; }  // rows of x staged
 
-// One chunk of a warp's operands: its tiles' codes and scales, rows g and g+8 of x.
+// One chunk of a warp's weight: its tiles' codes and scales.
 template <int TILES>
 struct SkinnyChunk {
     uint4 code[TILES];
     uint32_t sc[TILES];
-    uint4 av[4], bv[4];
 };
 
-// The loop-invariant part of a thread's load addresses, made once: chunk c of the CTA's tile j is
-// at code + j * tile_stride + c * kTileBytes (its scales at scale + the same), x's pieces of chunk c
-// at xa + c * kChunk + 8q. Recomputed per load from the tile and row indices (as the compiler did
-// under register pressure) they were ~16 integer instructions a 16-byte load. Tiles past N read
-// the CTA's last tile again and rows past M read row 0, rather than loading zeros (five register
-// moves a load): what they add up lands in outputs that are never stored.
+// The loop-invariant part of a lane's weight addresses, made once: the split's chunk i of the
+// warp's tile j is at code + j * tile_stride + i * kTileBytes (its scales at scale + the same).
+// Recomputed per load from the tile index (as the compiler did under register pressure) they were
+// ~16 integer instructions a 16-byte load. Tiles past N read the warp's last tile below N again
+// (a warp wholly past N reads the last tile), rather than loading zeros: what they add up lands in
+// outputs that are never stored.
 struct SkinnyBases {
     const uint8_t *code, *scale;
     int64_t tile_stride;
-    int tiles;  // of the CTA's tiles, those below N
-    const uint16_t *xa, *xb;
-    int64_t k;  // K less the thread's first column in a chunk
+    int tiles;  // of the warp's tiles, those below N (at least 1)
 };
 
-// UPPER: the row block has rows past 8 (else rows g+8 are known zero and not loaded).
-template <bool UPPER>
-__device__ __forceinline__ void skinny_load(SkinnyChunk<skinny_tiles(UPPER)> &ch, const SkinnyBases &sb, int c) {
-    const int64_t off = static_cast<int64_t>(c) * kTileBytes;
+template <int TILES>
+__device__ __forceinline__ void skinny_load(SkinnyChunk<TILES> &ch, const SkinnyBases &sb, int i) {
+    const int64_t off = static_cast<int64_t>(i) * kTileBytes;
     const uint8_t *code = sb.code + off, *scale = sb.scale + off;
 #pragma unroll
-    for (int j = 0; j < skinny_tiles(UPPER); ++j) {
+    for (int j = 0; j < TILES; ++j) {
         ch.code[j] = ldg16_stream(code);
         ch.sc[j] = __ldg(reinterpret_cast<const uint16_t *>(scale));
         const int64_t step = j + 1 < sb.tiles ? sb.tile_stride : 0;
         code += step;
         scale += step;
     }
-    const int64_t kb = static_cast<int64_t>(c) * kChunk;
-    const uint16_t *xa = sb.xa + kb, *xb = sb.xb + kb;
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-        // K is a multiple of 16: a piece is all in or all out. Past K the weight is zero but x
-        // could be anything (NaN times zero), so those pieces are zeros.
-        const bool in = kb + 8 * q < sb.k;
-        ch.av[q] = in ? ldg16(xa + 8 * q) : make_uint4(0u, 0u, 0u, 0u);
-        ch.bv[q] = UPPER && in ? ldg16(xb + 8 * q) : make_uint4(0u, 0u, 0u, 0u);
-    }
 }
 
-// CLUSTER: the grid's y dimension (the K splits) is one cluster (sm_90), partials summed through
-// distributed shared memory; else split partials go through `partial` and `counters`.
-template <bool F16, bool UPPER, bool CLUSTER>
-__global__ void __launch_bounds__(kSkinnyWarps * 32, kSkinnyCtasPerSm)
+// Where 16-byte piece q (0..15, K 8q .. 8q + 7 of the chunk) of a staged row r of x lives, in
+// pieces from the row's start (rows are 256 bytes). Lane (g, t) reads piece 4t + u of row g for
+// k-step pair u; the 8 lanes of a 16-byte load's phase are rows 2i and 2i + 1 with t = 0..3,
+// whose pieces fall in only two of the eight 16-byte bank groups unpermuted (a 4-way conflict).
+// Flipping bit 1 by the row's parity and bit 0 by bit 3 (t's high bit) spreads them over all
+// eight; within a row it only swaps pieces, so the copies stay one 16-byte store each.
+__host__ __device__ constexpr int x_piece(int r, int q) { return q ^ ((r & 1) << 1 | q >> 3); }
+
+// UPPER: the row block has rows past 8 (else rows g + 8 are known zero: not staged, no MMAs).
+// TILES: tiles of 8 columns a warp. CLUSTER: the grid's y dimension (the K splits) is one cluster
+// (sm_90), partials summed through distributed shared memory; else split partials go through
+// `partial` and `counters`.
+template <bool F16, bool UPPER, int TILES, bool CLUSTER>
+__global__ void __launch_bounds__(kSkinnyThreads, kSkinnyCtasPerSm)
     skinny_kernel(Weight w, Problem p, int chunks_per_split, float *partial, unsigned *counters) {
-    constexpr int kTiles = skinny_tiles(UPPER), kOut = skinny_out(UPPER);
-    __shared__ float red[kSkinnyWarps][kOut];
+    constexpr int kHalves = UPPER ? 2 : 1, kAcc = TILES / 2 * kHalves * 4;  // accumulators a thread
+    constexpr int kRows = skinny_rows(UPPER), kStage = kRows * kChunk * 2;
+    static_assert(kAcc * kSkinnyThreads * sizeof(float) <= kSkinnyStages * kStage, "the partials fit in the ring");
+    // x's ring; after the loop, the CTA's partial sums (what cluster peers read).
+    __shared__ __align__(128) uint8_t ring[kSkinnyStages * kStage];
     __shared__ bool last;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4;
-    const int nt0 = blockIdx.x * kTiles;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int nt0 = blockIdx.x * (kSkinnyWarps * TILES), ntw = nt0 + warp * TILES;
     const int64_t m0 = static_cast<int64_t>(blockIdx.z) * 16;
-    const int c_begin = blockIdx.y * chunks_per_split, c_end = min(c_begin + chunks_per_split, w.nchunks);
-    const int64_t ra = m0 + g, rb = ra + 8;
-    const bool va = ra < p.m, vb = rb < p.m;
-    const uint16_t *x = static_cast<const uint16_t *>(p.x);
-    // sb.k relative to the thread's first column (lane % 4) * 32, so one compare per piece.
-    const int64_t col0 = (lane % 4) * 32;
+    const int c_begin = blockIdx.y * chunks_per_split, nc = min(chunks_per_split, w.nchunks - c_begin);
+
     const int64_t tile_stride = static_cast<int64_t>(w.nchunks) * kTileBytes;
-    const uint8_t *tile0 = w.tiles + nt0 * tile_stride;
-    const SkinnyBases sb{tile0 + lane * 16, tile0 + kCodeBytes + lane * 2, tile_stride, min(kTiles, w.ntiles - nt0),
-                         x + (va ? ra : 0) * w.k + col0, x + (vb ? rb : 0) * w.k + col0, w.k - col0};
+    const uint8_t *tile0 = w.tiles + min(ntw, w.ntiles - 1) * tile_stride + static_cast<int64_t>(c_begin) * kTileBytes;
+    const SkinnyBases sb{tile0 + lane * 16, tile0 + kCodeBytes + lane * 2, tile_stride,
+                         max(1, min(TILES, w.ntiles - ntw))};
+
+    // Staging: thread (xr, xq) copies piece xq of rows xr and xr + 8 of each chunk. Rows past M and
+    // pieces past K arrive as zeros (src-size 0, nothing read): past K the weight is zero but x
+    // could be anything (NaN times zero). K is a multiple of 16: a piece is all in or all out.
+    const uint16_t *x = static_cast<const uint16_t *>(p.x);
+    const int xr = threadIdx.x / 16, xq = threadIdx.x % 16;
+    const int64_t xk = static_cast<int64_t>(c_begin) * kChunk + 8 * xq;  // in the split's chunk i: xk + i * kChunk
+    // The split's chunks 0 .. in - 1 have this thread's piece inside K; none for rows past M.
+    const int in = static_cast<int>(max(min((w.k - xk + kChunk - 1) / kChunk, static_cast<int64_t>(nc)), int64_t{0}));
+    const bool ok0 = m0 + xr < p.m, ok1 = UPPER && m0 + xr + 8 < p.m;
+    const int in0 = ok0 ? in : 0, in1 = ok1 ? in : 0;
+    const uint16_t *src0 = x + (ok0 ? m0 + xr : 0) * w.k + xk, *src1 = x + (ok1 ? m0 + xr + 8 : 0) * w.k + xk;
+    uint8_t *const dst = ring + xr * (kChunk * 2) + x_piece(xr, xq) * 16;
+    auto stage_x = [&](int i) {
+        uint8_t *d = dst + (i % kSkinnyStages) * kStage;
+        cp_async16(d, i < in0 ? src0 + i * kChunk : x, i < in0);
+        if constexpr (UPPER) cp_async16(d + 8 * kChunk * 2, i < in1 ? src1 + i * kChunk : x, i < in1);
+    };
+    // Lane (g, t) reads pieces 4t + u of rows g and g + 8: their offsets in a stage.
+    int xoff[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) xoff[u] = g * (kChunk * 2) + x_piece(g, 4 * t + u) * 16;
 
     // The weight is the MMA's A operand (16 rows: row g of tiles 2p and 2p+1) and x its B operand
     // (8 tokens: rows g of x for acc[p][0], g + 8 for acc[p][1]), so the decoded words land straight
-    // in the A registers and x's 16-byte loads are already B's register pairs: no operand moves
+    // in the A registers and x's 16-byte pieces are already B's register pairs: no operand moves
     // (with x as A, each MMA had up to four), and half the MMAs when M <= 8.
-    float acc[kTiles / 2][2][4] = {};
-    auto compute = [&](const SkinnyChunk<kTiles> &ch) {
+    float acc[TILES / 2][kHalves][4] = {};
+    // The tables' first words, through shared memory so that the compiler cannot see their values:
+    // as constants it moves them into a register again before nearly every PRMT that reads them
+    // (121 moves in a loop of 904 instructions; an empty asm or a shuffle does not hide them). The
+    // last stage is free until the first barrier of the loop, and each thread reads back its own word.
+    uint32_t hi0, lo0 = 0u;
+    {
+        volatile uint32_t *tab = reinterpret_cast<volatile uint32_t *>(ring + (kSkinnyStages - 1) * kStage) + 2 * threadIdx.x;
+        tab[0] = Lut<F16>::hi0;
+        if constexpr (!F16) tab[1] = Lut<false>::lo0;
+        hi0 = tab[0];
+        if constexpr (!F16) lo0 = tab[1];
+    }
+    auto compute = [&](const SkinnyChunk<TILES> &ch, const uint8_t *st) {
+        uint32_t slo[TILES], shi[TILES];
 #pragma unroll
-        for (int pr = 0; pr < kTiles / 2; ++pr) {
-            uint32_t slo0, shi0, slo1, shi1;
-            scale_pairs<F16>(ch.sc[2 * pr], slo0, shi0);
-            scale_pairs<F16>(ch.sc[2 * pr + 1], slo1, shi1);
+        for (int j = 0; j < TILES; ++j) scale_pairs<F16>(ch.sc[j], slo[j], shi[j]);
 #pragma unroll
-            for (int u = 0; u < 4; ++u) {
+        for (int u = 0; u < 4; ++u) {
+            const uint4 av = *reinterpret_cast<const uint4 *>(st + xoff[u]);
+            uint4 bv = make_uint4(0u, 0u, 0u, 0u);
+            if constexpr (UPPER) bv = *reinterpret_cast<const uint4 *>(st + xoff[u] + 8 * kChunk * 2);
+#pragma unroll
+            for (int pr = 0; pr < TILES / 2; ++pr) {
                 uint32_t r0[2][2], r1[2][2];  // weight rows g (tile 2pr) and g + 8 (tile 2pr + 1)
-                decode<F16>(word(ch.code[2 * pr], u), u < 2 ? slo0 : shi0, r0);
-                decode<F16>(word(ch.code[2 * pr + 1], u), u < 2 ? slo1 : shi1, r1);
-                mma<F16>(acc[pr][0], r0[0][0], r1[0][0], r0[0][1], r1[0][1], ch.av[u].x, ch.av[u].y);
-                mma<F16>(acc[pr][0], r0[1][0], r1[1][0], r0[1][1], r1[1][1], ch.av[u].z, ch.av[u].w);
+                decode<F16>(word(ch.code[2 * pr], u), u < 2 ? slo[2 * pr] : shi[2 * pr], r0, hi0, lo0);
+                decode<F16>(word(ch.code[2 * pr + 1], u), u < 2 ? slo[2 * pr + 1] : shi[2 * pr + 1], r1, hi0, lo0);
+                mma<F16>(acc[pr][0], r0[0][0], r1[0][0], r0[0][1], r1[0][1], av.x, av.y);
+                mma<F16>(acc[pr][0], r0[1][0], r1[1][0], r0[1][1], r1[1][1], av.z, av.w);
                 if constexpr (UPPER) {
-                    mma<F16>(acc[pr][1], r0[0][0], r1[0][0], r0[0][1], r1[0][1], ch.bv[u].x, ch.bv[u].y);
-                    mma<F16>(acc[pr][1], r0[1][0], r1[1][0], r0[1][1], r1[1][1], ch.bv[u].z, ch.bv[u].w);
+                    mma<F16>(acc[pr][1], r0[0][0], r1[0][0], r0[0][1], r1[0][1], bv.x, bv.y);
+                    mma<F16>(acc[pr][1], r0[1][0], r1[1][0], r0[1][1], r1[1][1], bv.z, bv.w);
                 }
             }
         }
     };
-    // Register double buffering: the next chunk's loads are in flight while this one is decoded.
-    // Two buffers taking turns (not a copy per chunk: that is 50 moves).
-    SkinnyChunk<kTiles> even, odd;
-    int c = c_begin + warp;
-    if (c < c_end) skinny_load<UPPER>(even, sb, c);
-    for (; c < c_end; c += 2 * kSkinnyWarps) {
-        const int c1 = c + kSkinnyWarps, c2 = c1 + kSkinnyWarps;
-        if (c1 < c_end) skinny_load<UPPER>(odd, sb, c1);
-        compute(even);
-        if (c1 >= c_end) break;
-        if (c2 < c_end) skinny_load<UPPER>(even, sb, c2);
-        compute(odd);
-    }
 
+    // Chunk i of the split is in stage i % kSkinnyStages; one commit group per chunk (empty past
+    // the split's end) keeps wait_group's count. The weights go to registers one chunk ahead,
+    // two buffers taking turns (not a copy per chunk: a move a register).
 #pragma unroll
-    for (int pr = 0; pr < kTiles / 2; ++pr)
-#pragma unroll
-        for (int h = 0; h < 2; ++h)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) red[warp][((pr * 2 + h) * 4 + r) * 32 + lane] = acc[pr][h][r];
-    __syncthreads();
+    for (int i = 0; i < kSkinnyStages - 1; ++i) {
+        if (i < nc) stage_x(i);
+        cp_async_commit();
+    }
+    auto step = [&](int i, const SkinnyChunk<TILES> &ch) {
+        cp_async_wait<kSkinnyStages - 2>();
+        // Chunk i is in for every thread; every warp is done with chunk i - 1, whose stage refills now.
+        __syncthreads();
+        if (i + kSkinnyStages - 1 < nc) stage_x(i + kSkinnyStages - 1);
+        cp_async_commit();
+        compute(ch, ring + (i % kSkinnyStages) * kStage);
+    };
+    SkinnyChunk<TILES> even, odd;
+    if (nc > 0) skinny_load<TILES>(even, sb, 0);
+    for (int i = 0; i < nc; i += 2) {
+        if (i + 1 < nc) skinny_load<TILES>(odd, sb, i + 1);
+        step(i, even);
+        if (i + 1 >= nc) break;
+        if (i + 2 < nc) skinny_load<TILES>(even, sb, i + 2);
+        step(i + 1, odd);
+    }
 
     const float inv_g = 1.0f / __ldg(w.global);
-    const bool split = gridDim.y > 1;
-    // Element e: tile pair pr, token half h, register r, lane L (g = L / 4, q = L % 4) -> token
-    // 8h + 2q + (r & 1), weight row g of tile 2pr + (r >= 2).
+    // Output e = j * kSkinnyThreads + thread is accumulator j (tile pair pr, token half h, register
+    // r) of that thread (warp v, lane L: g = L / 4, q = L % 4): token 8h + 2q + (r & 1), weight row
+    // g of the warp's tile 2pr + (r >= 2). A thread's own outputs are j * kSkinnyThreads + threadIdx.x.
     auto where = [&](int e, int64_t &row, int64_t &col) {
-        const int pr = e / 256, h = (e / 128) % 2, r = (e / 32) % 4, l = e % 32;
+        const int j = e / kSkinnyThreads, th = e % kSkinnyThreads, l = th % 32;
+        const int pr = j / (kHalves * 4), h = j / 4 % kHalves, r = j % 4;
         row = m0 + 8 * h + 2 * (l % 4) + (r & 1);
-        col = static_cast<int64_t>(nt0 + 2 * pr + (r >= 2 ? 1 : 0)) * kTileRows + l / 4;
+        col = static_cast<int64_t>(nt0 + th / 32 * TILES + 2 * pr + (r >= 2 ? 1 : 0)) * kTileRows + l / 4;
         return row < p.m && col < w.n;
     };
-    // The CTA's warps summed into red[0], in warp order; each element by the thread that reads it
-    // back below, so no barrier before the split paths.
-    for (int e = threadIdx.x; e < kOut; e += kSkinnyWarps * 32) {
-        float v = 0.0f;
-#pragma unroll
-        for (int i = 0; i < kSkinnyWarps; ++i) v += red[i][e];
-        red[0][e] = v;
-    }
+    auto mine = [&](int j) { return acc[j / (kHalves * 4)][j / 4 % kHalves][j % 4]; };
     if constexpr (CLUSTER) {
 #if __CUDA_ARCH__ >= 900
-        // Every CTA of the cluster (the splits, ranked by blockIdx.y) sums a slice of the outputs
-        // over the splits in rank order and stores it. The second cluster barrier keeps each CTA's
-        // shared memory alive until its peers have read it.
+        // The ring becomes the CTA's partials once every warp is done reading it (no copies are
+        // pending: the groups past the last chunk are empty). Then every CTA of the cluster (the
+        // splits, ranked by blockIdx.y) sums a slice of the outputs over the splits in rank order
+        // and stores it; the second cluster barrier keeps each CTA's shared memory alive until its
+        // peers have read it.
+        cp_async_wait<0>();
+        __syncthreads();
+        float *red = reinterpret_cast<float *>(ring);
+#pragma unroll
+        for (int j = 0; j < kAcc; ++j) red[j * kSkinnyThreads + threadIdx.x] = mine(j);
         namespace cg = cooperative_groups;
         cg::cluster_group cluster = cg::this_cluster();
         cluster.sync();
+        constexpr int kOut = kAcc * kSkinnyThreads;
         const int splits = static_cast<int>(cluster.num_blocks()), slice = (kOut + splits - 1) / splits;
         const int e0 = static_cast<int>(cluster.block_rank()) * slice, e1 = min(kOut, e0 + slice);
-        for (int e = e0 + threadIdx.x; e < e1; e += kSkinnyWarps * 32) {
+        for (int e = e0 + threadIdx.x; e < e1; e += kSkinnyThreads) {
             int64_t row, col;
             if (!where(e, row, col)) continue;
             float v = 0.0f;
-            for (int r = 0; r < splits; ++r) v += cluster.map_shared_rank(&red[0][0], r)[e];
+            for (int r = 0; r < splits; ++r) v += cluster.map_shared_rank(red, r)[e];
             store1<F16>(p.y, row * w.n + col, epilogue(p, v, inv_g, row, col));
         }
         cluster.sync();
@@ -340,12 +397,14 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, kSkinnyCtasPerSm)
         __trap();  // launched as a cluster only on sm_90
 #endif
     } else {
-        for (int e = threadIdx.x; e < kOut; e += kSkinnyWarps * 32) {
+        // Warps own distinct outputs, so each thread stores its own accumulators.
+        const bool split = gridDim.y > 1;
+#pragma unroll
+        for (int j = 0; j < kAcc; ++j) {
             int64_t row, col;
-            if (!where(e, row, col)) continue;
-            const float v = red[0][e];
-            if (split) partial[(blockIdx.y * p.m + row) * w.n + col] = v;
-            else store1<F16>(p.y, row * w.n + col, epilogue(p, v, inv_g, row, col));
+            if (!where(j * kSkinnyThreads + threadIdx.x, row, col)) continue;
+            if (split) partial[(blockIdx.y * p.m + row) * w.n + col] = mine(j);
+            else store1<F16>(p.y, row * w.n + col, epilogue(p, mine(j), inv_g, row, col));
         }
         if (!split) return;
 
@@ -359,9 +418,10 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, kSkinnyCtasPerSm)
         __syncthreads();
         if (!last) return;
         __threadfence();
-        for (int e = threadIdx.x; e < kOut; e += kSkinnyWarps * 32) {
+#pragma unroll
+        for (int j = 0; j < kAcc; ++j) {
             int64_t row, col;
-            if (!where(e, row, col)) continue;
+            if (!where(j * kSkinnyThreads + threadIdx.x, row, col)) continue;
             float v = 0.0f;
             for (unsigned s = 0; s < gridDim.y; ++s) v += __ldcg(partial + (s * p.m + row) * w.n + col);
             store1<F16>(p.y, row * w.n + col, epilogue(p, v, inv_g, row, col));
@@ -391,16 +451,6 @@ struct Tiled {
 // g + 1 in one phase; with rows 17 pieces apart, flipping bit 1 of the upper half's pieces puts
 // those 8 reads in 8 different 16-byte bank groups.
 __device__ __forceinline__ int a_piece(int q) { return q ^ ((q >> 2) & 2); }
-
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
-    const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 // Chunk c of the CTA's A rows and B tiles into a stage; what lies past M, K or N reads as zeros.
 template <int BN>
@@ -666,10 +716,11 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_permuted_kernel(const 
 template <bool F16>
 void launch(const Weight &w, const Problem &p, const Launch &l, void *workspace, cudaStream_t stream) {
     if (l.skinny) {
-        const int tiles = skinny_tiles(p.m > 8);
-        const dim3 grid((w.ntiles + tiles - 1) / tiles, l.splits, static_cast<unsigned>((p.m + 15) / 16));
-        auto skinny = [&](auto upper, auto cluster) {
+        const int cta_tiles = kSkinnyWarps * l.skinny_tiles;
+        const dim3 grid((w.ntiles + cta_tiles - 1) / cta_tiles, l.splits, static_cast<unsigned>((p.m + 15) / 16));
+        auto skinny = [&](auto upper, auto tiles, auto cluster) {
             constexpr bool U = decltype(upper)::value, C = decltype(cluster)::value;
+            constexpr int T = decltype(tiles)::value;
             float *partial = nullptr;
             unsigned *counters = nullptr;
             if (!C && l.splits > 1) {
@@ -678,7 +729,7 @@ void launch(const Weight &w, const Problem &p, const Launch &l, void *workspace,
             }
             cudaLaunchConfig_t cfg = {};
             cfg.gridDim = grid;
-            cfg.blockDim = dim3(kSkinnyWarps * 32);
+            cfg.blockDim = dim3(kSkinnyThreads);
             cfg.stream = stream;
             cudaLaunchAttribute attr = {};
             attr.id = cudaLaunchAttributeClusterDimension;
@@ -688,12 +739,16 @@ void launch(const Weight &w, const Problem &p, const Launch &l, void *workspace,
             cfg.attrs = &attr;
             cfg.numAttrs = C ? 1 : 0;
             // An error here is the runtime's last error, which the caller checks.
-            (void)cudaLaunchKernelEx(&cfg, skinny_kernel<F16, U, C>, w, p, l.chunks_per_split, partial, counters);
+            (void)cudaLaunchKernelEx(&cfg, skinny_kernel<F16, U, T, C>, w, p, l.chunks_per_split, partial, counters);
+        };
+        auto tiles = [&](auto upper, auto cluster) {
+            if (l.skinny_tiles == 4) skinny(upper, std::integral_constant<int, 4>{}, cluster);
+            else skinny(upper, std::integral_constant<int, 2>{}, cluster);
         };
         using T = std::true_type;
         using F = std::false_type;
-        if (p.m > 8) l.cluster ? skinny(T{}, T{}) : skinny(T{}, F{});
-        else l.cluster ? skinny(F{}, T{}) : skinny(F{}, F{});
+        if (p.m > 8) l.cluster ? tiles(T{}, T{}) : tiles(T{}, F{});
+        else l.cluster ? tiles(F{}, T{}) : tiles(F{}, F{});
         return;
     }
     auto tiled = [&](auto bn) {
@@ -715,21 +770,25 @@ Launch plan_launch(const Weight &w, int64_t m, int sm_count, int smem_per_block,
     l.wide = smem_per_block >= Tiled<256>::smem;
     if (m > kSkinnyMaxRows) return l;
     l.skinny = true;
-    const int tiles = skinny_tiles(m > 8);
-    const int64_t blocks = (w.ntiles + tiles - 1) / tiles * ((m + 15) / 16);
-    // As many CTAs as are resident at once (one wave), each warp with at least two chunks so that
-    // its prefetch overlaps; a cluster holds at most kMaxClusterSplits. (Filling a second wave
-    // instead, 3 splits at M = 16 and K = N = 8,192, took 0.0355 ms against 0.0254 with one.)
-    const int64_t want = kSkinnyCtasPerSm * static_cast<int64_t>(std::max(sm_count, 1)) / blocks;
-    const int64_t most = std::max<int64_t>(1, std::min<int64_t>(kMaxClusterSplits, w.nchunks / (2 * kSkinnyWarps)));
-    const int64_t splits = std::max<int64_t>(1, std::min(want, most));
-    l.chunks_per_split = static_cast<int>((w.nchunks + splits - 1) / splits);
+    // As many CTAs as are resident at once (one wave); a split at least 2 chunks, so that the next
+    // chunk's loads overlap this one's decode; a cluster holds at most kMaxClusterSplits. (Filling
+    // a second wave instead, 3 splits at M = 16 and K = N = 8,192, took 0.0355 ms against 0.0254
+    // with one.)
+    const int64_t rows = (m + 15) / 16, slots = kSkinnyCtasPerSm * static_cast<int64_t>(std::max(sm_count, 1));
+    const int64_t most = std::max<int64_t>(1, std::min<int64_t>(kMaxClusterSplits, w.nchunks / 2));
+    auto blocks = [&](int tiles) { return (w.ntiles + kSkinnyWarps * tiles - 1) / (kSkinnyWarps * tiles) * rows; };
+    auto splits = [&](int tiles) { return std::max<int64_t>(1, std::min(slots / blocks(tiles), most)); };
+    // 4 tiles a warp read x half as often as 2 (every CTA reads all of x in its K range), unless
+    // the cluster limit leaves them fewer CTAs (N = 4,096: 256 against 512).
+    l.skinny_tiles = blocks(4) * splits(4) >= blocks(2) * splits(2) ? 4 : 2;
+    const int64_t want = splits(l.skinny_tiles);
+    l.chunks_per_split = static_cast<int>((w.nchunks + want - 1) / want);
     l.splits = l.chunks_per_split > 0 ? (w.nchunks + l.chunks_per_split - 1) / l.chunks_per_split : 1;
     if (l.splits < 1) l.splits = 1;
     l.cluster = clusters && l.splits > 1;
     if (l.splits > 1 && !l.cluster) {
         l.counters_offset = align256(static_cast<size_t>(l.splits) * m * w.n * sizeof(float));
-        l.counters_bytes = static_cast<size_t>(blocks) * sizeof(unsigned);
+        l.counters_bytes = static_cast<size_t>(blocks(l.skinny_tiles)) * sizeof(unsigned);
         l.workspace_bytes = l.counters_offset + align256(l.counters_bytes);
     }
     return l;
