@@ -372,12 +372,14 @@ __global__ void __launch_bounds__(kSelectThreads, PER <= 16 ? kSelectCtasPerSm :
             trusted += tr ? 1.0 : 0.0;
         }
         const int m = static_cast<int>(warp_sum(trusted));
+        // Top-k's count, ranks [0, c) of the sort's order; made in each branch, not held across the sort
+        // (live through it, it cost registers there: more spills at 16 and 64 slots a lane).
+        auto topk_count = [&] {
+            return m > 0 && topk > 0.0f ? min(m, max(1, static_cast<int>(floor(static_cast<double>(topk) * n)))) : 0;
+        };
         if (topp <= 0.0f) {
-            if (m > 0 && topk > 0.0f)
-                keep_top<PER>(p, min(m, max(1, static_cast<int>(floor(static_cast<double>(topk) * n)))),
-                              hist[threadIdx.x / 32], lane, row);
-            if (sink && lane == 0) row[0] = 1;
-            __syncwarp();
+            const int c = topk_count();
+            if (c > 0) keep_top<PER>(p, c, hist[threadIdx.x / 32], lane, row);
         } else {
             for (int size = 2; size <= kSort; size <<= 1)
                 for (int stride = size >> 1; stride; stride >>= 1) {
@@ -406,11 +408,7 @@ __global__ void __launch_bounds__(kSelectThreads, PER <= 16 ? kSelectCtasPerSm :
                 }
             // Sorted rank r lives in slot r / 32 of lane r % 32. Top-k keeps ranks below c; Top-p the
             // ranks up to the first whose running sum (added rank by rank, as the CPU adds) reaches p.
-            int last = -1;
-            if (m > 0 && topk > 0.0f) {
-                const int c = min(m, max(1, static_cast<int>(floor(static_cast<double>(topk) * n))));
-                last = c - 1;
-            }
+            int last = topk_count() - 1;
             if (m > 0 && topp > 0.0f) {
                 double cum = 0.0;
                 int stop = m - 1;
@@ -436,9 +434,9 @@ __global__ void __launch_bounds__(kSelectThreads, PER <= 16 ? kSelectCtasPerSm :
 #pragma unroll
             for (int e = 0; e < PER; ++e)
                 if (e * 32 + lane <= last) row[ix[e]] = 1;
-            if (sink && lane == 0) row[0] = 1;
-            __syncwarp();
         }
+        if (sink && lane == 0) row[0] = 1;
+        __syncwarp();
     }
     double kept = 0.0;
     for (int j = lane; j < s.nkb; j += 32) kept += row[j];
