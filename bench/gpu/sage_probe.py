@@ -3,7 +3,7 @@ JIT-compiled on the GPU machine in several tile shapes on the same quantized inp
 SDPA in the same run: the tool that chose aot.py's variants. bench/gpu/run.sh measures the library.
 
     python3 bench/gpu/sage_probe.py --d 128 --variants "64,128,4,3;64,64,4,3"
-    (BLOCK_M, BLOCK_N, warps, STAGES[, maxnreg (0: none)[, FLUSH 0/1]] per variant)
+    (BLOCK_M, BLOCK_N, warps, STAGES[, maxnreg (0: none)[, FLUSH 0/1[, PIPELINE 0/1]]] per variant)
 
 Quantization here is torch's (per-row INT8 Q, smooth-K with one scale per 64 keys and key mod 8 //
 2, per-channel FP8 V, laid out as sage-cuda.cuh says); times exclude it.
@@ -66,7 +66,7 @@ def quantize(q, k, v, block=128):
 
 def launch(kernel, bufs, h, n, d, bm, causal, constexprs, warps, write_lse=True):
     """JIT-launches a dense attention kernel with sage_attention_fwd's parameters on bufs once, then
-    times it: (out, lse, ms)."""
+    times it: (out, lse, ms, "registers / spilled bytes")."""
     qc, qs, kc, ks, vt, vs, nkp = bufs
     out = torch.empty(1, h, n, d, dtype=torch.bfloat16, device="cuda")
     lse = torch.empty(h * n, device="cuda")
@@ -77,10 +77,10 @@ def launch(kernel, bufs, h, n, d, bm, causal, constexprs, warps, write_lse=True)
     args = (qc, qs, kd, ks, vd, vs, lse, out, lse, dummy.view(torch.int16), dummy,
             h, h, n, n, nkp, out.stride(0), out.stride(1), out.stride(2), int(causal), int(write_lse), 0, 16)
     fn = lambda: kernel[grid](*args, D=d, BLOCK_M=bm, SPARSE=False, num_warps=warps, **constexprs)  # noqa: E731
-    fn()
+    compiled = fn()
     torch.cuda.synchronize()
     o, l = out.clone(), lse.clone()
-    return o, l, time_ms(fn, warmup=2, reps=7)
+    return o, l, time_ms(fn, warmup=2, reps=7), f"{compiled.n_regs} regs / {compiled.n_spills} spilled"
 
 
 def descriptors(kc, vt, d, bn):
@@ -95,11 +95,12 @@ def descriptors(kc, vt, d, bn):
 
 
 def run(kernel, bufs, h, n, d, bm, bn, warps, stages, causal=False, extra=()):
-    opts = {"BLOCK_N": bn, "STAGES": stages, "FLUSH": bool(extra[1]) if len(extra) > 1 else True}
+    opts = {"BLOCK_N": bn, "STAGES": stages, "FLUSH": bool(extra[1]) if len(extra) > 1 else True,
+            "PIPELINE": bool(extra[2]) if len(extra) > 2 else True}
     if len(extra) > 0 and extra[0]:
         opts["maxnreg"] = extra[0]
-    out, _, ms = launch(kernel, bufs, h, n, d, bm, causal, opts, warps, write_lse=False)
-    return out, ms
+    out, _, ms, regs = launch(kernel, bufs, h, n, d, bm, causal, opts, warps, write_lse=False)
+    return out, ms, regs
 
 
 def key_order(nkp):
@@ -173,7 +174,7 @@ def main():
         for spec in args.variants.split(";"):
             bm, bn, warps, stages, *extra = (int(x) for x in spec.split(","))
             try:
-                o, t = run(sage_attention.sage_attention_fwd, bufs, h, n, d, bm, bn, warps, stages, extra=extra)
+                o, t, regs = run(sage_attention.sage_attention_fwd, bufs, h, n, d, bm, bn, warps, stages, extra=extra)
             except Exception as e:  # noqa: BLE001 - a variant that does not compile is reported
                 print(f"  {spec}: failed: {type(e).__name__}: {str(e)[-400:]}")
                 continue
@@ -184,7 +185,7 @@ def main():
             else:
                 agree = f", max |diff| vs first {(o.float() - base.float()).abs().max().item():.3e}"
             print(f"  {spec}: {t:.2f} ms, {ops / t / 1e9:.0f} TOPS, {t_cudnn / t:.2f}x cuDNN, "
-                  f"rel L1 {rel:.2e}, cos {cos:.6f}{agree}", flush=True)
+                  f"rel L1 {rel:.2e}, cos {cos:.6f}, {regs}{agree}", flush=True)
 
 
 if __name__ == "__main__":

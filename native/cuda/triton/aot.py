@@ -38,15 +38,18 @@ SAGE_PARAMS = ["qc", "qs", "kc", "ks", "vt", "vs", "lsec", "out", "lse", "tiles"
 SAGE_DIVISIBILITY = {"qc": 16, "qs": 16, "ks": 16, "vs": 16, "lsec": 16, "out": 16, "tiles": 16,
                      "tile_counts": 16, "Nkp": 16, "out_sb": 8, "out_sh": 8, "out_sn": 8, "tile_cols": 16}
 
-# (D, BLOCK_M, BLOCK_N, num_warps, STAGES, SPARSE, FLUSH); the sparse kernels walk 64-key tiles
-# (the block mask's columns).
+# (D, BLOCK_M, BLOCK_N, num_warps, STAGES, SPARSE, FLUSH, PIPELINE); the sparse kernels walk 64-key
+# tiles (the block mask's columns). The serial ones (PIPELINE False) are capped at SERIAL_REGISTERS
+# so that three CTAs share a multiprocessor (2 stages at D 128: 73,744 bytes of shared memory each);
+# D 256 keeps the pipelined loop (its O alone is 128 registers a thread), and so does D 64 sparse.
+SERIAL_REGISTERS = 168
 SAGE_VARIANTS = [
-    (64, 64, 128, 4, 3, False, True),
-    (128, 64, 128, 4, 3, False, True),
-    (256, 64, 64, 4, 2, False, False),
-    (64, 64, 64, 4, 3, True, True),
-    (128, 64, 64, 4, 3, True, True),
-    (256, 64, 64, 4, 2, True, False),
+    (64, 64, 128, 4, 3, False, True, False),
+    (128, 64, 128, 4, 2, False, True, False),
+    (256, 64, 64, 4, 2, False, False, True),
+    (64, 64, 64, 4, 3, True, True, True),
+    (128, 64, 64, 4, 3, True, True, False),
+    (256, 64, 64, 4, 2, True, False, True),
 ]
 
 
@@ -75,23 +78,24 @@ def tma_boxes(md):
     return out
 
 
-def compile_kernel(fn, signature, params, divisibility, constexprs, warps):
+def compile_kernel(fn, signature, params, divisibility, constexprs, warps, maxnreg=None):
     """One Gluon kernel to a cubin for sm_90a, with the launchers' guarantees as divisibility hints."""
     sig = dict(signature, **{k: "constexpr" for k in constexprs})
     attrs = {(params.index(n),): [["tt.divisibility", v]] for n, v in divisibility.items()}
     src = GluonASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs)
-    k = triton.compile(src, target=TARGET, options={"num_warps": warps})
+    options = {"num_warps": warps, **({"maxnreg": maxnreg} if maxnreg else {})}
+    k = triton.compile(src, target=TARGET, options=options)
     md = k.metadata
     if md.global_scratch_size or md.profile_scratch_size or md.num_ctas != 1:
         raise SystemExit(f"{md.name}: the launchers pass no scratch and launch no clusters")
     return k.asm["cubin"], md
 
 
-def compile_sage(d, bm, bn, warps, stages, sparse, flush, out_dtype):
+def compile_sage(d, bm, bn, warps, stages, sparse, flush, pipeline, out_dtype):
     constexprs = {"D": d, "BLOCK_M": bm, "BLOCK_N": bn, "SPARSE": sparse, "STAGES": stages, "FLUSH": flush,
-                  "num_warps": warps}
+                  "PIPELINE": pipeline, "num_warps": warps}
     return compile_kernel(sage_attention.sage_attention_fwd, sage_signature(out_dtype, d, bn), SAGE_PARAMS,
-                          SAGE_DIVISIBILITY, constexprs, warps)
+                          SAGE_DIVISIBILITY, constexprs, warps, None if pipeline else SERIAL_REGISTERS)
 
 
 # nvfp4_gemm_t_fwd: (BLOCK_M, STAGES, GROUP_M, num_warps), x in the kernel's permuted column order
@@ -133,9 +137,9 @@ def main():
     for old in [*OUT.glob("*.cubin"), *OUT.glob("*.inc")]:
         old.unlink()
     rows = []
-    for d, bm, bn, warps, stages, sparse, flush in SAGE_VARIANTS:
+    for d, bm, bn, warps, stages, sparse, flush, pipeline in SAGE_VARIANTS:
         for dtype, bf16 in (("*bf16", 1), ("*fp16", 0)):
-            cubin, md = compile_sage(d, bm, bn, warps, stages, sparse, flush, dtype)
+            cubin, md = compile_sage(d, bm, bn, warps, stages, sparse, flush, pipeline, dtype)
             name = f"sage-d{d}-{'sparse' if sparse else 'dense'}-{'bf16' if bf16 else 'fp16'}"
             rows.append(save(name, cubin, md, [d, bm, bn, int(sparse), bf16, *tma_boxes(md)]))
     write_table("sage-kernels.inc", SAGE_PARAMS, "cubin (native/cuda/triton/cubin/NAME.cubin), kernel, D, BLOCK_M, "

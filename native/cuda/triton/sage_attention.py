@@ -20,6 +20,9 @@ the softmax runs. Here one warpgroup (64 query rows) runs, per key tile j with S
     softmax(S_j) -> P_j (FP8, in registers)      (under S_{j+1})
     issue P_j.V_j; wait for both; acc += P_j.V_j
 Two such CTAs share a multiprocessor (255 registers a thread) and fill each other's gaps.
+PIPELINE False is SageAttention2's Hopper trade instead: each tile's QK^T, softmax and P.V in
+order, one S tile in registers, compiled to 168 registers so that three CTAs share a
+multiprocessor and overlap each other (aot.py says which variants take which).
 K and V^T come by TMA (kc and vt are tensor descriptors: K as [B * Hk * Nkp, D] INT8 with
 [BLOCK_N, D] boxes, V^T as [B * Hk * D, Nkp] E4M3 with [D, BLOCK_N] boxes, in the stages' NVMMA
 layouts; aot.py's table tells the launcher each box and swizzle): per tile a thread then issues no
@@ -226,6 +229,52 @@ def _last_tile(s_int, acc, m_i, l_i, v_smem, ks_head, tiles_row, n_end, n_full, 
 
 
 @gluon.jit
+def _tiles_pipelined(acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp, ks_head, tiles_row, n_end,
+                     n_full, qs_safe, rows, Nk, shift, causal, D: gl.constexpr, BLOCK_M: gl.constexpr,
+                     BLOCK_N: gl.constexpr, SPARSE: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr,
+                     p_layout: gl.constexpr, row_o: gl.constexpr, FLUSH: gl.constexpr):
+    """Key tiles 0 .. n_end - 1 (n_end > 0) with S_{j+1} issued under softmax_j: returns acc, m_i, l_i."""
+    mbarrier.wait(ready.index(0), 0)
+    s_tok = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), magic, is_async=True)
+    s_int = warpgroup_mma_wait(num_outstanding=0, deps=[s_tok])
+    n_plain = gl.minimum(n_full, n_end - 1)
+    for j in range(0, n_plain):
+        s_int, acc, m_i, l_i = _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp,
+                                     ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal, D, BLOCK_M,
+                                     BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, False)
+    for j in range(n_plain, n_end - 1):
+        s_int, acc, m_i, l_i = _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp,
+                                     ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal, D, BLOCK_M,
+                                     BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, True)
+    return _last_tile(s_int, acc, m_i, l_i, v_smem, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift,
+                      causal, BLOCK_M, BLOCK_N, SPARSE, STAGES, FLUSH, s_layout, p_layout, row_o)
+
+
+@gluon.jit
+def _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp, ks_head, tiles_row, n_end,
+                 qs_safe, rows, Nk, shift, causal, D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+                 SPARSE: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr,
+                 row_o: gl.constexpr, FLUSH: gl.constexpr, MASKED: gl.constexpr):
+    """Tile j in order: S_j waited for, its softmax, P_j.V_j waited for. One S tile lives at a time
+    (and none is carried over the loop), so the kernel fits ~168 registers and three CTAs share a
+    multiprocessor, overlapping each other's MMAs and softmax instead of their own."""
+    gl.thread_barrier()  # every warp has retired tile j - 1's MMAs: its stage takes tile j + STAGES - 1
+    nxt = j + STAGES - 1
+    if nxt < n_end:
+        _load_tile(kc, vt, k_smem, v_smem, ready, nxt % STAGES, kv, Nkp, _tile_start(tiles_row, nxt, SPARSE, BLOCK_N),
+                   D, BLOCK_N)
+    mbarrier.wait(ready.index(j % STAGES), (j // STAGES) & 1)
+    s_tok = warpgroup_mma(q_smem, k_smem.index(j % STAGES).permute((1, 0)), magic, is_async=True)
+    s_int = warpgroup_mma_wait(num_outstanding=0, deps=[s_tok])
+    p, alpha, m_i, l_i = _softmax(s_int, ks_head, _tile_start(tiles_row, j, SPARSE, BLOCK_N), qs_safe, m_i, l_i,
+                                  rows, Nk, shift, causal, MASKED, BLOCK_M, BLOCK_N, s_layout)
+    p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
+    _, acc = _pv(p_op, v_smem.index(j % STAGES).permute((1, 0)), acc, gl.convert_layout(alpha, row_o)[:, None], s_int,
+                 False, FLUSH)
+    return acc, m_i, l_i
+
+
+@gluon.jit
 def _write_out(acc, m_i, l_i, vs, lsec, out, lse, kv, b, h, first, q_rows, row_ok, Nq, out_sb, out_sh, out_sn,
                write_lse, has_lsec, D: gl.constexpr, BLOCK_M: gl.constexpr, row_o: gl.constexpr,
                col_o: gl.constexpr):
@@ -250,14 +299,16 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
                        Hq, Hk, Nq, Nk, Nkp, out_sb, out_sh, out_sn, causal, write_lse, has_lsec, tile_cols,
                        D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
                        SPARSE: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr,
-                       FLUSH: gl.constexpr):
+                       FLUSH: gl.constexpr, PIPELINE: gl.constexpr):
     """One program per (BLOCK_M query rows, batch * head); out's dtype (bf16 or fp16) is its
     pointer's. Bottom-right causality: row r sees keys <= r + Nk - Nq.
 
     SPARSE: program t = bh * cdiv(Nq, BLOCK_M) + pid_m computes the key tiles (of BLOCK_N keys)
     listed in tiles[t * tile_cols :], ascending, int16: tile_counts[2t] of them need no mask (whole
     tile below Nk and causally visible to every row), then up to tile_counts[2t + 1] that do.
-    Dense: every tile, the first that need no mask, then the rest."""
+    Dense: every tile, the first that need no mask, then the rest.
+
+    PIPELINE: S_{j+1} is issued under softmax_j (two S tiles live); else tiles run in order."""
     pid_m = gl.program_id(0)
     bh = gl.program_id(1)
     b = bh // Hq
@@ -314,23 +365,23 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
         async_copy.wait_group(0)
         gl.thread_barrier()
         fence_async_shared()  # Q came through the generic proxy; wgmma reads through the async one
-        mbarrier.wait(ready.index(0), 0)
-        s_tok = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), magic, is_async=True)
-        s_int = warpgroup_mma_wait(num_outstanding=0, deps=[s_tok])
         # Two loops, the tiles that need no mask first: one loop testing j >= n_full per tile was
         # if-converted in the sparse kernels (the mask's compares and selects on every tile: 557
         # instructions a 64-key tile where the unmasked body is ~430).
-        n_plain = gl.minimum(n_full, n_end - 1)
-        for j in range(0, n_plain):
-            s_int, acc, m_i, l_i = _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv32,
-                                         Nkp, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal,
-                                         D, BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, False)
-        for j in range(n_plain, n_end - 1):
-            s_int, acc, m_i, l_i = _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv32,
-                                         Nkp, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal,
-                                         D, BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, True)
-        acc, m_i, l_i = _last_tile(s_int, acc, m_i, l_i, v_smem, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk,
-                                   shift, causal, BLOCK_M, BLOCK_N, SPARSE, STAGES, FLUSH, s_layout, p_layout, row_o)
+        if PIPELINE:
+            acc, m_i, l_i = _tiles_pipelined(acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv32, Nkp,
+                                             ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal, D,
+                                             BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH)
+        else:
+            n_plain = gl.minimum(n_full, n_end)
+            for j in range(0, n_plain):
+                acc, m_i, l_i = _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv32, Nkp,
+                                             ks_head, tiles_row, n_end, qs_safe, rows, Nk, shift, causal, D, BLOCK_M,
+                                             BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, False)
+            for j in range(n_plain, n_end):
+                acc, m_i, l_i = _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv32, Nkp,
+                                             ks_head, tiles_row, n_end, qs_safe, rows, Nk, shift, causal, D, BLOCK_M,
+                                             BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, True)
     async_copy.wait_group(0)
     for i in gl.static_range(STAGES):
         mbarrier.invalidate(ready.index(i))
