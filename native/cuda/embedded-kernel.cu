@@ -38,11 +38,6 @@ cudaKernel_t embedded_kernel(const char *cubin, const char *kernel, int shared_b
     check_cuda(cudaFuncSetAttribute(reinterpret_cast<const void *>(k), cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     shared_bytes),
                format("cudaFuncSetAttribute (%s, %d bytes of shared memory)", cubin, shared_bytes).c_str());
-    // Several CTAs an SM need the whole carveout (three serial attention CTAs: 3 x 73,744 bytes); the
-    // driver's default is a hint it may size by the first launches.
-    check_cuda(cudaFuncSetAttribute(reinterpret_cast<const void *>(k), cudaFuncAttributePreferredSharedMemoryCarveout,
-                                    cudaSharedmemCarveoutMaxShared),
-               format("cudaFuncSetAttribute (%s, shared memory carveout)", cubin).c_str());
     loaded.emplace(cubin, k);  // the library stays loaded for the process
     return k;
 }

@@ -38,18 +38,18 @@ SAGE_PARAMS = ["qc", "qs", "kc", "ks", "vt", "vs", "lsec", "out", "lse", "tiles"
 SAGE_DIVISIBILITY = {"qc": 16, "qs": 16, "ks": 16, "vs": 16, "lsec": 16, "out": 16, "tiles": 16,
                      "tile_counts": 16, "Nkp": 16, "out_sb": 8, "out_sh": 8, "out_sn": 8, "tile_cols": 16}
 
-# (D, BLOCK_M, BLOCK_N, num_warps, STAGES, SPARSE, FLUSH, PIPELINE); the sparse kernels walk 64-key
-# tiles (the block mask's columns). The serial ones (PIPELINE False) are capped at SERIAL_REGISTERS
-# so that three CTAs share a multiprocessor (2 stages at D 128: 73,744 bytes of shared memory each);
-# D 256 keeps the pipelined loop (its O alone is 128 registers a thread), and so does D 64 sparse.
-SERIAL_REGISTERS = 168
+# (D, BLOCK_M, BLOCK_N, num_warps, STAGES, SPARSE, FLUSH, PIPELINE, maxnreg (0: none)); the sparse
+# kernels walk 64-key tiles (the block mask's columns). The serial ones (PIPELINE False) are capped
+# so that several CTAs share a multiprocessor: three at D 128 (168 registers, 2 stages: 73,744 bytes
+# of shared memory each), four at D 64 (128). D 256 keeps the pipelined loop (its O alone is 128
+# registers a thread, so no cap gives it a third CTA), and so does D 64 sparse.
 SAGE_VARIANTS = [
-    (64, 64, 128, 4, 3, False, True, False),
-    (128, 64, 128, 4, 2, False, True, False),
-    (256, 64, 64, 4, 2, False, False, True),
-    (64, 64, 64, 4, 3, True, True, True),
-    (128, 64, 64, 4, 3, True, True, False),
-    (256, 64, 64, 4, 2, True, False, True),
+    (64, 64, 128, 4, 2, False, True, False, 128),
+    (128, 64, 128, 4, 2, False, True, False, 168),
+    (256, 64, 64, 4, 2, False, False, True, 0),
+    (64, 64, 64, 4, 3, True, True, True, 0),
+    (128, 64, 64, 4, 3, True, True, False, 168),
+    (256, 64, 64, 4, 2, True, False, True, 0),
 ]
 
 
@@ -78,7 +78,7 @@ def tma_boxes(md):
     return out
 
 
-def compile_kernel(fn, signature, params, divisibility, constexprs, warps, maxnreg=None):
+def compile_kernel(fn, signature, params, divisibility, constexprs, warps, maxnreg=0):
     """One Gluon kernel to a cubin for sm_90a, with the launchers' guarantees as divisibility hints."""
     sig = dict(signature, **{k: "constexpr" for k in constexprs})
     attrs = {(params.index(n),): [["tt.divisibility", v]] for n, v in divisibility.items()}
@@ -91,11 +91,11 @@ def compile_kernel(fn, signature, params, divisibility, constexprs, warps, maxnr
     return k.asm["cubin"], md
 
 
-def compile_sage(d, bm, bn, warps, stages, sparse, flush, pipeline, out_dtype):
+def compile_sage(d, bm, bn, warps, stages, sparse, flush, pipeline, maxnreg, out_dtype):
     constexprs = {"D": d, "BLOCK_M": bm, "BLOCK_N": bn, "SPARSE": sparse, "STAGES": stages, "FLUSH": flush,
                   "PIPELINE": pipeline, "num_warps": warps}
     return compile_kernel(sage_attention.sage_attention_fwd, sage_signature(out_dtype, d, bn), SAGE_PARAMS,
-                          SAGE_DIVISIBILITY, constexprs, warps, None if pipeline else SERIAL_REGISTERS)
+                          SAGE_DIVISIBILITY, constexprs, warps, maxnreg)
 
 
 # nvfp4_gemm_t_fwd: (BLOCK_M, STAGES, GROUP_M, num_warps), x in the kernel's permuted column order
@@ -137,9 +137,9 @@ def main():
     for old in [*OUT.glob("*.cubin"), *OUT.glob("*.inc")]:
         old.unlink()
     rows = []
-    for d, bm, bn, warps, stages, sparse, flush, pipeline in SAGE_VARIANTS:
+    for d, bm, bn, warps, stages, sparse, flush, pipeline, maxnreg in SAGE_VARIANTS:
         for dtype, bf16 in (("*bf16", 1), ("*fp16", 0)):
-            cubin, md = compile_sage(d, bm, bn, warps, stages, sparse, flush, pipeline, dtype)
+            cubin, md = compile_sage(d, bm, bn, warps, stages, sparse, flush, pipeline, maxnreg, dtype)
             name = f"sage-d{d}-{'sparse' if sparse else 'dense'}-{'bf16' if bf16 else 'fp16'}"
             rows.append(save(name, cubin, md, [d, bm, bn, int(sparse), bf16, *tma_boxes(md)]))
     write_table("sage-kernels.inc", SAGE_PARAMS, "cubin (native/cuda/triton/cubin/NAME.cubin), kernel, D, BLOCK_M, "
