@@ -129,7 +129,8 @@ def main():
               f"{datetime.date.today().isoformat()}",
               "- Ours: libslipstream `slip_attn_sage` on CUDA (INT8 QK with smooth-K and per-thread scales, FP8 E4M3 P and "
               "per-channel V), **quantization of Q, K, V included** in every time. On sm_90 the wgmma kernels that "
-              "native/cuda/triton/aot.py generates (FP32 flush per 128-key tile at D 64 and 128; at D 256 the FP8 MMA "
+              "native/cuda/triton/aot.py generates (each tile's QK, softmax and PV in order, several CTAs an SM: 3 at D 128, "
+              "4 at D 64, 2 at D 256; FP32 flush per 128-key tile at D 64 and 128; at D 256 the FP8 MMA "
               "accumulates into the FP32 tile directly); the `mma.sync` column is the hand-written m16n8k32 kernel "
               "(flush per 64 keys), the one sm_89 runs, timed in the same run.",
               "- SDPA: `torch.nn.functional.scaled_dot_product_attention` in bf16 with the cuDNN and FlashAttention-2 backends, "

@@ -4,7 +4,7 @@
 # torch.matmul / torch._scaled_mm. Usage:
 #   bench/gpu/run.sh OUT_DIR [--quick] [--sanitize]
 # writes OUT_DIR/gpu.md and OUT_DIR/gemm.md (copy them to bench/gpu.md and bench/gpu-gemm.md) and
-# OUT_DIR/build.log; the GPU tests (bench/gpu/test_*.py) run first.
+# OUT_DIR/build.log and OUT_DIR/tests.log; the GPU tests (bench/gpu/test_*.py) run first.
 set -euo pipefail
 out=${1:?usage: bench/gpu/run.sh OUT_DIR [--quick] [--sanitize]}
 shift
@@ -27,6 +27,9 @@ for arg in "$@"; do
       ;;
   esac
 done
-python3 -m pytest -q -p no:cacheprovider "$root/bench/gpu/test_gemm_cuda.py" "$root/bench/gpu/test_attention_cuda.py" | tail -15
+# A failing test is reported and the timings still run (they say how far off a change is).
+python3 -m pytest -q -p no:cacheprovider "$root/bench/gpu/test_gemm_cuda.py" "$root/bench/gpu/test_attention_cuda.py" \
+  >"$out/tests.log" 2>&1 && echo "GPU tests: passed" || echo "GPU tests: FAILED (OUT_DIR/tests.log)"
+tail -15 "$out/tests.log"
 PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/attention.py" $quick --out "$out/gpu.md"
 PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/gemm.py" $quick --out "$out/gemm.md"
