@@ -84,14 +84,16 @@ def make_x(m, k, dtype, seed):
 
 def fp8_rows(x: torch.Tensor) -> torch.Tensor:
     """x with each row through E4M3 as SLIP_ACT_FP8 defines it (native/src/gemm/act.cpp): s = amax / 448
-    in float32, each element RNE_sat of the float32 quotient x / s; float64 codes times s. Not in
-    float64: where x / (amax / 448) is exactly an E4M3 tie, common when amax has a short mantissa
-    (amax 3.875: ~33 of 4,096 randn elements, by a CPU model), the quotient by the float32 s lands
-    off the tie and the float64 one on it, and the two round apart (~1% of such a row's norm)."""
-    xf = x.float()
-    s = xf.abs().amax(-1, keepdim=True) / 448.0
-    q = torch.where(s > 0, xf / torch.where(s > 0, s, 1.0), 0.0).clamp(-448, 448).to(torch.float8_e4m3fn)
-    return q.double() * s.double()
+    and each element RNE_sat(x / s), both quotients IEEE float32 ones; float64 codes times s. Each
+    quotient is taken in float64 and rounded once to float32, which is the float32 quotient (53 >=
+    2 x 24 + 2 bits). Not torch's float32 `amax / 448.0`: on CUDA a division by a Python number
+    multiplies by its rounded reciprocal, and where x / s is within an ulp of an E4M3 tie (amax 3.875:
+    ~30 of 4,096 randn elements) that scale sends the code the other way (1% of such a row's norm)."""
+    xd = x.double()
+    amax = xd.abs().amax(-1, keepdim=True)
+    s = (amax / torch.full_like(amax, 448.0)).float().double()  # tensor by tensor: a true division
+    q = torch.where(s > 0, xd / torch.where(s > 0, s, 1.0), 0.0).float().clamp(-448, 448).to(torch.float8_e4m3fn)
+    return q.double() * s
 
 
 def rel_l2(y, ref):

@@ -73,8 +73,8 @@ def test_skinny_shapes_give_the_decoded_weight_exactly(dtype, m, n, k):
     assert torch.equal(y.double(), wd[:, rows].T)
 
 
-# Seeds 8, 12, 25 and 28 each draw a row of x whose amax is 3.875, where many x / s are exact E4M3
-# ties that the float32 quotient rounds off (gemm.fp8_rows): the reference must round as the kernels.
+# Seeds 8, 12, 25 and 28 each draw a row of x whose amax is 3.875, where ~30 quotients x / s lie
+# within an ulp of an E4M3 tie: the reference must take s and x / s as the kernels do (gemm.fp8_rows).
 @pytest.mark.parametrize("seed", [0, 1, 2, 8, 12, 25, 28])
 def test_bias_and_scales_against_float64(seed):
     from gemm import dequantize_nvfp4, quantize_nvfp4
