@@ -12,17 +12,16 @@ CPU reference (native/src/attention/sage-forward.cpp) does, up to exp2 and summa
              tile; bench/gpu.md measures what it costs in accuracy)
   out = acc * vs / l;  lse = (m + log2(l) - log2(448)) * ln2 + lsec
 
-Why Gluon and not `tl.dot`: Triton waits for every wgmma at once, so the tensor cores idle while
-the softmax runs. Here one warpgroup (64 query rows) runs, per key tile j with S_j in registers:
-    barrier (every warp has retired tile j - 1's MMAs); one thread issues the TMA copies of tile
-    j + STAGES - 1 into that stage; wait on tile j + 1's mbarrier
-    issue S_{j+1} = Q.K_{j+1}^T                  (INT8 wgmma, asynchronous)
-    softmax(S_j) -> P_j (FP8, in registers)      (under S_{j+1})
-    issue P_j.V_j; wait for both; acc += P_j.V_j
-Two such CTAs share a multiprocessor (255 registers a thread) and fill each other's gaps.
-PIPELINE False is SageAttention2's Hopper trade instead: each tile's QK^T, softmax and P.V in
-order, one S tile in registers, compiled to 168 registers so that three CTAs share a
-multiprocessor and overlap each other (aot.py says which variants take which).
+Why Gluon and not `tl.dot`: Triton waits for every wgmma at once and adds its own I2F; here each
+wait and each register is ours. One warpgroup (64 query rows) a CTA, in one of two schedules:
+  PIPELINE False (serial; most variants): per key tile j, wait for its copy, S_j = Q.K_j^T (INT8
+    wgmma), softmax(S_j) -> P_j (FP8, in registers), P_j.V_j, each waited for in turn. One S tile
+    lives, so aot.py caps the registers and several CTAs share a multiprocessor (three at D 128,
+    four at D 64, two at D 256), overlapping one's MMAs with another's softmax: SageAttention2's
+    Hopper trade, 1.18x faster than the pipelined schedule at D 128 on an H200.
+  PIPELINE True: S_{j+1} is issued before softmax(S_j) and runs under it; two S tiles live (~250
+    registers, two CTAs a multiprocessor) and the loop needs 3 stages.
+Each step first refills the stage every warp is done with (a barrier, then one thread's copies).
 K and V^T come by TMA (kc and vt are tensor descriptors: K as [B * Hk * Nkp, D] INT8 with
 [BLOCK_N, D] boxes, V^T as [B * Hk * D, Nkp] E4M3 with [D, BLOCK_N] boxes, in the stages' NVMMA
 layouts; aot.py's table tells the launcher each box and swizzle): per tile a thread then issues no
@@ -259,8 +258,7 @@ def _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
                  SPARSE: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr,
                  row_o: gl.constexpr, FLUSH: gl.constexpr, MASKED: gl.constexpr):
     """Tile j in order: S_j waited for, its softmax, P_j.V_j waited for. One S tile lives at a time
-    (and none is carried over the loop), so the kernel fits ~168 registers and three CTAs share a
-    multiprocessor, overlapping each other's MMAs and softmax instead of their own."""
+    and none is carried over the loop, which is what lets aot.py's register cap fit more CTAs."""
     gl.thread_barrier()  # every warp has retired tile j - 1's MMAs: its stage takes tile j + STAGES - 1
     nxt = j + STAGES - 1
     if nxt < n_end:
@@ -274,6 +272,24 @@ def _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
     p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
     _, acc = _pv(p_op, v_smem.index(j % STAGES).permute((1, 0)), acc, gl.convert_layout(alpha, row_o)[:, None], s_int,
                  False, FLUSH)
+    return acc, m_i, l_i
+
+
+@gluon.jit
+def _tiles_serial(acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp, ks_head, tiles_row, n_end,
+                  n_full, qs_safe, rows, Nk, shift, causal, D: gl.constexpr, BLOCK_M: gl.constexpr,
+                  BLOCK_N: gl.constexpr, SPARSE: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr,
+                  p_layout: gl.constexpr, row_o: gl.constexpr, FLUSH: gl.constexpr):
+    """Key tiles 0 .. n_end - 1, each in order (_step_serial): returns acc, m_i, l_i."""
+    n_plain = gl.minimum(n_full, n_end)
+    for j in range(0, n_plain):
+        acc, m_i, l_i = _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp, ks_head,
+                                     tiles_row, n_end, qs_safe, rows, Nk, shift, causal, D, BLOCK_M, BLOCK_N, SPARSE,
+                                     STAGES, s_layout, p_layout, row_o, FLUSH, False)
+    for j in range(n_plain, n_end):
+        acc, m_i, l_i = _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp, ks_head,
+                                     tiles_row, n_end, qs_safe, rows, Nk, shift, causal, D, BLOCK_M, BLOCK_N, SPARSE,
+                                     STAGES, s_layout, p_layout, row_o, FLUSH, True)
     return acc, m_i, l_i
 
 
@@ -376,15 +392,9 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
                                              ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal, D,
                                              BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH)
         else:
-            n_plain = gl.minimum(n_full, n_end)
-            for j in range(0, n_plain):
-                acc, m_i, l_i = _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv32, Nkp,
-                                             ks_head, tiles_row, n_end, qs_safe, rows, Nk, shift, causal, D, BLOCK_M,
-                                             BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, False)
-            for j in range(n_plain, n_end):
-                acc, m_i, l_i = _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv32, Nkp,
-                                             ks_head, tiles_row, n_end, qs_safe, rows, Nk, shift, causal, D, BLOCK_M,
-                                             BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, True)
+            acc, m_i, l_i = _tiles_serial(acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv32, Nkp,
+                                          ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal, D,
+                                          BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH)
     async_copy.wait_group(0)
     for i in gl.static_range(STAGES):
         mbarrier.invalidate(ready.index(i))
