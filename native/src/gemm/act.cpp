@@ -14,12 +14,20 @@
 
 namespace slip::gemm {
 
-// vec: AVX-512, k a multiple of 16 (GCC does not vectorize the scalar max: NaN ordering).
-static float row_amax(const float *row, int64_t k, int64_t r, bool vec = false) {
+float activation_row_amax(const float *row, int64_t k, int64_t r, bool vec) {
     float amax = 0.0f;
-    if (vec) amax = row_amax_avx512(row, k);
-    else
-        for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(row[i]));
+    if (vec) {
+        amax = row_amax_avx512(row, k);  // keeps a NaN
+    } else {
+        // std::max(amax, NaN) is amax, so a NaN would pass unseen: it is looked for on its own.
+        bool nan = false;
+        for (int64_t i = 0; i < k; ++i) {
+            const float a = std::fabs(row[i]);
+            amax = std::max(amax, a);
+            nan |= std::isnan(a);
+        }
+        if (nan) amax = NAN;
+    }
     if (!std::isfinite(amax))
         fail(SLIP_STATUS_INVALID_ARGUMENT,
              format("expected finite values for x, got a non-finite value in row %lld",
@@ -33,7 +41,7 @@ static float nvfp4_global(const float *x, int64_t m, int64_t k, float global) {
     const bool vec = isa_active() >= SLIP_ISA_AVX512 && k % 16 == 0;
     std::vector<float> amax(static_cast<size_t>(m));
     parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) amax[r] = row_amax(x + r * k, k, r, vec);
+        for (int64_t r = r0; r < r1; ++r) amax[r] = activation_row_amax(x + r * k, k, r, vec);
     });
     if (global > 0.0f) return global;
     const float a = m ? *std::max_element(amax.begin(), amax.end()) : 0.0f;
@@ -48,7 +56,7 @@ void quantize_fp8_rows(const float *x, int64_t m, int64_t k, bool e5m2, float *o
     parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             const float *row = x + r * k;
-            const float s = row_amax(row, k, r) / spec.max;
+            const float s = activation_row_amax(row, k, r) / spec.max;
             scale[r] = s;
             for (int64_t i = 0; i < k; ++i) {
                 const float v = s == 0.0f ? 0.0f : element::round_magnitude(std::fabs(row[i] / s), spec, -1.0f);
@@ -64,7 +72,7 @@ void quantize_i8_rows(const float *x, int64_t m, int64_t k, float *out, float *s
     parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             const float *row = x + r * k;
-            const float s = row_amax(row, k, r) / 127.0f;
+            const float s = activation_row_amax(row, k, r) / 127.0f;
             scale[r] = s;
             for (int64_t i = 0; i < k; ++i)
                 out[r * k + i] = s == 0.0f ? 0.0f : std::min(127.0f, std::max(-127.0f, std::nearbyint(row[i] / s)));
@@ -75,7 +83,7 @@ void quantize_i8_rows(const float *x, int64_t m, int64_t k, float *out, float *s
 void quantize_i8_codes(const float *x, int64_t m, int64_t k, int8_t *q, int32_t *meta, float *scale) {
     parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
-            const float s = row_amax(x + r * k, k, r, true) / 127.0f;
+            const float s = activation_row_amax(x + r * k, k, r, true) / 127.0f;
             scale[r] = s;
             quantize_i8_codes_row_avx512(x + r * k, k, s, q + r * k, meta + fp4_meta_row(r, k / 16, false));
         }

@@ -113,6 +113,10 @@ struct PackedI8 {
 };
 void run_i8(const float *x, int64_t m, const PackedI8 &w, const float *bias, float *y);
 
+// The largest |x| of activation row r (k values), refusing NaN and Inf with an error that names the
+// row; vec: the AVX-512 form (k a multiple of 16), same result (act.cpp).
+float activation_row_amax(const float *row, int64_t k, int64_t r, bool vec = false);
+
 // The epilogue, in one baseline-compiled place so every ISA rounds identically.
 void apply_epilogue(float *y, int64_t ldy, int64_t rows, int64_t n0, int64_t cols,
                     const float *row_scale, const float *col_scale, const float *bias);

@@ -61,13 +61,7 @@ static void quantize_pack_a(const float *x, int64_t m, int64_t k, uint8_t *dst, 
             std::memset(d, 128, static_cast<size_t>(k4 * MR * 4));
             for (int r = 0; r < MR && p * MR + r < m; ++r) {
                 const float *row = x + (p * MR + r) * k;
-                float amax = 0.0f;
-                for (int64_t kk = 0; kk < k; ++kk) amax = std::max(amax, std::fabs(row[kk]));
-                if (!std::isfinite(amax))
-                    fail(SLIP_STATUS_INVALID_ARGUMENT,
-                         format("expected finite values for x, got a non-finite value in row %lld",
-                                static_cast<long long>(p * MR + r)));
-                const float s = amax / 127.0f;
+                const float s = activation_row_amax(row, k, p * MR + r) / 127.0f;
                 scale[p * MR + r] = s;
                 if (s == 0.0f) continue;
                 for (int64_t kk = 0; kk < k; ++kk) {
