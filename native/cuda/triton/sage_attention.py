@@ -213,17 +213,15 @@ def _key_tiles(tiles, tile_counts, tile_cols, bh, pid_m, first, Nq, Nk, causal, 
 
 
 @gluon.jit
-def _last_tile(s_int, acc, m_i, l_i, v_smem, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal,
-               BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, SPARSE: gl.constexpr, STAGES: gl.constexpr,
-               FLUSH: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr):
-    """The softmax and P.V of the last key tile (no next S to issue): returns acc, m_i, l_i. Masked
-    whether it needs it or not (once a program: not worth a second copy)."""
-    last = n_end - 1
-    p, alpha, m_i, l_i = _softmax(s_int, ks_head, _tile_start(tiles_row, last, SPARSE, BLOCK_N), qs_safe, m_i,
-                                  l_i, rows, Nk, shift, causal, True, BLOCK_M, BLOCK_N, s_layout)
+def _finish_tile(s_int, acc, m_i, l_i, v_tile, ks_head, start_n, qs_safe, rows, Nk, shift, causal,
+                 MASKED: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, FLUSH: gl.constexpr,
+                 s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr):
+    """The softmax of a tile's waited-for S and its P.V, waited for (no next S to issue): returns
+    acc, m_i, l_i."""
+    p, alpha, m_i, l_i = _softmax(s_int, ks_head, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, MASKED,
+                                  BLOCK_M, BLOCK_N, s_layout)
     p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
-    s_int, acc = _pv(p_op, v_smem.index(last % STAGES).permute((1, 0)), acc,
-                     gl.convert_layout(alpha, row_o)[:, None], s_int, False, FLUSH)
+    _, acc = _pv(p_op, v_tile, acc, gl.convert_layout(alpha, row_o)[:, None], s_int, False, FLUSH)
     return acc, m_i, l_i
 
 
@@ -248,8 +246,11 @@ def _tiles_pipelined(acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt
         s_int, acc, m_i, l_i = _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp,
                                      ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal, D, BLOCK_M,
                                      BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, True)
-    return _last_tile(s_int, acc, m_i, l_i, v_smem, ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift,
-                      causal, BLOCK_M, BLOCK_N, SPARSE, STAGES, FLUSH, s_layout, p_layout, row_o)
+    # The last tile, masked whether it needs it or not (once a program: not worth a second copy).
+    last = n_end - 1
+    return _finish_tile(s_int, acc, m_i, l_i, v_smem.index(last % STAGES).permute((1, 0)), ks_head,
+                        _tile_start(tiles_row, last, SPARSE, BLOCK_N), qs_safe, rows, Nk, shift, causal, True, BLOCK_M,
+                        BLOCK_N, FLUSH, s_layout, p_layout, row_o)
 
 
 @gluon.jit
@@ -267,12 +268,9 @@ def _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
     mbarrier.wait(ready.index(j % STAGES), (j // STAGES) & 1)
     s_tok = warpgroup_mma(q_smem, k_smem.index(j % STAGES).permute((1, 0)), magic, is_async=True)
     s_int = warpgroup_mma_wait(num_outstanding=0, deps=[s_tok])
-    p, alpha, m_i, l_i = _softmax(s_int, ks_head, _tile_start(tiles_row, j, SPARSE, BLOCK_N), qs_safe, m_i, l_i,
-                                  rows, Nk, shift, causal, MASKED, BLOCK_M, BLOCK_N, s_layout)
-    p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
-    _, acc = _pv(p_op, v_smem.index(j % STAGES).permute((1, 0)), acc, gl.convert_layout(alpha, row_o)[:, None], s_int,
-                 False, FLUSH)
-    return acc, m_i, l_i
+    return _finish_tile(s_int, acc, m_i, l_i, v_smem.index(j % STAGES).permute((1, 0)), ks_head,
+                        _tile_start(tiles_row, j, SPARSE, BLOCK_N), qs_safe, rows, Nk, shift, causal, MASKED, BLOCK_M,
+                        BLOCK_N, FLUSH, s_layout, p_layout, row_o)
 
 
 @gluon.jit
