@@ -18,7 +18,7 @@
 //     in flight while it decodes this one; every weight byte is read once. Rows in blocks of 16
 //     (grid z). When there are too few column blocks to fill the GPU, K is also split over CTAs
 //     (grid y), and the partials are summed in split order (deterministic): on sm_90 the splits of
-//     a column block form a cluster and write into each other's shared memory, so a call is one kernel
+//     a column block form a cluster and read each other's shared memory, so a call is one kernel
 //     with no workspace; before sm_90 they go through global memory, and the last CTA of a column
 //     block to arrive sums them.
 //   tiled (M > 64): 128 x 256 CTA tiles (wide in N: x is the 16-bit operand, so the tile's width
