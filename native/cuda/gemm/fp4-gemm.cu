@@ -252,10 +252,18 @@ __global__ void __launch_bounds__(kSkinnyThreads, kSkinnyCtasPerSm)
     skinny_kernel(Weight w, Problem p, int chunks_per_split, float *partial, unsigned *counters) {
     constexpr int kHalves = UPPER ? 2 : 1, kAcc = TILES / 2 * kHalves * 4;  // accumulators a thread
     constexpr int kRows = skinny_rows(UPPER), kStage = kRows * kChunk * 2;
-    static_assert(kAcc * kSkinnyThreads * sizeof(float) <= kSkinnyStages * kStage, "the partials fit in the ring");
-    // x's ring; after the loop, the CTA's partial sums (what cluster peers read).
-    __shared__ __align__(128) uint8_t ring[kSkinnyStages * kStage];
+    __shared__ __align__(128) uint8_t ring[kSkinnyStages * kStage];  // x's
     __shared__ bool last;
+    constexpr int kOut = kAcc * kSkinnyThreads;  // the CTA's outputs
+    // CLUSTER: the splits' partials of the outputs this CTA sums, written by its peers, split-major:
+    // splits x ceil(kOut / splits) floats, at most kOut + kMaxClusterSplits - 1 (plan_launch caps
+    // the splits of a cluster at kMaxClusterSplits).
+    __shared__ float summed[CLUSTER ? kOut + kMaxClusterSplits : 1];
+#if __CUDA_ARCH__ >= 900
+    // A peer's shared memory may be written only once the peer runs: every thread arrives now and
+    // waits before its first remote store, long after every CTA of the cluster has arrived.
+    if constexpr (CLUSTER) asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+#endif
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int nt0 = blockIdx.x * (kSkinnyWarps * TILES), ntw = nt0 + warp * TILES;
     const int64_t m0 = static_cast<int64_t>(blockIdx.z) * 16;
@@ -369,30 +377,30 @@ __global__ void __launch_bounds__(kSkinnyThreads, kSkinnyCtasPerSm)
     auto mine = [&](int j) { return acc[j / (kHalves * 4)][j / 4 % kHalves][j % 4]; };
     if constexpr (CLUSTER) {
 #if __CUDA_ARCH__ >= 900
-        // The ring becomes the CTA's partials once every warp is done reading it (no copies are
-        // pending: the groups past the last chunk are empty). Then every CTA of the cluster (the
-        // splits, ranked by blockIdx.y) sums a slice of the outputs over the splits in rank order
-        // and stores it; the second cluster barrier keeps each CTA's shared memory alive until its
-        // peers have read it.
-        cp_async_wait<0>();
-        __syncthreads();
-        float *red = reinterpret_cast<float *>(ring);
-#pragma unroll
-        for (int j = 0; j < kAcc; ++j) red[j * kSkinnyThreads + threadIdx.x] = mine(j);
+        // Every CTA of the cluster (the splits, ranked by blockIdx.y) sums a slice of the outputs
+        // over the splits in rank order and stores it. Each CTA stores its partials of a slice
+        // straight into the slice owner's shared memory (remote stores do not wait for a reply, as
+        // the owner's remote loads did), and one cluster barrier makes them visible; afterwards
+        // no CTA touches another's memory, so none waits for its peers again.
         namespace cg = cooperative_groups;
         cg::cluster_group cluster = cg::this_cluster();
+        const int splits = static_cast<int>(cluster.num_blocks()), rank = static_cast<int>(cluster.block_rank());
+        const int slice = (kOut + splits - 1) / splits;
+        asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory");
+#pragma unroll
+        for (int j = 0; j < kAcc; ++j) {
+            const int e = j * kSkinnyThreads + threadIdx.x, owner = e / slice;
+            cluster.map_shared_rank(summed, owner)[rank * slice + e - owner * slice] = mine(j);
+        }
         cluster.sync();
-        constexpr int kOut = kAcc * kSkinnyThreads;
-        const int splits = static_cast<int>(cluster.num_blocks()), slice = (kOut + splits - 1) / splits;
-        const int e0 = static_cast<int>(cluster.block_rank()) * slice, e1 = min(kOut, e0 + slice);
+        const int e0 = rank * slice, e1 = min(kOut, e0 + slice);
         for (int e = e0 + threadIdx.x; e < e1; e += kSkinnyThreads) {
             int64_t row, col;
             if (!where(e, row, col)) continue;
             float v = 0.0f;
-            for (int r = 0; r < splits; ++r) v += cluster.map_shared_rank(red, r)[e];
+            for (int r = 0; r < splits; ++r) v += summed[r * slice + e - e0];
             store1<F16>(p.y, row * w.n + col, epilogue(p, v, inv_g, row, col));
         }
-        cluster.sync();
 #else
         __trap();  // launched as a cluster only on sm_90
 #endif
