@@ -61,7 +61,7 @@ void require_modes(const slip_linear_params *p, const char *what) {
 struct CudaPlan {
     int device = 0, sm_count = 1, smem_per_block = 0;
     bool fp8_tensor_cores = false;  // sm_90: W4A8 above the skinny kernel's rows runs gemm_sm90
-    bool clusters = false;          // sm_90: the skinny kernel's K splits meet in a cluster
+    bool sm90a = false;             // the sm_90a code runs: clusters, bulk copies (fp4::plan_launch)
     int64_t bytes = 0;
     uint8_t *base = nullptr;
     fp4::Weight w{};
@@ -129,7 +129,7 @@ std::shared_ptr<void> linear_plan_create(const slip_qweight *w, const slip_linea
     plan->fp8_tensor_cores = major == 9 && minor == 0;
     // Only where the sm_90a code runs: a newer card JIT-compiles the compute_89 PTX, which has no
     // cluster path.
-    plan->clusters = major == 9 && minor == 0;
+    plan->sm90a = major == 9 && minor == 0;
     const size_t colpow_at = kHeader + (tile_bytes + 255) / 256 * 256;
     const size_t colpow_bytes = plan->fp8_tensor_cores ? static_cast<size_t>(n) * sizeof(float) : 0;
     check_cuda(cudaMalloc(reinterpret_cast<void **>(&plan->base), colpow_at + colpow_bytes), "cudaMalloc (planned weight)");
@@ -198,7 +198,7 @@ void linear_plan_run(const void *handle, const slip_linear_params *p, const slip
         check_cuda(err, "NVFP4 x FP8 linear (activation quantizer)");
         return;
     }
-    const fp4::Launch launch = fp4::plan_launch(w, m, pl.sm_count, pl.smem_per_block, pl.clusters);
+    const fp4::Launch launch = fp4::plan_launch(w, m, pl.sm_count, pl.smem_per_block, pl.sm90a);
     const size_t q_bytes = fp8 ? align(static_cast<size_t>(m) * w.k * 2) : 0, s_bytes = fp8 ? align(m * sizeof(float)) : 0;
     const size_t total = q_bytes + s_bytes + launch.workspace_bytes;
     uint8_t *pool = nullptr;

@@ -48,8 +48,16 @@ struct Problem {
     bool pair_stores;  // y 4-byte aligned and n even: two outputs per store
 };
 
+// The streamed GEMV (fp4-stream.cu): chunks of K a stage, the ring's most stages, most rows.
+constexpr int kStreamChunks = 8;
+constexpr int kStreamMaxStages = 16;
+constexpr int kStreamInFlight = 80 << 10;  // bytes of weight a CTA keeps in flight
+constexpr int64_t kStreamMaxRows = 16;
+
 // How a product is launched, and the scratch it needs (zeroed counters included).
 struct Launch {
+    bool streamed = false;  // the streamed GEMV (sm_90): stages of stage_bytes, tiles (4 or 8) a CTA
+    int stages = 0, stage_bytes = 0, stream_tiles = 8;
     bool skinny = false;
     int skinny_tiles = 2;  // skinny: tiles of 8 columns a warp (2 or 4)
     bool wide = false;  // tiled: 128 x 256 CTAs (enough shared memory per block), else 128 x 128
@@ -61,9 +69,9 @@ struct Launch {
 
 constexpr int kMaxClusterSplits = 8;  // the portable cluster size
 
-// smem_per_block: the device's opt-in shared memory per block; clusters: the device has thread
-// block clusters (sm_90).
-Launch plan_launch(const Weight &w, int64_t m, int sm_count, int smem_per_block, bool clusters);
+// smem_per_block: the device's opt-in shared memory per block; sm90a: the sm_90a code runs (thread
+// block clusters and bulk copies).
+Launch plan_launch(const Weight &w, int64_t m, int sm_count, int smem_per_block, bool sm90a);
 
 // codes U8 [n, k/2], scales E4M3 [n, k/16], global F32 [1], all on the device; writes the tiles
 // and the global's copy.
@@ -89,6 +97,12 @@ void quantize_fp8_permuted(const void *x, int64_t m, int64_t k, int nchunks, boo
 // embedded): q and scale from quantize_fp8_permuted, w.colpow from column_powers.
 void gemm_sm90(const Weight &w, const uint8_t *q, const float *scale, const float *bias, void *y, int64_t m, bool f16,
                cudaStream_t stream);
+
+// A stage of the streamed GEMV at m rows of x, in bytes.
+int stream_stage_bytes(int64_t m, int tiles);
+
+// The streamed GEMV (l.streamed): y = x · Wᵀ for m <= kStreamMaxRows on sm_90a.
+void gemv_streamed(const Weight &w, const Problem &p, const Launch &l, cudaStream_t stream);
 
 // workspace: Launch::workspace_bytes of device memory, counters already zeroed.
 void gemm(const Weight &w, const Problem &p, const Launch &l, void *workspace, cudaStream_t stream);
