@@ -75,6 +75,16 @@ def fp8_tensor_cores(m):
     return m > 64 and torch.cuda.get_device_capability() == (9, 0)
 
 
+def gemv_kernel(m, n):
+    """The label of the kernel a W4A16 product of m rows runs on (m <= 64): plan_launch's rule in
+    native/cuda/gemm/fp4-gemm.cu, mirrored for the table only."""
+    if torch.cuda.get_device_capability() == (9, 0) and m <= 16:
+        sms, tiles = torch.cuda.get_device_properties(0).multi_processor_count, (n + 7) // 8
+        if -(-tiles // 8) * 8 >= 7 * sms or (m <= 8 and -(-tiles // 4) * 8 >= 7 * sms):
+            return "streamed"
+    return "skinny"
+
+
 def make_x(m, k, dtype, seed):
     gen = torch.Generator(device=DEV).manual_seed(seed)
     x = torch.randn(m, k, device=DEV, generator=gen)
@@ -132,7 +142,7 @@ def accuracy(lines, shapes):
         with CudaLinearPlan(codes, scales, g) as plan:
             y16 = plan(x, bias)[rows]
             y8 = plan(x, bias, activations="fp8")[rows]
-        kernel = "skinny" if m <= 64 else "tiled; W4A8 FP8 wgmma" if fp8_tensor_cores(m) else "tiled"
+        kernel = gemv_kernel(m, n) if m <= 64 else "tiled; W4A8 FP8 wgmma" if fp8_tensor_cores(m) else "tiled"
         lines.append(f"| {m}, {k}, {n} | {str(dtype).replace('torch.', '')} | {'yes' if with_bias else 'no'} | {kernel} | "
                      f"{rel_l2(y16, ref):.2e} | {rel_l2(y8, ref):.2e} | {rel_l2(y8, ref8):.2e} |")
         print(lines[-1], flush=True)
@@ -205,8 +215,9 @@ def main():
              f"{datetime.date.today().isoformat()}",
              "- Ours: libslipstream's CUDA linear plan of an NVFP4 weight (`slip_linear_plan_run_as`): W4A16 decodes the "
              "weight exactly to bf16 on chip (mma.sync m16n8k16, FP32 accumulation); W4A8 first quantizes x per token "
-             "to E4M3 (scale amax/448) and multiplies the exact bf16 images of both. M <= 64: the memory-bound skinny "
-             "kernel (K split over CTAs when the columns are few); larger M: 128 x 256 tiles, 3 cp.async stages. On sm_90, "
+             "to E4M3 (scale amax/448) and multiplies the exact bf16 images of both. M <= 64: memory-bound GEMVs, on sm_90 "
+             "at M <= 16 with columns for every SM the streamed kernel (the weight copied by cp.async.bulk into a "
+             "ring of shared memory), else the skinny kernel (K split over CTAs when the columns are few); larger M: 128 x 256 tiles, 3 cp.async stages. On sm_90, "
              "W4A8 at M > 64 runs on FP8 tensor cores instead (native/cuda/triton/nvfp4_gemm.py's transposed kernel: "
              "the weight decoded in registers to E4M3 after a per-column power of two, wgmma with fast accumulation; x "
              "quantized in the call into the kernel's column order).",
