@@ -81,7 +81,8 @@ __device__ __forceinline__ void bulk_copy(void *dst, const void *src, unsigned b
 }
 #endif
 
-// UPPER: M > 8 (tokens 8..15 are a second B operand). stage_bytes: x_at + M rows of x_row.
+// UPPER: M > 8 (tokens 8..15 are a second B operand). stage_bytes: x_at + M rows of x_row; stages:
+// at most kStreamMaxStages (plan_launch).
 template <bool F16, bool UPPER, int TILES>
 __global__ void __launch_bounds__(StreamShape<TILES>::threads)
     streamed_kernel(Weight w, Problem p, int stages, int stage_bytes) {
@@ -89,6 +90,7 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
     using S = StreamShape<TILES>;
     constexpr int CHUNKS = kStreamChunks, PAIRS = TILES / 2;
     constexpr int kHalves = UPPER ? 2 : 1, kAcc = kHalves * 4;
+    static_assert(PAIRS * CHUNKS * kAcc * 32 * sizeof(float) <= S::x_at, "the consumers' sums fit in one stage");
     extern __shared__ __align__(128) uint8_t ring[];
     __shared__ uint64_t full[kStreamMaxStages], empty[kStreamMaxStages];
     __shared__ uint32_t lut[2];
