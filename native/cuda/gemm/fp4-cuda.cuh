@@ -1,4 +1,5 @@
-// NVFP4 linears on CUDA: the shared pieces of the plan (fp4-api.cu) and the kernels (fp4-gemm.cu).
+// NVFP4 linears on CUDA: the shared pieces of the plan (fp4-api.cu) and the kernels (fp4-gemm.cu and
+// fp4-stream.cu).
 //
 // The planned weight is a grid of tiles of 8 rows x 128 columns (one "chunk" of K), tile (nt, c)
 // at (nt * nchunks + c) * kTileBytes, rows and columns past N and K zero:
