@@ -126,6 +126,16 @@ __device__ __forceinline__ void mma_pair(float (&c)[4], const uint4 &av, const u
     mma<F16>(c, av.z, bv.z, av.w, bv.w, b[1][0], b[1][1]);
 }
 
+// Where register r (0..3) of a lane's m16n8 accumulator lands when a tile pair is the MMA's A
+// operand (16 weight rows: the pair's first tile, then its second) and tokens are its B operand:
+// token pair_token (from the first token, base; half h: tokens 8h ..), in tile pair_tile of the
+// pair (0 or 1), at column lane / 4 of that tile.
+template <typename T>
+__device__ __forceinline__ T pair_token(T base, int h, int r, int lane) {
+    return base + 8 * h + 2 * (lane % 4) + (r & 1);
+}
+__device__ __forceinline__ int pair_tile(int r) { return r >= 2 ? 1 : 0; }
+
 template <bool F16>
 __device__ __forceinline__ void store1(void *y, int64_t i, float v) {
     if constexpr (F16) static_cast<__half *>(y)[i] = __float2half_rn(v);

@@ -229,8 +229,8 @@ __global__ void __launch_bounds__(kSkinnyThreads, kSkinnyCtasPerSm)
     auto where = [&](int e, int64_t &row, int64_t &col) {
         const int j = e / kSkinnyThreads, th = e % kSkinnyThreads, l = th % 32;
         const int pr = j / (kHalves * 4), h = j / 4 % kHalves, r = j % 4;
-        row = m0 + 8 * h + 2 * (l % 4) + (r & 1);
-        col = static_cast<int64_t>(nt0 + th / 32 * TILES + 2 * pr + (r >= 2 ? 1 : 0)) * kTileRows + l / 4;
+        row = pair_token(m0, h, r, l);
+        col = static_cast<int64_t>(nt0 + th / 32 * TILES + 2 * pr + pair_tile(r)) * kTileRows + l / 4;
         return row < p.m && col < w.n;
     };
     auto mine = [&](int j) { return acc[j / (kHalves * 4)][j / 4 % kHalves][j % 4]; };

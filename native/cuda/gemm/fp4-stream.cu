@@ -213,14 +213,13 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
             for (int j = 0; j < kAcc; ++j) red[((q * CHUNKS + warp) * kAcc + j) * 32 + lane] = acc[q][j / 4][j % 4];
     __syncthreads();
 
-    // Output e: accumulator j = e / 32 % kAcc of lane e % 32 of pair e / (32 kAcc), summed over the
-    // pair's consumers in chunk order. Register r of half h: token 8h + 2t + (r & 1), weight row g
-    // of tile 2pr + (r >= 2).
+    // Output e: accumulator j = e / 32 % kAcc (half j / 4, register j % 4) of lane e % 32 of pair
+    // e / (32 kAcc), summed over the pair's consumers in chunk order.
     const float inv_g = 1.0f / __ldg(w.global);
     for (int e = threadIdx.x; e < TILES / 2 * kAcc * 32; e += S::threads) {
         const int l = e % 32, j = e / 32 % kAcc, pr = e / (32 * kAcc), h = j / 4, r = j % 4;
-        const int64_t row = 8 * h + 2 * (l % 4) + (r & 1);
-        const int64_t col = static_cast<int64_t>(nt0 + 2 * pr + (r >= 2 ? 1 : 0)) * kTileRows + l / 4;
+        const int64_t row = pair_token(0, h, r, l);
+        const int64_t col = static_cast<int64_t>(nt0 + 2 * pr + pair_tile(r)) * kTileRows + l / 4;
         if (row >= p.m || col >= w.n) continue;
         float v = 0.0f;
 #pragma unroll
@@ -248,7 +247,7 @@ void gemv_streamed(const Weight &w, const Problem &p, const Launch &l, cudaStrea
     };
     auto shape = [&](auto f16, auto upper) {
         constexpr bool F = decltype(f16)::value, U = decltype(upper)::value;
-if (l.stream_tiles == 8) return go(streamed_kernel<F, U, 8>, 8, StreamShape<8>::threads);
+        if (l.stream_tiles == 8) return go(streamed_kernel<F, U, 8>, 8, StreamShape<8>::threads);
         go(streamed_kernel<F, U, 4>, 4, StreamShape<4>::threads);
     };
     using T = std::true_type;
