@@ -49,8 +49,20 @@ void gemm_sm90(const Weight &w, const uint8_t *q, const float *scale, const floa
     void *scratch0 = nullptr, *scratch1 = nullptr;
     void *args[] = {&xq, &xs, &tiles, &colpow, &gscale, &bias_p, &out, &M, &N, &K, &nchunks, &has_bias,
                     &scratch0, &scratch1};
-    check_cuda(cudaLaunchKernel(reinterpret_cast<const void *>(kernel), dim3(static_cast<unsigned>(programs), 1, 1),
-                                dim3(k.warps * 32, 1, 1), args, static_cast<size_t>(k.shared), stream),
+    // Programmatic dependent launch: the kernel's CTAs start while the quantizer ahead of it in the
+    // stream finishes (it signals griddepcontrol.launch_dependents) and wait for its output at
+    // griddepcontrol.wait, so the launch gap between the two is hidden.
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(static_cast<unsigned>(programs), 1, 1);
+    cfg.blockDim = dim3(k.warps * 32, 1, 1);
+    cfg.dynamicSmemBytes = static_cast<size_t>(k.shared);
+    cfg.stream = stream;
+    cudaLaunchAttribute attr = {};
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    check_cuda(cudaLaunchKernelExC(&cfg, reinterpret_cast<const void *>(kernel), args),
                format("sm_90 NVFP4 GEMM kernel %s", k.cubin).c_str());
 }
 

@@ -268,6 +268,10 @@ def nvfp4_gemm_t_fwd(xq, xs, tiles, colpow, gscale, bias, out, M, N, K, nchunks,
     n3 = off_n + 16 * w3[:, None, None] + 8 * h3[None, :, None] + g3[None, None, :]
     cpow2 = gl.expand_dims(_f16_pair(gl.load(colpow + n3, mask=n3 < N, other=1.0)), 3)
 
+    # x and xs are the quantizer's output, launched just before this kernel with programmatic
+    # dependent launch (gemm_sm90): this grid starts while the quantizer's last CTAs run and waits
+    # here for all of them (a no-op when launched plainly).
+    gl.inline_asm_elementwise("griddepcontrol.wait; // $0", "=r", [], dtype=gl.int32, is_pure=False, pack=1)
     num_k = nchunks
     num_steps = (num_k + 1) // 2 * 2
     for i in gl.static_range(STAGES - 2):
