@@ -485,42 +485,103 @@ __device__ __forceinline__ uint32_t fp8_pair(uint32_t v, const Divisor &s) {
     return prmt(__float_as_uint(f0), __float_as_uint(f1), 0x7632u);
 }
 
-constexpr int kQuantThreads = 256;
+// Rows of x to E4M3 per token (scale amax / 448), one CTA a row, in one pass over HBM: each thread
+// holds its groups of 8 columns (16-byte loads) in registers while the CTA finds the amax; a row
+// longer than kQuantHeld groups a thread (65,536 columns) has the rest read a second time, from L2.
+// The output is either the values rounded to E4M3 and back in the 16-bit type, in x's order (the
+// GEMVs' W4A8), or E4M3 bytes in the FP8 kernel's order (PERMUTED: XPERM within each 128-column
+// chunk, fp4-cuda.cuh), reordered across a half-warp by shuffles. On an H200 at 4,096 rows: 17.8 us
+// at K 4,096, 29.8 at 8,192, where the two-pass kernel it replaced (256 threads a row, the row read
+// twice, the permuted pieces gathered 8 bytes at a time) took 19.7 and 29.2, and the bytes alone
+// ~11 and ~22 at 4.3 TB/s (bench/NOTES.md).
+constexpr int kQuantHeld = 8;
+constexpr int kQuantMaxThreads = 1024;
 
-// The E4M3 scale of one row of x, amax / 448, over the CTA (kQuantThreads threads); every thread gets it.
 template <bool F16>
-__device__ float row_fp8_scale(const uint16_t *row, int64_t k) {
-    __shared__ float part[kQuantThreads / 32];
-    float amax = 0.0f;
-    for (int64_t i = threadIdx.x * 8; i < k; i += kQuantThreads * 8) {
-        const uint4 v = ldg16(row + i);
-        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+__device__ __forceinline__ float group_amax(const uint4 &v, float amax) {
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
-            amax = fmaxf(amax, fmaxf(fabsf(to_float<F16>(w[j] & 0xFFFFu)), fabsf(to_float<F16>(w[j] >> 16))));
+    for (int j = 0; j < 4; ++j)
+        amax = fmaxf(amax, fmaxf(fabsf(to_float<F16>(w[j] & 0xFFFFu)), fabsf(to_float<F16>(w[j] >> 16))));
+    return amax;
+}
+
+template <bool F16, bool PERMUTED>
+__device__ __forceinline__ void store_group(uint8_t *out, int li, int groups, const uint4 &v, const Divisor &dv) {
+    if constexpr (PERMUTED) {
+        // Group u = li % 16 of chunk li / 16 is columns 32q + 8s .. + 7 (u = 4q + s): its first four
+        // go to positions 32s + 4q, its last four to 32s + 16 + 4q. Lane L writes positions 8w .. 8w + 7
+        // (w = L % 16: piece h = w / 2 = 2s + a, q = 2 (w % 2) and that + 1) of its half-warp's chunk,
+        // taking them from the lanes that hold those groups.
+        const uint32_t lo = fp8_bytes<F16>(v.x, dv) | fp8_bytes<F16>(v.y, dv) << 16;
+        const uint32_t hi = fp8_bytes<F16>(v.z, dv) | fp8_bytes<F16>(v.w, dv) << 16;
+        const int lane = threadIdx.x % 32, wi = lane % 16, h = wi / 2, sx = h / 2, a = h % 2;
+        const int src = (lane & 16) + 8 * (wi % 2) + sx;
+        const uint32_t lo0 = __shfl_sync(0xFFFFFFFFu, lo, src), hi0 = __shfl_sync(0xFFFFFFFFu, hi, src);
+        const uint32_t lo1 = __shfl_sync(0xFFFFFFFFu, lo, src + 4), hi1 = __shfl_sync(0xFFFFFFFFu, hi, src + 4);
+        if (li < groups)
+            *reinterpret_cast<uint2 *>(out + 8 * static_cast<int64_t>(li)) = make_uint2(a ? hi0 : lo0, a ? hi1 : lo1);
+    } else {
+        if (li < groups)
+            *reinterpret_cast<uint4 *>(out + 16 * static_cast<int64_t>(li)) =
+                make_uint4(fp8_pair<F16>(v.x, dv), fp8_pair<F16>(v.y, dv), fp8_pair<F16>(v.z, dv), fp8_pair<F16>(v.w, dv));
     }
+}
+
+template <bool F16, bool PERMUTED>
+__global__ void __launch_bounds__(kQuantMaxThreads) quantize_rows_kernel(const uint16_t *x, int64_t k, int groups,
+                                                                          int64_t out_row, uint8_t *q, float *scale) {
+    __shared__ float part[kQuantMaxThreads / 32];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    // The FP8 GEMM after the permuted quantizer is launched as its programmatic dependent
+    // (gemm_sm90): it may start now and waits for this grid's writes at griddepcontrol.wait.
+    if constexpr (PERMUTED) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+    const uint16_t *row = x + static_cast<int64_t>(blockIdx.x) * k;
+    uint8_t *out = q + static_cast<int64_t>(blockIdx.x) * out_row;
+    const int step = static_cast<int>(blockDim.x);
+    auto load = [&](int li) {  // past K (the permuted order's last chunk): zeros
+        const int64_t col = 8 * static_cast<int64_t>(li);
+        return col < k ? ldg16(row + col) : make_uint4(0u, 0u, 0u, 0u);
+    };
+    uint4 v[kQuantHeld];
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kQuantHeld; ++i) {
+        const int li = static_cast<int>(threadIdx.x) + i * step;
+        v[i] = li < groups ? load(li) : make_uint4(0u, 0u, 0u, 0u);
+        amax = group_amax<F16>(v[i], amax);
+    }
+    for (int li = static_cast<int>(threadIdx.x) + kQuantHeld * step; li < groups; li += step)
+        amax = group_amax<F16>(load(li), amax);
 #pragma unroll
     for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
     if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = amax;
     __syncthreads();
     amax = part[0];
-#pragma unroll
-    for (int i = 1; i < kQuantThreads / 32; ++i) amax = fmaxf(amax, part[i]);
-    return amax / 448.0f;
-}
-
-template <bool F16>
-__global__ void __launch_bounds__(kQuantThreads) quantize_kernel(const uint16_t *x, int64_t k, uint16_t *q, float *scale) {
-    const uint16_t *row = x + static_cast<int64_t>(blockIdx.x) * k;
-    uint16_t *out = q + static_cast<int64_t>(blockIdx.x) * k;
-    const float s = row_fp8_scale<F16>(row, k);
+    for (int i = 1; i < step / 32; ++i) amax = fmaxf(amax, part[i]);
+    const float s = amax / 448.0f;
     if (threadIdx.x == 0) scale[blockIdx.x] = s;
     const Divisor dv = divisor(s);
-    for (int64_t i = threadIdx.x * 8; i < k; i += kQuantThreads * 8) {
-        const uint4 v = ldg16(row + i);
-        *reinterpret_cast<uint4 *>(out + i) =
-            make_uint4(fp8_pair<F16>(v.x, dv), fp8_pair<F16>(v.y, dv), fp8_pair<F16>(v.z, dv), fp8_pair<F16>(v.w, dv));
+#pragma unroll
+    for (int i = 0; i < kQuantHeld; ++i)
+        store_group<F16, PERMUTED>(out, static_cast<int>(threadIdx.x) + i * step, groups, v[i], dv);
+    // Whole warps go round (the shuffles need every lane).
+    for (int base = kQuantHeld * step; base < groups; base += step) {
+        const int li = base + static_cast<int>(threadIdx.x);
+        store_group<F16, PERMUTED>(out, li, groups, li < groups ? load(li) : make_uint4(0u, 0u, 0u, 0u), dv);
     }
+}
+
+template <bool PERMUTED>
+void quantize_rows(const void *x, int64_t m, int64_t k, int groups, int64_t out_row, bool f16, uint8_t *q, float *scale,
+                   cudaStream_t stream) {
+    const auto *xs = static_cast<const uint16_t *>(x);
+    const int warps =
+        std::min<int>(kQuantMaxThreads / 32, std::max<int>(1, (groups + 32 * kQuantHeld - 1) / (32 * kQuantHeld)));
+    const dim3 grid(static_cast<unsigned>(m)), block(static_cast<unsigned>(32 * warps));
+    if (f16) quantize_rows_kernel<true, PERMUTED><<<grid, block, 0, stream>>>(xs, k, groups, out_row, q, scale);
+    else quantize_rows_kernel<false, PERMUTED><<<grid, block, 0, stream>>>(xs, k, groups, out_row, q, scale);
 }
 
 // One warp per weight row: the largest |e2m1 · scale| over its groups (E2M1 magnitudes are monotone
@@ -554,31 +615,6 @@ __global__ void column_powers_kernel(Weight w, float *colpow) {
     int e = 15;
     while (e > -14 && ldexpf(mx, e) > 448.0f) --e;  // mx · 2^e is exact: a comparison, no rounding
     colpow[row] = mx > 0.0f ? ldexpf(1.0f, e) : 1.0f;
-}
-
-// One CTA per row: its amax, then 16 output bytes a thread (one 16-position piece of a chunk:
-// four runs of four consecutive columns).
-template <bool F16>
-__global__ void __launch_bounds__(kQuantThreads) quantize_permuted_kernel(const uint16_t *x, int64_t k, int nchunks,
-                                                                          uint8_t *q, float *scale) {
-    const uint16_t *row = x + static_cast<int64_t>(blockIdx.x) * k;
-    uint8_t *out = q + static_cast<int64_t>(blockIdx.x) * nchunks * kChunk;
-    const float s = row_fp8_scale<F16>(row, k);
-    if (threadIdx.x == 0) scale[blockIdx.x] = s;
-    const Divisor dv = divisor(s);
-    for (int piece = threadIdx.x; piece < nchunks * (kChunk / 16); piece += kQuantThreads) {
-        const int c = piece / (kChunk / 16), p0 = (piece % (kChunk / 16)) * 16, sa = p0 / 32, a = (p0 / 16) % 2;
-        uint32_t bytes[4];
-#pragma unroll
-        for (int qq = 0; qq < 4; ++qq) {
-            const int64_t col = static_cast<int64_t>(c) * kChunk + 32 * qq + 8 * sa + 4 * a;  // K % 16 == 0: all 4 or none
-            uint2 v = make_uint2(0u, 0u);
-            if (col < k) v = *reinterpret_cast<const uint2 *>(row + col);
-            bytes[qq] = fp8_bytes<F16>(v.x, dv) | fp8_bytes<F16>(v.y, dv) << 16;
-        }
-        *reinterpret_cast<uint4 *>(out + static_cast<int64_t>(c) * kChunk + p0) =
-            make_uint4(bytes[0], bytes[1], bytes[2], bytes[3]);
-    }
 }
 
 template <bool F16>
@@ -693,10 +729,7 @@ void repack(const uint8_t *codes, const uint8_t *scales, const float *global, in
 }
 
 void quantize_fp8(const void *x, int64_t m, int64_t k, bool f16, void *q, float *scale, cudaStream_t stream) {
-    const auto *xs = static_cast<const uint16_t *>(x);
-    auto *qs = static_cast<uint16_t *>(q);
-    if (f16) quantize_kernel<true><<<static_cast<unsigned>(m), kQuantThreads, 0, stream>>>(xs, k, qs, scale);
-    else quantize_kernel<false><<<static_cast<unsigned>(m), kQuantThreads, 0, stream>>>(xs, k, qs, scale);
+    quantize_rows<false>(x, m, k, static_cast<int>(k / 8), 2 * k, f16, static_cast<uint8_t *>(q), scale, stream);
 }
 
 void column_powers(const Weight &w, float *colpow, cudaStream_t stream) {
@@ -706,9 +739,7 @@ void column_powers(const Weight &w, float *colpow, cudaStream_t stream) {
 
 void quantize_fp8_permuted(const void *x, int64_t m, int64_t k, int nchunks, bool f16, uint8_t *q, float *scale,
                            cudaStream_t stream) {
-    const auto *xs = static_cast<const uint16_t *>(x);
-    if (f16) quantize_permuted_kernel<true><<<static_cast<unsigned>(m), kQuantThreads, 0, stream>>>(xs, k, nchunks, q, scale);
-    else quantize_permuted_kernel<false><<<static_cast<unsigned>(m), kQuantThreads, 0, stream>>>(xs, k, nchunks, q, scale);
+    quantize_rows<true>(x, m, k, nchunks * (kChunk / 8), int64_t{nchunks} * kChunk, f16, q, scale, stream);
 }
 
 void gemm(const Weight &w, const Problem &p, const Launch &l, void *workspace, cudaStream_t stream) {
