@@ -212,6 +212,8 @@ __global__ void __launch_bounds__(kSkinnyThreads, kSkinnyCtasPerSm)
         cp_async_commit();
         compute(ch, ring + (i % kSkinnyStages) * kStage);
     };
+    // Loaded now and used only after the loop, which would otherwise wait a DRAM round trip for it.
+    const float global = __ldg(w.global);
     SkinnyChunk<TILES> even, odd;
     if (nc > 0) skinny_load<TILES>(even, sb, 0);
     for (int i = 0; i < nc; i += 2) {
@@ -222,7 +224,7 @@ __global__ void __launch_bounds__(kSkinnyThreads, kSkinnyCtasPerSm)
         step(i + 1, odd);
     }
 
-    const float inv_g = 1.0f / __ldg(w.global);
+    const float inv_g = 1.0f / global;
     // Output e = j * kSkinnyThreads + thread is accumulator j (tile pair pr, token half h, register
     // r) of that thread (warp v, lane L: g = L / 4, q = L % 4): token 8h + 2q + (r & 1), weight row
     // g of the warp's tile 2pr + (r >= 2). A thread's own outputs are j * kSkinnyThreads + threadIdx.x.

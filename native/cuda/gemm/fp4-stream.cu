@@ -5,11 +5,10 @@
 //
 // A CTA owns 4 or 8 tiles (32 or 64 output columns) over all of K. A stage holds kStreamChunks
 // chunks of each tile (contiguous in the planned weight: one copy a tile) and of each row of x (one
-// copy a row). One producer warp issues the copies; consumer warp j takes chunk j of every stage
-// for all of the CTA's tile pairs (each pair the MMA's A operand, 16 weight rows, and x's rows its B
-// operand, as in the skinny kernel), so it reads x once for the pairs, and the pairs are
-// independent chains of MMAs. At the end the consumers' sums of a pair are added in chunk order
-// through shared memory (deterministic).
+// copy a row). One producer warp issues the copies; two consumer warps take chunk j of every stage,
+// each for half of the CTA's tile pairs (each pair the MMA's A operand, 16 weight rows, and x's rows
+// its B operand, as in the skinny kernel; a warp's pairs are independent chains of MMAs). At the end
+// the consumers' sums of a pair are added in chunk order through shared memory (deterministic).
 //
 // Measured against the skinny kernel (bench/NOTES.md, H200): faster at K = N = 8,192 and at M 1,
 // 4,096; at M > 8 with few columns (4,096) the skinny kernel's K splits read x less often and stay.
@@ -27,12 +26,15 @@ namespace slip::cuda::fp4 {
 namespace {
 
 // A CTA's shape: TILES tiles of 8 columns (TILES / 2 pairs, each the A operand of 16-row MMAs),
-// kStreamChunks chunks of K a stage, one consumer warp a chunk of the stage (all pairs: the warp
-// reads x once for them, and its pairs are independent chains of MMAs).
+// kStreamChunks chunks of K a stage, two consumer warps a chunk of the stage with half the pairs
+// each. (One warp a chunk with all the pairs reads x half as often but leaves ~2 warps a scheduler,
+// under one of them ready: 0.2-0.6 us slower at M 1 in one A/B run, bench/NOTES.md.)
 template <int TILES>
 struct StreamShape {
-    static constexpr int consumers = kStreamChunks;
-    static constexpr int threads = (consumers + 1) * 32;       // and the producer warp
+    static_assert(TILES == 4 || TILES == 8);
+    static constexpr int groups = 2;                                // consumer warps a chunk
+    static constexpr int consumers = kStreamChunks * groups;
+    static constexpr int threads = (consumers + 1) * 32;             // and the producer warp
     static constexpr int tile_run = kStreamChunks * kTileBytes;  // a tile's chunks of one stage: one copy
     static constexpr int x_at = TILES * tile_run;                // x's rows after the weight in a stage
     // x's rows padded by 16 bytes, so that rows g and g + 1 fall in different bank groups (lane
@@ -88,9 +90,9 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
     streamed_kernel(Weight w, Problem p, int stages, int stage_bytes) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     using S = StreamShape<TILES>;
-    constexpr int CHUNKS = kStreamChunks, PAIRS = TILES / 2;
+    constexpr int CHUNKS = kStreamChunks, PAIRS = TILES / 2 / S::groups;  // pairs a consumer warp
     constexpr int kHalves = UPPER ? 2 : 1, kAcc = kHalves * 4;
-    static_assert(PAIRS * CHUNKS * kAcc * 32 * sizeof(float) <= S::x_at, "the consumers' sums fit in one stage");
+    static_assert(TILES / 2 * CHUNKS * kAcc * 32 * sizeof(float) <= S::x_at, "the consumers' sums fit in one stage");
     extern __shared__ __align__(128) uint8_t ring[];
     __shared__ uint64_t full[kStreamMaxStages], empty[kStreamMaxStages];
     __shared__ uint32_t lut[2];
@@ -109,6 +111,8 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
     }
     __syncthreads();
 
+    // Loaded now and used only in the epilogue, which would otherwise wait a DRAM round trip for it.
+    const float global = __ldg(w.global);
     // A consumer's sums, a pair each.
     float acc[PAIRS][kHalves][4] = {};
     if (warp == S::consumers) {
@@ -144,7 +148,7 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
             }
         }
     } else {
-        const int jj = warp, g = lane / 4, t = lane % 4;
+        const int jj = warp % CHUNKS, q0 = warp / CHUNKS * PAIRS, g = lane / 4, t = lane % 4;
         // Of the loads, those with a chunk of this warp's.
         const int mine = (w.nchunks - jj + CHUNKS - 1) / CHUNKS;
         const int loads = (w.nchunks + CHUNKS - 1) / CHUNKS;
@@ -172,7 +176,8 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
                 }
 #pragma unroll
                 for (int q = 0; q < PAIRS; ++q) {
-                    const uint8_t *t0 = st + wa + 2 * q * S::tile_run, *s0 = st + sa + 2 * q * S::tile_run;
+                    const int run = 2 * (q0 + q) * S::tile_run;
+                    const uint8_t *t0 = st + wa + run, *s0 = st + sa + run;
                     const uint4 c0 = *reinterpret_cast<const uint4 *>(t0);
                     const uint4 c1 = *reinterpret_cast<const uint4 *>(t0 + S::tile_run);
                     uint32_t lo[2], hi[2];
@@ -210,12 +215,15 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
 #pragma unroll
         for (int q = 0; q < PAIRS; ++q)
 #pragma unroll
-            for (int j = 0; j < kAcc; ++j) red[((q * CHUNKS + warp) * kAcc + j) * 32 + lane] = acc[q][j / 4][j % 4];
+            for (int j = 0; j < kAcc; ++j) {
+                const int pair = warp / CHUNKS * PAIRS + q, chunk = warp % CHUNKS;
+                red[((pair * CHUNKS + chunk) * kAcc + j) * 32 + lane] = acc[q][j / 4][j % 4];
+            }
     __syncthreads();
 
     // Output e: accumulator j = e / 32 % kAcc (half j / 4, register j % 4) of lane e % 32 of pair
     // e / (32 kAcc), summed over the pair's consumers in chunk order.
-    const float inv_g = 1.0f / __ldg(w.global);
+    const float inv_g = 1.0f / global;
     for (int e = threadIdx.x; e < TILES / 2 * kAcc * 32; e += S::threads) {
         const int l = e % 32, j = e / 32 % kAcc, pr = e / (32 * kAcc), h = j / 4, r = j % 4;
         const int64_t row = pair_token(0, h, r, l);
