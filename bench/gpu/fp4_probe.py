@@ -164,11 +164,13 @@ class Problem:
 
 
 def launch(kernel, p, bm, stages, group_m=8, warps=8, out_dtype=torch.bfloat16):
-    """BLOCK_N = 16 * warps weight rows x bm tokens per program; x permuted, K = 128 * nchunks."""
+    """BLOCK_N = 16 * warps weight rows x bm tokens per program; x permuted ([M, 128 * nchunks]), by TMA."""
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     out = torch.empty(p.m, p.n, dtype=out_dtype, device="cuda")
     grid = (triton_cdiv(p.m, bm) * triton_cdiv(p.n, 16 * warps),)
-    args = (p.xperm, p.xs, p.tiles, p.colpow, p.gscale, p.bias, out, p.m, p.n, 128 * p.nchunks, p.nchunks,
-            p.has_bias)
+    xd = TensorDescriptor.from_tensor(p.xperm, [bm, 128], gl.NVMMASharedLayout.get_default_for([bm, 128], gl.float8e4nv))
+    args = (xd, p.xs, p.tiles, p.colpow, p.gscale, p.bias, out, p.m, p.n, p.nchunks, p.has_bias)
     fn = lambda: kernel[grid](*args, BLOCK_M=bm, STAGES=stages, GROUP_M=group_m, num_warps=warps)  # noqa: E731
     return out, fn
 

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "../cuda-common.cuh"
+#include "../tma.cuh"
 #include "fp4-cuda.cuh"
 
 namespace slip::cuda::fp4 {
@@ -13,7 +14,9 @@ namespace {
 
 struct GemmKernel {
     const char *cubin, *kernel;
-    int block_m, block_n, n16, bf16, warps, shared;
+    int block_m, block_n, n16, bf16;
+    int x_box_rows, x_box_inner, x_swizzle;  // x's TMA box (aot.py)
+    int warps, shared;
 };
 
 constexpr GemmKernel kGemmKernels[] = {
@@ -41,14 +44,16 @@ void gemm_sm90(const Weight &w, const uint8_t *q, const float *scale, const floa
     const int64_t programs = (m + k.block_m - 1) / k.block_m * ((w.n + k.block_n - 1) / k.block_n);
     if (programs > INT32_MAX || m > INT32_MAX || w.n > INT32_MAX)
         fail(SLIP_STATUS_UNSUPPORTED, "expected M and N below 2^31 for the sm_90 NVFP4 GEMM");
-    const void *xq = q, *xs = scale, *tiles = w.tiles, *colpow = w.colpow, *gscale = w.global;
+    // x (E4M3 [m, 128 nchunks], quantize_fp8_permuted's output) by TMA.
+    TmaParam xd = tma_param(q, m, int64_t{w.nchunks} * kChunk, k.x_box_rows, k.x_box_inner, k.x_swizzle, "x (E4M3)");
+    const void *xs = scale, *tiles = w.tiles, *colpow = w.colpow, *gscale = w.global;
     const void *bias_p = bias ? static_cast<const void *>(bias) : colpow;  // never read when has_bias is 0
     void *out = y;
-    int M = static_cast<int>(m), N = static_cast<int>(w.n), K = w.nchunks * kChunk, nchunks = w.nchunks;
+    int M = static_cast<int>(m), N = static_cast<int>(w.n), nchunks = w.nchunks;
     int has_bias = bias ? 1 : 0;
     void *scratch0 = nullptr, *scratch1 = nullptr;
-    void *args[] = {&xq, &xs, &tiles, &colpow, &gscale, &bias_p, &out, &M, &N, &K, &nchunks, &has_bias,
-                    &scratch0, &scratch1};
+    void *args[] = {&xd.map, &xd.rows, &xd.inner, &xd.row_stride, &xd.unit_stride, &xs, &tiles, &colpow, &gscale,
+                    &bias_p, &out, &M, &N, &nchunks, &has_bias, &scratch0, &scratch1};
     // Programmatic dependent launch: the kernel's CTAs start while the quantizer ahead of it in the
     // stream finishes (it signals griddepcontrol.launch_dependents) and wait for its output at
     // griddepcontrol.wait, so the launch gap between the two is hidden.

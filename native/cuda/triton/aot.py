@@ -69,7 +69,7 @@ def sage_signature(out_dtype, d, bn):
 
 
 def tma_boxes(md):
-    """Per descriptor (kc, vt) what the launcher's cuTensorMapEncodeTiled needs: the box Triton
+    """Per descriptor (the attention's kc and vt, the GEMM's xd) what the launcher's cuTensorMapEncodeTiled needs: the box Triton
     copies by (rows, inner elements: at most the swizzle width, so a D 256 K tile is two boxes)
     and the swizzle (CUtensorMapSwizzle: 0 none, 1 32 B, 2 64 B, 3 128 B)."""
     out = []
@@ -109,7 +109,7 @@ GEMM_VARIANTS = [(256, 4, 8, 8)]
 def compile_gemm(bm, stages, group_m, warps, out_dtype, n16):
     constexprs = {"BLOCK_M": bm, "STAGES": stages, "GROUP_M": group_m, "num_warps": warps}
     div = dict(nvfp4_gemm.DIVISIBILITY, **({"N": 16} if n16 else {}))
-    return compile_kernel(nvfp4_gemm.nvfp4_gemm_t_fwd, nvfp4_gemm.signature(out_dtype), nvfp4_gemm.PARAMS, div,
+    return compile_kernel(nvfp4_gemm.nvfp4_gemm_t_fwd, nvfp4_gemm.signature(out_dtype, bm), nvfp4_gemm.PARAMS, div,
                           constexprs, warps)
 
 
@@ -153,9 +153,9 @@ def main():
             for n16 in (True, False):
                 cubin, md = compile_gemm(bm, stages, group_m, warps, dtype, n16)
                 name = f"nvfp4-gemm-m{bm}-{'n16' if n16 else 'nany'}-{'bf16' if bf16 else 'fp16'}"
-                rows.append(save(name, cubin, md, [bm, 16 * warps, int(n16), bf16]))
+                rows.append(save(name, cubin, md, [bm, 16 * warps, int(n16), bf16, *tma_boxes(md)]))
     write_table("gemm-kernels.inc", nvfp4_gemm.PARAMS, "cubin, kernel, BLOCK_M (tokens), BLOCK_N (weight rows), N a "
-                "multiple of 16, bf16 out, warps, dynamic shared bytes", rows)
+                "multiple of 16, bf16 out, x box rows, x box inner, x swizzle, warps, dynamic shared bytes", rows)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,10 @@ rounded once (nearest even), after a per-column power of two colpow[n] has put t
 |e2m1 * scale| at or below 448 (E4M3's top): that keeps every column's values in E4M3's normal
 range without changing any mantissa, and colpow comes back out in the epilogue, exactly.
 
-Pipeline: one chunk of K (128) per step, the raw weight tile (codes, scales) and the x tile of a
-step copied by cp.async into one of STAGES (>= 3) stages, STAGES - 2 steps ahead. Per step i, with
+Pipeline: one chunk of K (128) per step, the raw weight tile (codes, scales) of a step copied by
+cp.async and its x tile by TMA (one instruction, behind a stage's mbarrier: 16-byte cp.async of x
+took ~60 of a warp's ~240 instructions a step, and the step's time is its warps' issue time) into
+one of STAGES (>= 3) stages, STAGES - 2 steps ahead. Per step i, with
 wgmma i-1 still running:
     wait for step i's copies; barrier (every warpgroup has retired wgmma i-2: its stage is free)
     cp.async of step i + STAGES - 2 into that stage
@@ -47,7 +49,7 @@ bench/gpu/fp4_probe.py measures them on a GPU.
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import async_copy
-from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma, warpgroup_mma_wait
+from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 TILE_WORDS = gl.constexpr(144)  # 576 bytes: 512 of codes, 64 of scales
 SCALE_WORD = gl.constexpr(128)  # the scales' first word within a tile
@@ -70,7 +72,7 @@ def _f16_pair(x):
 # and x's column XPERM(p) must sit at B's position p. A 16-byte-granular copy cannot gather it (a
 # word's two halves land in different threads' 16-byte groups of any such permutation), so x comes
 # pre-permuted (x_perm[m, 128c + p] = x[m, 128c + XPERM(p)], rows padded to whole chunks with zeros,
-# K = 128 * nchunks): then x's tiles are plain 16-byte cp.async copies.
+# K = 128 * nchunks): then x's tiles are plain boxes of a TMA copy.
 
 # PTX: the byte tables of one block whose (scale * colpow, scale * colpow) pair is in `s`: E4M3 of
 # the magnitudes 0..3 times it into `lut0`, of 4..7 into `lut1`. Needs .b32 p, e01 .. e67 holding
@@ -125,11 +127,13 @@ xor.b32 $1, t, s;
 
 
 @gluon.jit
-def _issue_t(i, slot, num_k, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok, s_ptrs, s_ok, K):
-    # Step num_k (odd K's padding step) reads nothing: zero codes and scales decode to zero.
-    k0 = i * BLOCK_K
-    async_copy.async_copy_global_to_shared(x_smem.index(slot), x_ptrs + k0,
-                                           mask=x_row_ok & (x_cols + k0 < K)[None, :])
+def _issue_t(i, slot, num_k, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok,
+             BLOCK_M: gl.constexpr):
+    # Step num_k (odd K's padding step) reads nothing: zero codes and scales decode to zero, and its
+    # x box lies past K, which TMA fills with zeros (as the rows past M).
+    bar = xbar.index(slot)
+    mbarrier.expect(bar, BLOCK_M * BLOCK_K)
+    tma.async_copy_global_to_shared(xd, [off_m, i * BLOCK_K], bar, x_smem.index(slot))
     async_copy.async_copy_global_to_shared(c_smem.index(slot), c_ptrs + i * TILE_WORDS, mask=c_ok & (i < num_k))
     async_copy.async_copy_global_to_shared(s_smem.index(slot), s_ptrs + i * TILE_WORDS, mask=s_ok & (i < num_k))
 
@@ -173,20 +177,21 @@ def _decode_t(c_stage, s_stage, cpow2, BLOCK_N: gl.constexpr, num_warps: gl.cons
 
 
 @gluon.jit
-def _step_t(i, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok, s_ptrs, s_ok,
-            K, cpow2, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr, code_l: gl.constexpr,
-            sc_l: gl.constexpr, dot_l: gl.constexpr):
-    # Step i's copies (this thread's) landed; after the barrier everyone's have, and every
-    # warpgroup has retired wgmma i-2, so its stage takes step i + STAGES - 2.
+def _step_t(i, acc, num_k, num_steps, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok, cpow2,
+            BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr,
+            code_l: gl.constexpr, sc_l: gl.constexpr, dot_l: gl.constexpr):
+    # Step i's weight copies (this thread's) and x tile landed; after the barrier everyone's weight
+    # copies have, and every warpgroup has retired wgmma i-2, so its stage takes step i + STAGES - 2.
+    # (x goes by TMA and is read by wgmma, both in the async proxy: no proxy fence.)
+    slot = i % STAGES
     async_copy.wait_group(STAGES - 3)
+    mbarrier.wait(xbar.index(slot), (i // STAGES) & 1)
     gl.thread_barrier()
-    fence_async_shared()
     nxt = i + STAGES - 2
     if nxt < num_steps:
-        _issue_t(nxt, nxt % STAGES, num_k, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok, s_ptrs,
-                 s_ok, K)
+        _issue_t(nxt, nxt % STAGES, num_k, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok,
+                 BLOCK_M)
     async_copy.commit_group()
-    slot = i % STAGES
     a = _decode_t(c_smem.index(slot), s_smem.index(slot), cpow2, BLOCK_N, num_warps, code_l, sc_l, dot_l)
     acc = warpgroup_mma(a, x_smem.index(slot).permute((1, 0)), acc, is_async=True)
     # Retires wgmma i-1: its operand registers and x stage are free from here on.
@@ -194,13 +199,13 @@ def _step_t(i, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, 
 
 
 @gluon.jit
-def nvfp4_gemm_t_fwd(xq, xs, tiles, colpow, gscale, bias, out, M, N, K, nchunks, has_bias,
+def nvfp4_gemm_t_fwd(xd, xs, tiles, colpow, gscale, bias, out, M, N, nchunks, has_bias,
                      BLOCK_M: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
                      num_warps: gl.constexpr):
     """y[m, n] (the module docstring's product) as y^T tiles of BLOCK_N = 16 * num_warps weight rows
     (64 a warpgroup) x BLOCK_M tokens, one program each (grouped order: GROUP_M token tiles walk N
-    together so that their x rows and the weight stay in L2). xq is x_perm (XPERM order, K =
-    128 * nchunks); out's dtype (bf16 or fp16) is its pointer's; tiles is the planned weight as
+    together so that their x rows and the weight stay in L2). xd is a TMA descriptor of x_perm
+    (XPERM order, [M, 128 * nchunks], boxes of BLOCK_M x 128); out's dtype (bf16 or fp16) is its pointer's; tiles is the planned weight as
     int32 words; gscale points at the global (fp32).
 
     Per step i (one chunk of K), with wgmma i-1 still running:
@@ -228,20 +233,15 @@ def nvfp4_gemm_t_fwd(xq, xs, tiles, colpow, gscale, bias, out, M, N, K, nchunks,
     code_l: gl.constexpr = gl.BlockedLayout([1, 1, 1, 4], [1, 1, 8, 4], [num_warps, 1, 1, 1], [3, 2, 1, 0])
     sc_l: gl.constexpr = gl.BlockedLayout([1, 1, 1, 1], [1, 1, 8, 4], [num_warps, 1, 1, 1], [3, 2, 1, 0])
     cps_l: gl.constexpr = gl.BlockedLayout([1, 1, 1, 1], [1, 1, 8, 4], [num_warps, 1, 1, 1], [3, 2, 1, 0])
-    # cp.async of x in 16-byte pieces.
-    cp_x: gl.constexpr = gl.BlockedLayout([1, 16], [4, 8], [num_warps, 1], [1, 0])
 
     x_sl: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_M, BLOCK_K], gl.float8e4nv)
     plain: gl.constexpr = gl.SwizzledSharedLayout(vec=1, per_phase=1, max_phase=1, order=[3, 2, 1, 0])
     x_smem = gl.allocate_shared_memory(gl.float8e4nv, [STAGES, BLOCK_M, BLOCK_K], x_sl)
+    xbar = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(STAGES):
+        mbarrier.init(xbar.index(i), count=1)
     c_smem = gl.allocate_shared_memory(gl.int32, [STAGES, num_warps, 2, 8, 16], plain)
     s_smem = gl.allocate_shared_memory(gl.int32, [STAGES, num_warps, 2, 8, 2], plain)
-
-    rows_x = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, cp_x))
-    kk = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, cp_x))
-    x_cols = kk  # x comes in B's order already
-    x_ptrs = xq + rows_x.to(gl.int64)[:, None] * K + x_cols[None, :]
-    x_row_ok = (rows_x < M)[:, None]
 
     # Weight row off_n + 16 w + 8 h + g is row g of tile off_n / 8 + 2w + h.
     n_rows = gl.cdiv(N, 8) * 8
@@ -272,11 +272,12 @@ def nvfp4_gemm_t_fwd(xq, xs, tiles, colpow, gscale, bias, out, M, N, K, nchunks,
     # dependent launch (gemm_sm90): this grid starts while the quantizer's last CTAs run and waits
     # here for all of them (a no-op when launched plainly).
     gl.inline_asm_elementwise("griddepcontrol.wait; // $0", "=r", [], dtype=gl.int32, is_pure=False, pack=1)
+    gl.thread_barrier()  # the mbarriers' init before any TMA or wait
     num_k = nchunks
     num_steps = (num_k + 1) // 2 * 2
     for i in gl.static_range(STAGES - 2):
         if i < num_steps:
-            _issue_t(i, i, num_k, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok, s_ptrs, s_ok, K)
+            _issue_t(i, i, num_k, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok, BLOCK_M)
         async_copy.commit_group()
 
     acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, acc_l)
@@ -287,17 +288,19 @@ def nvfp4_gemm_t_fwd(xq, xs, tiles, colpow, gscale, bias, out, M, N, K, nchunks,
     # of the step with its wgmma in flight), or a path that skips every wgmma into the final wait
     # (the zero accumulator then counts as written inside the pipeline). So the first two steps
     # come before the loop, and an odd K gets one all-zero padding step (copies masked: zero fill).
-    acc = _step_t(0, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok,
-                  s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
-    acc = _step_t(1, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok,
-                  s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+    acc = _step_t(0, acc, num_k, num_steps, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok,
+                  s_ptrs, s_ok, cpow2, BLOCK_M, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+    acc = _step_t(1, acc, num_k, num_steps, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok,
+                  s_ptrs, s_ok, cpow2, BLOCK_M, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
     for j in range(1, num_steps // 2):
-        acc = _step_t(2 * j, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs, c_ok,
-                      s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
-        acc = _step_t(2 * j + 1, acc, num_k, num_steps, x_smem, c_smem, s_smem, x_ptrs, x_row_ok, x_cols, c_ptrs,
-                      c_ok, s_ptrs, s_ok, K, cpow2, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+        acc = _step_t(2 * j, acc, num_k, num_steps, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok,
+                  s_ptrs, s_ok, cpow2, BLOCK_M, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+        acc = _step_t(2 * j + 1, acc, num_k, num_steps, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok,
+                  s_ptrs, s_ok, cpow2, BLOCK_M, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
     acc = warpgroup_mma_wait(num_outstanding=0, deps=[acc])
     async_copy.wait_group(0)
+    for i in gl.static_range(STAGES):
+        mbarrier.invalidate(xbar.index(i))
 
     # Row factors in the accumulator's layout (two rows a thread), then through shared memory to a
     # layout whose threads run along n, where y's stores are 16 contiguous bytes.
@@ -331,13 +334,16 @@ def _epilogue_t(v, xs, bias, out, off_m, off_n, M, N, has_bias, BN: gl.constexpr
 
 # ---------------------------------------------------------------- ahead-of-time compile (no GPU)
 
-PARAMS = ["xq", "xs", "tiles", "colpow", "gscale", "bias", "out", "M", "N", "K", "nchunks", "has_bias"]
-DIVISIBILITY = {"xq": 16, "xs": 16, "tiles": 16, "colpow": 16, "gscale": 16, "bias": 16, "out": 16, "K": 16}
+PARAMS = ["xd", "xs", "tiles", "colpow", "gscale", "bias", "out", "M", "N", "nchunks", "has_bias"]
+DIVISIBILITY = {"xs": 16, "tiles": 16, "colpow": 16, "gscale": 16, "bias": 16, "out": 16}
 
 
-def signature(out_dtype):
-    types = {"xq": "*fp8e4nv", "xs": "*fp32", "tiles": "*i32", "colpow": "*fp32", "gscale": "*fp32",
-             "bias": "*fp32", "out": out_dtype}
+def signature(out_dtype, block_m):
+    """The kernel's parameter types; xd is a descriptor of [block_m, 128] boxes of x_perm in the
+    NVMMA layout of the kernel's x stages."""
+    x_layout = gl.NVMMASharedLayout.get_default_for([block_m, 128], gl.float8e4nv)
+    types = {"xd": f"tensordesc<fp8e4nv[{block_m}, 128],{x_layout!r}>", "xs": "*fp32", "tiles": "*i32",
+             "colpow": "*fp32", "gscale": "*fp32", "bias": "*fp32", "out": out_dtype}
     return {name: types.get(name, "i32") for name in PARAMS}
 
 
@@ -350,7 +356,7 @@ def _compile(fn, constexprs, warps, out_dtype):
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
-    sig = signature(out_dtype)
+    sig = signature(out_dtype, constexprs["BLOCK_M"])
     sig.update({k: "constexpr" for k in constexprs})
     attrs = {(PARAMS.index(n),): [["tt.divisibility", v]] for n, v in DIVISIBILITY.items()}
     src = GluonASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs)
