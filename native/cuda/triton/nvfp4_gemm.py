@@ -28,7 +28,7 @@ took ~60 of a warp's ~240 instructions a step, and the step's time is its warps'
 one of STAGES (>= 3) stages, STAGES - 2 steps ahead. Per step i, with
 wgmma i-1 still running:
     wait for step i's copies; barrier (every warpgroup has retired wgmma i-2: its stage is free)
-    cp.async of step i + STAGES - 2 into that stage
+    the copies of step i + STAGES - 2 into that stage
     decode step i's weight rows into registers; issue wgmma i; retire wgmma i-1
 The loop runs two steps a trip (see the comment in the kernel), an odd K getting one all-zero step.
 
@@ -210,7 +210,7 @@ def nvfp4_gemm_t_fwd(xd, xs, tiles, colpow, gscale, bias, out, M, N, nchunks, ha
 
     Per step i (one chunk of K), with wgmma i-1 still running:
         wait for step i's copies; barrier (every warpgroup has retired wgmma i-2: its stage is free)
-        cp.async of step i + STAGES - 2 into that stage
+        the copies of step i + STAGES - 2 into that stage
         decode step i's weight rows into registers; issue wgmma i; retire wgmma i-1"""
     gl.static_assert(STAGES >= 3)
     gl.static_assert(num_warps % 4 == 0)
