@@ -220,7 +220,8 @@ def main():
              "ring of shared memory), else the skinny kernel (K split over CTAs when the columns are few); larger M: 128 x 256 tiles, 3 cp.async stages. On sm_90, "
              "W4A8 at M > 64 runs on FP8 tensor cores instead (native/cuda/triton/nvfp4_gemm.py's transposed kernel: "
              "the weight decoded in registers to E4M3 after a per-column power of two, wgmma with fast accumulation; x "
-             "quantized in the call into the kernel's column order).",
+             "quantized in the call into the kernel's column order, then read by TMA; the GEMM launched as the "
+             "quantizer's programmatic dependent).",
              "- torch: `torch.matmul` in bf16 on the dequantized weight, `torch._scaled_mm` FP8 E4M3 with per-tensor "
              "scales (x quantized outside the timed call; the last row quantizes bf16 x in the call as a torch user "
              "would, as our W4A8 does). TFLOPS = 2·M·N·K / time; weight GB/s = bytes of the weight "
