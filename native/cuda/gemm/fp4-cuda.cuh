@@ -1,5 +1,5 @@
-// NVFP4 linears on CUDA: the shared pieces of the plan (fp4-api.cu) and the kernels (fp4-gemm.cu and
-// fp4-stream.cu).
+// NVFP4 linears on CUDA: the shared pieces of the plan (fp4-api.cu) and the kernels (fp4-gemm.cu,
+// fp4-stream.cu, fp4-sm90.cu, and fp8-activations.cu for W4A8's x).
 //
 // The planned weight is a grid of tiles of 8 rows x 128 columns (one "chunk" of K), tile (nt, c)
 // at (nt * nchunks + c) * kTileBytes, rows and columns past N and K zero:

@@ -29,7 +29,6 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "../scale-divide.cuh"
 #include "fp4-cuda.cuh"
 #include "fp4-decode.cuh"
 
@@ -420,7 +419,7 @@ __global__ void __launch_bounds__(Tiled<BN>::warps * 32, 1) tiled_kernel(Weight 
             }
 }
 
-// ------------------------------------------------------------------ repack and FP8 activations
+// ------------------------------------------------------------------ repack and column powers
 
 __global__ void repack_kernel(const uint8_t *codes, const uint8_t *scales, const float *global, int64_t n, int64_t k,
                               int ntiles, int nchunks, uint8_t *tiles, float *global_out) {
@@ -452,138 +451,6 @@ __global__ void repack_kernel(const uint8_t *codes, const uint8_t *scales, const
     const uint32_t s0 = row < n && k0 < k ? scales[row * groups + k0 / 16] : 0u;
     const uint32_t s1 = row < n && k0 + 16 < k ? scales[row * groups + k0 / 16 + 1] : 0u;
     reinterpret_cast<uint16_t *>(dst + kCodeBytes)[lane] = static_cast<uint16_t>(s0 | s1 << 8);
-}
-
-// Eight 16-bit values to floats and back.
-template <bool F16>
-__device__ __forceinline__ float to_float(uint32_t bits16) {
-    if constexpr (F16) return __half2float(__ushort_as_half(static_cast<unsigned short>(bits16)));
-    else return __uint_as_float(bits16 << 16);
-}
-
-// Two 16-bit values x / s to two E4M3 bytes (nearest even, saturating: the CPU's RNE_sat), the low
-// one in bits 0..7.
-template <bool F16>
-__device__ __forceinline__ uint32_t fp8_bytes(uint32_t v, const Divisor &s) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
-    __trap();
-    return 0;
-#else
-    const float a = quotient(to_float<F16>(v & 0xFFFFu), s);
-    const float b = quotient(to_float<F16>(v >> 16), s);
-    uint16_t e;
-    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;\n" : "=h"(e) : "f"(b), "f"(a));
-    return e;
-#endif
-}
-
-// The same two values rounded to E4M3, back in the 16-bit type (exact: at most 4 significant bits).
-template <bool F16>
-__device__ __forceinline__ uint32_t fp8_pair(uint32_t v, const Divisor &s) {
-    const uint32_t h = e4m3x2_to_f16x2(fp8_bytes<F16>(v, s));
-    if constexpr (F16) return h;
-    const float f0 = __half2float(__ushort_as_half(static_cast<unsigned short>(h & 0xFFFFu)));
-    const float f1 = __half2float(__ushort_as_half(static_cast<unsigned short>(h >> 16)));
-    return prmt(__float_as_uint(f0), __float_as_uint(f1), 0x7632u);
-}
-
-// Rows of x to E4M3 per token (scale amax / 448), one CTA a row, in one pass over HBM: each thread
-// holds its groups of 8 columns (16-byte loads) in registers while the CTA finds the amax; a row
-// longer than kQuantHeld groups a thread (65,536 columns) has the rest read a second time, from L2.
-// The output is either the values rounded to E4M3 and back in the 16-bit type, in x's order (the
-// GEMVs' W4A8), or E4M3 bytes in the FP8 kernel's order (PERMUTED: XPERM within each 128-column
-// chunk, fp4-cuda.cuh), reordered across a half-warp by shuffles. On an H200 at 4,096 rows: 17.8 us
-// at K 4,096, 29.8 at 8,192, where the two-pass kernel it replaced (256 threads a row, the row read
-// twice, the permuted pieces gathered 8 bytes at a time) took 19.7 and 29.2, and the bytes alone
-// ~11 and ~22 at 4.3 TB/s (bench/NOTES.md).
-constexpr int kQuantHeld = 8;
-constexpr int kQuantMaxThreads = 1024;
-
-template <bool F16>
-__device__ __forceinline__ float group_amax(const uint4 &v, float amax) {
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-        amax = fmaxf(amax, fmaxf(fabsf(to_float<F16>(w[j] & 0xFFFFu)), fabsf(to_float<F16>(w[j] >> 16))));
-    return amax;
-}
-
-template <bool F16, bool PERMUTED>
-__device__ __forceinline__ void store_group(uint8_t *out, int li, int groups, const uint4 &v, const Divisor &dv) {
-    if constexpr (PERMUTED) {
-        // Group u = li % 16 of chunk li / 16 is columns 32q + 8s .. + 7 (u = 4q + s): its first four
-        // go to positions 32s + 4q, its last four to 32s + 16 + 4q. Lane L writes positions 8w .. 8w + 7
-        // (w = L % 16: piece h = w / 2 = 2s + a, q = 2 (w % 2) and that + 1) of its half-warp's chunk,
-        // taking them from the lanes that hold those groups.
-        const uint32_t lo = fp8_bytes<F16>(v.x, dv) | fp8_bytes<F16>(v.y, dv) << 16;
-        const uint32_t hi = fp8_bytes<F16>(v.z, dv) | fp8_bytes<F16>(v.w, dv) << 16;
-        const int lane = threadIdx.x % 32, wi = lane % 16, h = wi / 2, sx = h / 2, a = h % 2;
-        const int src = (lane & 16) + 8 * (wi % 2) + sx;
-        const uint32_t lo0 = __shfl_sync(0xFFFFFFFFu, lo, src), hi0 = __shfl_sync(0xFFFFFFFFu, hi, src);
-        const uint32_t lo1 = __shfl_sync(0xFFFFFFFFu, lo, src + 4), hi1 = __shfl_sync(0xFFFFFFFFu, hi, src + 4);
-        if (li < groups)
-            *reinterpret_cast<uint2 *>(out + 8 * static_cast<int64_t>(li)) = make_uint2(a ? hi0 : lo0, a ? hi1 : lo1);
-    } else {
-        if (li < groups)
-            *reinterpret_cast<uint4 *>(out + 16 * static_cast<int64_t>(li)) =
-                make_uint4(fp8_pair<F16>(v.x, dv), fp8_pair<F16>(v.y, dv), fp8_pair<F16>(v.z, dv), fp8_pair<F16>(v.w, dv));
-    }
-}
-
-template <bool F16, bool PERMUTED>
-__global__ void __launch_bounds__(kQuantMaxThreads) quantize_rows_kernel(const uint16_t *x, int64_t k, int groups,
-                                                                          int64_t out_row, uint8_t *q, float *scale) {
-    __shared__ float part[kQuantMaxThreads / 32];
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    // The FP8 GEMM after the permuted quantizer is launched as its programmatic dependent
-    // (gemm_sm90): it may start now and waits for this grid's writes at griddepcontrol.wait.
-    if constexpr (PERMUTED) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-    const uint16_t *row = x + static_cast<int64_t>(blockIdx.x) * k;
-    uint8_t *out = q + static_cast<int64_t>(blockIdx.x) * out_row;
-    const int step = static_cast<int>(blockDim.x);
-    auto load = [&](int li) {  // past K (the permuted order's last chunk): zeros
-        const int64_t col = 8 * static_cast<int64_t>(li);
-        return col < k ? ldg16(row + col) : make_uint4(0u, 0u, 0u, 0u);
-    };
-    uint4 v[kQuantHeld];
-    float amax = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kQuantHeld; ++i) {
-        const int li = static_cast<int>(threadIdx.x) + i * step;
-        v[i] = li < groups ? load(li) : make_uint4(0u, 0u, 0u, 0u);
-        amax = group_amax<F16>(v[i], amax);
-    }
-    for (int li = static_cast<int>(threadIdx.x) + kQuantHeld * step; li < groups; li += step)
-        amax = group_amax<F16>(load(li), amax);
-#pragma unroll
-    for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
-    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = amax;
-    __syncthreads();
-    amax = part[0];
-    for (int i = 1; i < step / 32; ++i) amax = fmaxf(amax, part[i]);
-    const float s = amax / 448.0f;
-    if (threadIdx.x == 0) scale[blockIdx.x] = s;
-    const Divisor dv = divisor(s);
-#pragma unroll
-    for (int i = 0; i < kQuantHeld; ++i)
-        store_group<F16, PERMUTED>(out, static_cast<int>(threadIdx.x) + i * step, groups, v[i], dv);
-    // Whole warps go round (the shuffles need every lane).
-    for (int base = kQuantHeld * step; base < groups; base += step) {
-        const int li = base + static_cast<int>(threadIdx.x);
-        store_group<F16, PERMUTED>(out, li, groups, li < groups ? load(li) : make_uint4(0u, 0u, 0u, 0u), dv);
-    }
-}
-
-template <bool PERMUTED>
-void quantize_rows(const void *x, int64_t m, int64_t k, int groups, int64_t out_row, bool f16, uint8_t *q, float *scale,
-                   cudaStream_t stream) {
-    const auto *xs = static_cast<const uint16_t *>(x);
-    const int warps =
-        std::min<int>(kQuantMaxThreads / 32, std::max<int>(1, (groups + 32 * kQuantHeld - 1) / (32 * kQuantHeld)));
-    const dim3 grid(static_cast<unsigned>(m)), block(static_cast<unsigned>(32 * warps));
-    if (f16) quantize_rows_kernel<true, PERMUTED><<<grid, block, 0, stream>>>(xs, k, groups, out_row, q, scale);
-    else quantize_rows_kernel<false, PERMUTED><<<grid, block, 0, stream>>>(xs, k, groups, out_row, q, scale);
 }
 
 // One warp per weight row: the largest |e2m1 · scale| over its groups (E2M1 magnitudes are monotone
@@ -730,18 +597,9 @@ void repack(const uint8_t *codes, const uint8_t *scales, const float *global, in
         codes, scales, global, n, k, ntiles, nchunks, tiles, global_out);
 }
 
-void quantize_fp8(const void *x, int64_t m, int64_t k, bool f16, void *q, float *scale, cudaStream_t stream) {
-    quantize_rows<false>(x, m, k, static_cast<int>(k / 8), 2 * k, f16, static_cast<uint8_t *>(q), scale, stream);
-}
-
 void column_powers(const Weight &w, float *colpow, cudaStream_t stream) {
     const int64_t blocks = (w.n + 7) / 8;
     column_powers_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(w, colpow);
-}
-
-void quantize_fp8_permuted(const void *x, int64_t m, int64_t k, int nchunks, bool f16, uint8_t *q, float *scale,
-                           cudaStream_t stream) {
-    quantize_rows<true>(x, m, k, nchunks * (kChunk / 8), int64_t{nchunks} * kChunk, f16, q, scale, stream);
 }
 
 void gemm(const Weight &w, const Problem &p, const Launch &l, void *workspace, cudaStream_t stream) {
