@@ -113,7 +113,8 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
 
     // Loaded now and used only in the epilogue, which would otherwise wait a DRAM round trip for it.
     const float global = __ldg(w.global);
-    // A consumer's sums, a pair each.
+    // A consumer's chunk of each stage, its first tile pair and its sums, a pair each.
+    const int chunk = warp % CHUNKS, pair0 = warp / CHUNKS * PAIRS;
     float acc[PAIRS][kHalves][4] = {};
     if (warp == S::consumers) {
         // The producer: load i fills stage i % stages with chunks CHUNKS i .. CHUNKS (i + 1) - 1 of
@@ -148,18 +149,18 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
             }
         }
     } else {
-        const int jj = warp % CHUNKS, q0 = warp / CHUNKS * PAIRS, g = lane / 4, t = lane % 4;
+        const int g = lane / 4, t = lane % 4;
         // Of the loads, those with a chunk of this warp's.
-        const int mine = (w.nchunks - jj + CHUNKS - 1) / CHUNKS;
+        const int mine = (w.nchunks - chunk + CHUNKS - 1) / CHUNKS;
         const int loads = (w.nchunks + CHUNKS - 1) / CHUNKS;
         // Tokens past M read row M - 1 (their outputs are never stored; past the staged rows lies
         // the next stage, or the end of shared memory).
         // A lane's offsets in a stage, made once: ptxas otherwise rebuilds them from the thread index
         // inside the loop (~45 instructions a chunk), and an empty asm keeps it from doing so.
-        int xa = S::x_at + min(g, rows - 1) * S::x_row + jj * kChunk * 2 + t * 64;
-        int xb = S::x_at + min(g + 8, rows - 1) * S::x_row + jj * kChunk * 2 + t * 64;
-        int wa = jj * kTileBytes + lane * 16;
-        int sa = jj * kTileBytes + kCodeBytes + lane * 2;
+        int xa = S::x_at + min(g, rows - 1) * S::x_row + chunk * kChunk * 2 + t * 64;
+        int xb = S::x_at + min(g + 8, rows - 1) * S::x_row + chunk * kChunk * 2 + t * 64;
+        int wa = chunk * kTileBytes + lane * 16;
+        int sa = chunk * kTileBytes + kCodeBytes + lane * 2;
         asm volatile("" : "+r"(xa), "+r"(xb), "+r"(wa), "+r"(sa));
         const uint32_t hi0 = lut[0], lo0 = lut[1];
         int s = 0, at = 0;
@@ -176,7 +177,7 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
                 }
 #pragma unroll
                 for (int q = 0; q < PAIRS; ++q) {
-                    const int run = 2 * (q0 + q) * S::tile_run;
+                    const int run = 2 * (pair0 + q) * S::tile_run;
                     const uint8_t *t0 = st + wa + run, *s0 = st + sa + run;
                     const uint4 c0 = *reinterpret_cast<const uint4 *>(t0);
                     const uint4 c1 = *reinterpret_cast<const uint4 *>(t0 + S::tile_run);
@@ -215,10 +216,8 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
 #pragma unroll
         for (int q = 0; q < PAIRS; ++q)
 #pragma unroll
-            for (int j = 0; j < kAcc; ++j) {
-                const int pair = warp / CHUNKS * PAIRS + q, chunk = warp % CHUNKS;
-                red[((pair * CHUNKS + chunk) * kAcc + j) * 32 + lane] = acc[q][j / 4][j % 4];
-            }
+            for (int j = 0; j < kAcc; ++j)
+                red[(((pair0 + q) * CHUNKS + chunk) * kAcc + j) * 32 + lane] = acc[q][j / 4][j % 4];
     __syncthreads();
 
     // Output e: accumulator j = e / 32 % kAcc (half j / 4, register j % 4) of lane e % 32 of pair
