@@ -9,8 +9,8 @@ makes a round trip through shared memory (no stores, no fence, no barrier betwee
 
 x: E4M3 [M, 128 * nchunks] with per-token scales xs [M] (fp32), its columns permuted within each
 128-column chunk, x_perm[m, 128c + p] = xq[m, 128c + XPERM(p)], XPERM(32s + 16a + 4q + j) =
-32q + 8s + 4a + j (why: the comment on the A fragment below), rows zero-padded to whole chunks; K is
-passed as 128 * nchunks. The weight is the planned NVFP4 layout of native/cuda/gemm/fp4-cuda.cuh:
+32q + 8s + 4a + j (why: the comment on the A fragment below), rows zero-padded to whole chunks, read
+through a TMA descriptor (xd). The weight is the planned NVFP4 layout of native/cuda/gemm/fp4-cuda.cuh:
 tiles of 8 rows x 128 K at (nt * nchunks + c) * 576 bytes, row g's 16 code words at 64 g (word w =
 columns 8w .. 8w+7: magnitude of column i in bits 4i .. 4i+2, its sign at bit 8i+7 for i < 4 and
 8(i-4)+3 for i >= 4), row g's 8 E4M3 block scales at 512 + 8 g. Block scales may be negative (any
