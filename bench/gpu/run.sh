@@ -27,7 +27,7 @@ for arg in "$@"; do
       # The GEMV and quantizer edge shapes of the tests (tile pairs past N, a partial last stage after
       # the ring wraps, rows longer than the quantizer holds).
       compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest -q -p no:cacheprovider \
-        "$root/bench/gpu/test_gemm_cuda.py" -k "skinny_shapes or longer" >"$out/memcheck-shapes.log" 2>&1 \
+        "$root/bench/gpu/test_gemm_cuda.py" -k "skinny_shapes or longer or more_rows" >"$out/memcheck-shapes.log" 2>&1 \
         && echo "memcheck (test shapes): clean" || { echo "memcheck (test shapes): FAILED"; tail -30 "$out/memcheck-shapes.log"; }
       ;;
   esac

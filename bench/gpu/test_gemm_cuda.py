@@ -105,24 +105,22 @@ def test_bias_and_scales_against_float64(seed):
     plan.close()
 
 
-@pytest.mark.parametrize("m", [3, 70])  # the GEMV's quantizer (natural order), the FP8 kernel's (permuted)
-def test_w4a8_rows_longer_than_the_quantizer_holds(m):
-    """The quantizer holds up to 65,536 columns of a row in registers; at K 65,552 it reads the rest
-    of each row twice. Each row of x has its amax (40) in that rest, at a column where the weight is
-    zero, and one other non-zero, in either part: every output is one product, so its only rounding
-    is the output's (bf16: 2^-9 relative) and the row's scale and code show exactly. (With x dense,
-    the FP8 kernel's fast accumulation over 65,552 terms drifts past the bf16 rounding.)"""
+def one_product_rows(m, k, seed):
+    """W4A8 where every output is one product: x's rows have their amax (40) at a column where the
+    weight is zero and one other non-zero, at a column that differs from row to row; so an output's
+    only rounding is its own (bf16: 2^-9 relative) and a row's scale, code and place show exactly.
+    (With x dense, the FP8 kernel's fast accumulation over long rows drifts past the bf16 rounding.)"""
     from gemm import dequantize_nvfp4, e4m3_weight, fp8_rows, fp8_tensor_cores, quantize_nvfp4
     from slipstream_torch.gemm_cuda import CudaLinearPlan
 
-    gen = torch.Generator(device="cuda").manual_seed(m)
-    k, amax_col = 65552, 65549
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    amax_col = k - 3
     w = torch.randn(24, k, device="cuda", generator=gen)
     w[:, amax_col] = 0
     codes, scales, g = quantize_nvfp4(w)
     x = torch.zeros(m, k, device="cuda", dtype=torch.bfloat16)
     rows = torch.arange(m, device="cuda")
-    cols = (rows * 7919 + 65537) % (k - 16)  # both parts of the row
+    cols = (rows * 7919 + 65537) % (k - 16)
     x[rows, cols] = (torch.randn(m, device="cuda", generator=gen) * 3).to(torch.bfloat16)
     x[:, amax_col] = 40.0
     w8 = e4m3_weight(codes, scales, g) if fp8_tensor_cores(m) else dequantize_nvfp4(codes, scales, g)
@@ -130,7 +128,21 @@ def test_w4a8_rows_longer_than_the_quantizer_holds(m):
     ref8 = fp8_rows(x) @ w8.T
     with CudaLinearPlan(codes, scales, g) as plan:
         y8 = plan(x, activations="fp8")
-    assert torch.all((y8.double() - ref8).abs() <= ref8.abs() * 2.0 ** -8)
+    assert torch.all((y8.double() - ref8).abs() <= ref8.abs() * 2.0**-8)
+
+
+@pytest.mark.parametrize("m", [3, 70])  # the GEMV's quantizer (natural order), the FP8 kernel's (permuted)
+def test_w4a8_rows_longer_than_the_quantizer_holds(m):
+    """The quantizer holds up to 32,768 columns of a row in registers; at K 65,552 it reads the rest
+    of each row twice (the amax and the other non-zero fall in either part)."""
+    one_product_rows(m, 65552, seed=m)
+
+
+def test_w4a8_more_rows_than_the_quantizer_has_ctas():
+    """The quantizer's CTAs stay resident and walk the rows, the next row's loads issued before the
+    current row's work, in two register sets by turns: 5,000 rows of K 1,040 are 2 to 3 rows a CTA
+    (at most 32 CTAs an SM), so both sets and the last row's edge show."""
+    one_product_rows(5000, 1040, seed=5)
 
 
 def test_bad_inputs_are_named():

@@ -184,7 +184,7 @@ void linear_plan_run(const void *handle, const slip_linear_params *p, const slip
         const size_t q_bytes = align(static_cast<size_t>(m) * w.nchunks * fp4::kChunk);
         auto *pool = static_cast<uint8_t *>(scratch_alloc(q_bytes + align(m * sizeof(float)), stream, "linear scratch"));
         float *scale = reinterpret_cast<float *>(pool + q_bytes);
-        fp4::quantize_fp8_permuted(xt.data, m, w.k, w.nchunks, f16, pool, scale, stream);
+        fp4::quantize_fp8_permuted(xt.data, m, w.k, w.nchunks, f16, pool, scale, pl.sm_count, stream);
         cudaError_t err = cudaGetLastError();
         if (err == cudaSuccess) {
             try {
@@ -209,7 +209,7 @@ void linear_plan_run(const void *handle, const slip_linear_params *p, const slip
     if (launch.workspace_bytes) err = cudaMemsetAsync(work + launch.counters_offset, 0, launch.counters_bytes, stream);
     if (err == cudaSuccess && fp8) {
         float *scale = reinterpret_cast<float *>(pool + q_bytes);
-        fp4::quantize_fp8(xt.data, m, w.k, f16, pool, scale, stream);
+        fp4::quantize_fp8(xt.data, m, w.k, f16, pool, scale, pl.sm_count, stream);
         pr.x = pool;
         pr.row_scale = scale;
         err = cudaGetLastError();

@@ -80,8 +80,9 @@ void repack(const uint8_t *codes, const uint8_t *scales, const float *global, in
             float *global_out, int ntiles, int nchunks, cudaStream_t stream);
 
 // Per-token E4M3 quantization of x [m, k]: q holds the element values (exact in x's type),
-// scale[r] = amax(row r) / 448.
-void quantize_fp8(const void *x, int64_t m, int64_t k, bool f16, void *q, float *scale, cudaStream_t stream);
+// scale[r] = amax(row r) / 448. sm_count: the device's SMs (the kernel's CTAs stay resident).
+void quantize_fp8(const void *x, int64_t m, int64_t k, bool f16, void *q, float *scale, int sm_count,
+                  cudaStream_t stream);
 
 // colpow[n] of the planned weight: the largest power of two, at most 2^15, with
 // max_k |e2m1 · scale| · colpow[n] <= 448 (E4M3's largest value); 1 for a row of zeros.
@@ -92,7 +93,7 @@ void column_powers(const Weight &w, float *colpow, cudaStream_t stream);
 // the kernel's register operand: position 32s + 16a + 4q + j holds column 32q + 8s + 4a + j, zero
 // past k.
 void quantize_fp8_permuted(const void *x, int64_t m, int64_t k, int nchunks, bool f16, uint8_t *q, float *scale,
-                           cudaStream_t stream);
+                           int sm_count, cudaStream_t stream);
 
 // y = x · Wᵀ on sm_90's FP8 tensor cores (native/cuda/triton/nvfp4_gemm.py's transposed kernel,
 // embedded): q and scale from quantize_fp8_permuted, w.colpow from column_powers.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "../cuda-common.cuh"
 #include "../scale-divide.cuh"
 #include "fp4-cuda.cuh"
 #include "fp4-decode.cuh"
@@ -46,17 +47,20 @@ __device__ __forceinline__ uint32_t fp8_pair(uint32_t v, const Divisor &s) {
     return prmt(__float_as_uint(f0), __float_as_uint(f1), 0x7632u);
 }
 
-// Rows of x to E4M3 per token (scale amax / 448), one CTA a row, in one pass over HBM: each thread
-// holds its groups of 8 columns (16-byte loads) in registers while the CTA finds the amax; a row
-// longer than kQuantHeld groups a thread (65,536 columns) has the rest read a second time, from L2.
-// The output is either the values rounded to E4M3 and back in the 16-bit type, in x's order (the
-// GEMVs' W4A8), or E4M3 bytes in the FP8 kernel's order (PERMUTED: XPERM within each 128-column
-// chunk, fp4-cuda.cuh), reordered across a half-warp by shuffles. On an H200 at 4,096 rows: 17.8 us
-// at K 4,096, 29.8 at 8,192, where the two-pass kernel it replaced (256 threads a row, the row read
-// twice, the permuted pieces gathered 8 bytes at a time) took 19.7 and 29.2, and the bytes alone
-// ~11 and ~22 at 4.3 TB/s (bench/NOTES.md).
+// Rows of x to E4M3 per token (scale amax / 448) in one pass over HBM. The CTAs stay resident and
+// walk the rows (blockIdx.x, then every gridDim.x-th): each thread holds its groups of 8 columns of
+// a row (16-byte loads) in registers while the CTA finds the amax, and has issued the loads of its
+// next row before it starts on this one, so that a CTA's loads run beside its reduction and stores.
+// On an H200 at 4,096 rows, same-run A/B: 16.0-16.2 us at K 4,096 and 28.9-29.2 at 8,192, where
+// one CTA a row that loaded, reduced and stored in turn took 17.6 and 29.4 (DRAM at 48% of its
+// peak); rows staged through a cp.async ring of shared memory instead of registers were no faster
+// than that (17.9 against 17.5, bench/NOTES.md). A row longer than kQuantHeld groups a thread has the
+// rest read a second time, from L2. The output is either the values rounded to E4M3 and back in
+// the 16-bit type, in x's order (the GEMVs' W4A8), or E4M3 bytes in the FP8 kernel's order
+// (PERMUTED: XPERM within each 128-column chunk, fp4-cuda.cuh), reordered across a half-warp by
+// shuffles.
 constexpr int kQuantHeld = 8;
-constexpr int kQuantMaxThreads = 1024;
+constexpr int kQuantMaxThreads = 512;
 
 template <bool F16>
 __device__ __forceinline__ float group_amax(const uint4 &v, float amax) {
@@ -64,6 +68,20 @@ __device__ __forceinline__ float group_amax(const uint4 &v, float amax) {
 #pragma unroll
     for (int j = 0; j < 4; ++j)
         amax = fmaxf(amax, fmaxf(fabsf(to_float<F16>(w[j] & 0xFFFFu)), fabsf(to_float<F16>(w[j] >> 16))));
+    return amax;
+}
+
+// The largest magnitude of each half over a group, as a 16-bit pair: the sign bits cleared, then
+// the type's packed max (a NaN loses to a number, as in fmaxf). One instruction a pair of values
+// where the float route takes three a value.
+template <bool F16>
+__device__ __forceinline__ uint32_t group_amax2(const uint4 &v, uint32_t amax) {
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        if constexpr (F16) asm("max.f16x2 %0, %0, %1;\n" : "+r"(amax) : "r"(w[j] & 0x7FFF7FFFu));
+        else asm("max.bf16x2 %0, %0, %1;\n" : "+r"(amax) : "r"(w[j] & 0x7FFF7FFFu));
+    }
     return amax;
 }
 
@@ -90,70 +108,96 @@ __device__ __forceinline__ void store_group(uint8_t *out, int li, int groups, co
 }
 
 template <bool F16, bool PERMUTED>
-__global__ void __launch_bounds__(kQuantMaxThreads) quantize_rows_kernel(const uint16_t *x, int64_t k, int groups,
-                                                                          int64_t out_row, uint8_t *q, float *scale) {
-    __shared__ float part[kQuantMaxThreads / 32];
+__global__ void __launch_bounds__(kQuantMaxThreads) quantize_rows_kernel(const uint16_t *x, int64_t m, int64_t k,
+                                                                          int groups, int64_t out_row, uint8_t *q,
+                                                                          float *scale) {
+    __shared__ float part[2][kQuantMaxThreads / 32];  // a row's warp maxima, alternate rows alternate halves
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     // The FP8 GEMM after the permuted quantizer is launched as its programmatic dependent
     // (gemm_sm90): it may start now and waits for this grid's writes at griddepcontrol.wait.
     if constexpr (PERMUTED) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
-    const uint16_t *row = x + static_cast<int64_t>(blockIdx.x) * k;
-    uint8_t *out = q + static_cast<int64_t>(blockIdx.x) * out_row;
-    const int step = static_cast<int>(blockDim.x);
-    auto load = [&](int li) {  // past K (the permuted order's last chunk): zeros
+    const int step = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
+    auto load = [&](const uint16_t *row, int li) {  // past K (the permuted order's last chunk): zeros
         const int64_t col = 8 * static_cast<int64_t>(li);
         return col < k ? ldg16(row + col) : make_uint4(0u, 0u, 0u, 0u);
     };
-    uint4 v[kQuantHeld];
-    float amax = 0.0f;
+    auto load_held = [&](int64_t r, uint4(&v)[kQuantHeld]) {
+        const uint16_t *row = x + r * k;
 #pragma unroll
-    for (int i = 0; i < kQuantHeld; ++i) {
-        const int li = static_cast<int>(threadIdx.x) + i * step;
-        v[i] = li < groups ? load(li) : make_uint4(0u, 0u, 0u, 0u);
-        amax = group_amax<F16>(v[i], amax);
-    }
-    for (int li = static_cast<int>(threadIdx.x) + kQuantHeld * step; li < groups; li += step)
-        amax = group_amax<F16>(load(li), amax);
+        for (int i = 0; i < kQuantHeld; ++i) {
+            const int li = tid + i * step;
+            v[i] = li < groups ? load(row, li) : make_uint4(0u, 0u, 0u, 0u);
+        }
+    };
+    // Row r from its held groups v, the loads of row r + gridDim.x into next issued first.
+    auto row_pass = [&](int64_t r, int parity, const uint4(&v)[kQuantHeld], uint4(&next)[kQuantHeld]) {
+        if (r + gridDim.x < m) load_held(r + gridDim.x, next);
+        const uint16_t *row = x + r * k;
+        uint8_t *out = q + r * out_row;
+        uint32_t amax2 = 0u;
 #pragma unroll
-    for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
-    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = amax;
-    __syncthreads();
-    amax = part[0];
-    for (int i = 1; i < step / 32; ++i) amax = fmaxf(amax, part[i]);
-    const float s = amax / 448.0f;
-    if (threadIdx.x == 0) scale[blockIdx.x] = s;
-    const Divisor dv = divisor(s);
+        for (int i = 0; i < kQuantHeld; ++i) amax2 = group_amax2<F16>(v[i], amax2);
+        float amax = fmaxf(to_float<F16>(amax2 & 0xFFFFu), to_float<F16>(amax2 >> 16));
+        for (int li = tid + kQuantHeld * step; li < groups; li += step) amax = group_amax<F16>(load(row, li), amax);
 #pragma unroll
-    for (int i = 0; i < kQuantHeld; ++i)
-        store_group<F16, PERMUTED>(out, static_cast<int>(threadIdx.x) + i * step, groups, v[i], dv);
-    // Whole warps go round (the shuffles need every lane).
-    for (int base = kQuantHeld * step; base < groups; base += step) {
-        const int li = base + static_cast<int>(threadIdx.x);
-        store_group<F16, PERMUTED>(out, li, groups, li < groups ? load(li) : make_uint4(0u, 0u, 0u, 0u), dv);
+        for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
+        if (tid % 32 == 0) part[parity][tid / 32] = amax;
+        __syncthreads();
+        amax = part[parity][0];
+        for (int i = 1; i < step / 32; ++i) amax = fmaxf(amax, part[parity][i]);
+        const float s = amax / 448.0f;
+        if (tid == 0) scale[r] = s;
+        const Divisor dv = divisor(s);
+#pragma unroll
+        for (int i = 0; i < kQuantHeld; ++i) store_group<F16, PERMUTED>(out, tid + i * step, groups, v[i], dv);
+        // Whole warps go round (the shuffles need every lane).
+        for (int base = kQuantHeld * step; base < groups; base += step) {
+            const int li = base + tid;
+            store_group<F16, PERMUTED>(out, li, groups, li < groups ? load(row, li) : make_uint4(0u, 0u, 0u, 0u), dv);
+        }
+    };
+    // Two register sets take turns (no copies between rows).
+    uint4 a[kQuantHeld], b[kQuantHeld];
+    int64_t r = blockIdx.x;
+    load_held(r, a);
+    while (true) {
+        row_pass(r, 0, a, b);
+        if ((r += gridDim.x) >= m) break;
+        row_pass(r, 1, b, a);
+        if ((r += gridDim.x) >= m) break;
     }
 }
 
 template <bool PERMUTED>
 void quantize_rows(const void *x, int64_t m, int64_t k, int groups, int64_t out_row, bool f16, uint8_t *q, float *scale,
-                   cudaStream_t stream) {
+                   int sm_count, cudaStream_t stream) {
     const auto *xs = static_cast<const uint16_t *>(x);
     const int warps =
         std::min<int>(kQuantMaxThreads / 32, std::max<int>(1, (groups + 32 * kQuantHeld - 1) / (32 * kQuantHeld)));
-    const dim3 grid(static_cast<unsigned>(m)), block(static_cast<unsigned>(32 * warps));
-    if (f16) quantize_rows_kernel<true, PERMUTED><<<grid, block, 0, stream>>>(xs, k, groups, out_row, q, scale);
-    else quantize_rows_kernel<false, PERMUTED><<<grid, block, 0, stream>>>(xs, k, groups, out_row, q, scale);
+    auto go = [&](auto kernel) {
+        // As many CTAs as stay resident together, each walking its share of the rows.
+        int per_sm = 1;
+        check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * warps, 0),
+                   "cudaOccupancyMaxActiveBlocksPerMultiprocessor (activation quantizer)");
+        const int64_t ctas = std::min<int64_t>(m, int64_t{std::max(per_sm, 1)} * std::max(sm_count, 1));
+        kernel<<<static_cast<unsigned>(ctas), 32 * warps, 0, stream>>>(xs, m, k, groups, out_row, q, scale);
+    };
+    if (f16) go(quantize_rows_kernel<true, PERMUTED>);
+    else go(quantize_rows_kernel<false, PERMUTED>);
 }
 
 }  // namespace
 
-void quantize_fp8(const void *x, int64_t m, int64_t k, bool f16, void *q, float *scale, cudaStream_t stream) {
-    quantize_rows<false>(x, m, k, static_cast<int>(k / 8), 2 * k, f16, static_cast<uint8_t *>(q), scale, stream);
+void quantize_fp8(const void *x, int64_t m, int64_t k, bool f16, void *q, float *scale, int sm_count,
+                  cudaStream_t stream) {
+    quantize_rows<false>(x, m, k, static_cast<int>(k / 8), 2 * k, f16, static_cast<uint8_t *>(q), scale, sm_count,
+                         stream);
 }
 
 void quantize_fp8_permuted(const void *x, int64_t m, int64_t k, int nchunks, bool f16, uint8_t *q, float *scale,
-                           cudaStream_t stream) {
-    quantize_rows<true>(x, m, k, nchunks * (kChunk / 8), int64_t{nchunks} * kChunk, f16, q, scale, stream);
+                           int sm_count, cudaStream_t stream) {
+    quantize_rows<true>(x, m, k, nchunks * (kChunk / 8), int64_t{nchunks} * kChunk, f16, q, scale, sm_count, stream);
 }
 
 }  // namespace slip::cuda::fp4
