@@ -55,8 +55,9 @@ void gemm_sm90(const Weight &w, const uint8_t *q, const float *scale, const floa
     void *args[] = {&xd.map, &xd.rows, &xd.inner, &xd.row_stride, &xd.unit_stride, &xs, &tiles, &colpow, &gscale,
                     &bias_p, &out, &M, &N, &nchunks, &has_bias, &scratch0, &scratch1};
     // Programmatic dependent launch: the kernel's CTAs start while the quantizer ahead of it in the
-    // stream finishes (it signals griddepcontrol.launch_dependents) and wait for its output at
-    // griddepcontrol.wait, so the launch gap between the two is hidden.
+    // stream finishes (it signals griddepcontrol.launch_dependents), issue their first stages'
+    // weight copies and wait for its output at griddepcontrol.wait, so the launch gap between the
+    // two and the first copies' latency are hidden.
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(static_cast<unsigned>(programs), 1, 1);
     cfg.blockDim = dim3(k.warps * 32, 1, 1);

@@ -127,13 +127,16 @@ xor.b32 $1, t, s;
 
 
 @gluon.jit
-def _issue_t(i, slot, num_k, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok,
-             BLOCK_M: gl.constexpr):
-    # Step num_k (odd K's padding step) reads nothing: zero codes and scales decode to zero, and its
-    # x box lies past K, which TMA fills with zeros (as the rows past M).
+def _issue_x_t(i, slot, xd, xbar, off_m, x_smem, BLOCK_M: gl.constexpr):
+    # Odd K's padding step's x box lies past K, which TMA fills with zeros (as the rows past M).
     bar = xbar.index(slot)
     mbarrier.expect(bar, BLOCK_M * BLOCK_K)
     tma.async_copy_global_to_shared(xd, [off_m, i * BLOCK_K], bar, x_smem.index(slot))
+
+
+@gluon.jit
+def _issue_w_t(i, slot, num_k, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok):
+    # Step num_k (odd K's padding step) reads nothing: zero codes and scales decode to zero.
     async_copy.async_copy_global_to_shared(c_smem.index(slot), c_ptrs + i * TILE_WORDS, mask=c_ok & (i < num_k))
     async_copy.async_copy_global_to_shared(s_smem.index(slot), s_ptrs + i * TILE_WORDS, mask=s_ok & (i < num_k))
 
@@ -189,8 +192,8 @@ def _step_t(i, acc, num_k, num_steps, xd, xbar, off_m, x_smem, c_smem, s_smem, c
     gl.thread_barrier()
     nxt = i + STAGES - 2
     if nxt < num_steps:
-        _issue_t(nxt, nxt % STAGES, num_k, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok,
-                 BLOCK_M)
+        _issue_x_t(nxt, nxt % STAGES, xd, xbar, off_m, x_smem, BLOCK_M)
+        _issue_w_t(nxt, nxt % STAGES, num_k, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok)
     async_copy.commit_group()
     a = _decode_t(c_smem.index(slot), s_smem.index(slot), cpow2, BLOCK_N, num_warps, code_l, sc_l, dot_l)
     acc = warpgroup_mma(a, x_smem.index(slot).permute((1, 0)), acc, is_async=True)
@@ -268,17 +271,21 @@ def nvfp4_gemm_t_fwd(xd, xs, tiles, colpow, gscale, bias, out, M, N, nchunks, ha
     n3 = off_n + 16 * w3[:, None, None] + 8 * h3[None, :, None] + g3[None, None, :]
     cpow2 = gl.expand_dims(_f16_pair(gl.load(colpow + n3, mask=n3 < N, other=1.0)), 3)
 
-    # x and xs are the quantizer's output, launched just before this kernel with programmatic
-    # dependent launch (gemm_sm90): this grid starts while the quantizer's last CTAs run and waits
-    # here for all of them (a no-op when launched plainly).
-    gl.inline_asm_elementwise("griddepcontrol.wait; // $0", "=r", [], dtype=gl.int32, is_pure=False, pack=1)
-    gl.thread_barrier()  # the mbarriers' init before any TMA or wait
     num_k = nchunks
     num_steps = (num_k + 1) // 2 * 2
+    # The first stages' weight copies (one commit group a step, as in the loop) go out first: x and
+    # xs are the quantizer's output, launched just before this kernel with programmatic dependent
+    # launch (gemm_sm90), so this grid starts while the quantizer's last CTAs run and waits here for
+    # all of them (a no-op when launched plainly); the weight does not depend on them.
     for i in gl.static_range(STAGES - 2):
         if i < num_steps:
-            _issue_t(i, i, num_k, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok, BLOCK_M)
+            _issue_w_t(i, i, num_k, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok)
         async_copy.commit_group()
+    gl.inline_asm_elementwise("griddepcontrol.wait; // $0", "=r", [], dtype=gl.int32, is_pure=False, pack=1)
+    gl.thread_barrier()  # the mbarriers' init before any TMA or wait
+    for i in gl.static_range(STAGES - 2):
+        if i < num_steps:
+            _issue_x_t(i, i, xd, xbar, off_m, x_smem, BLOCK_M)
 
     acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, acc_l)
     # Two steps per trip: PTX names a value computed in a loop body once, so in a rolled loop the
