@@ -180,6 +180,16 @@ def speed(lines, ms, kns, flush):
                                               use_fast_accum=True)),
                     ("torch._scaled_mm FP8 with x quantized in the call (per-tensor amax, divide, cast)", kn * kn,
                      lambda: scaled_mm_from_bf16(x, w8, sw))]
+            if m <= 16:
+                # What reading our weight's bytes costs anyway: torch's own memory-bound kernels on a
+                # tensor of that size (no TFLOPS: not our product).
+                same = torch.empty(ours_bytes // 2, dtype=torch.bfloat16, device=DEV)
+                kk = ours_bytes // (2 * kn)
+                w_same, x_same = same[:kn * kk].view(kn, kk).normal_(), make_x(m, kk, torch.bfloat16, m)
+                copy_to = torch.empty_like(same)
+                runs += [(f"floor: torch.matmul bf16 on a weight of our bytes ([{kn}, {kk}])", ours_bytes,
+                          lambda: torch.matmul(x_same, w_same.T)),
+                         ("floor: torch copy of our bytes (read and write)", ours_bytes, lambda: copy_to.copy_(same))]
             times = {}
             for label, _, fn in runs:
                 try:
@@ -190,10 +200,12 @@ def speed(lines, ms, kns, flush):
             base = times["torch.matmul bf16"]
             for label, nbytes, _ in runs:
                 t = times[label]
-                lines.append(f"| {m} | {kn} | {label} | {t:.4f} | {flops / t / 1e9:.1f} | {nbytes / t / 1e6:.0f} | "
-                             f"{base / t:.2f}× |")
+                tflops = "—" if label.startswith("floor:") else f"{flops / t / 1e9:.1f}"
+                lines.append(f"| {m} | {kn} | {label} | {t:.4f} | {tflops} | {nbytes / t / 1e6:.0f} | {base / t:.2f}× |")
                 print(lines[-1], flush=True)
             del x, x8, y
+            if m <= 16:
+                del same, w_same, x_same, copy_to
         plan.close()
         del w16, w8, codes, scales
         torch.cuda.empty_cache()
@@ -238,6 +250,10 @@ def main():
     if a.quick:
         acc_shapes = [s for s in acc_shapes if s[0] * s[1] * s[2] <= 1 << 31]
         ms, kns = (1, 16, 1024), (4096,)
+    one = torch.empty(1, device=DEV)
+    lines[-1:] = [f"- The harness's own floor: a one-element kernel (`zero_`) measures {time_ms(one.zero_, flush) * 1e3:.1f} us "
+                  "between the events in this run; the floor rows time torch kernels that only read (and copy) our "
+                  "weight's bytes.", ""]
     accuracy(lines, acc_shapes)
     speed(lines, ms, kns, flush)
     Path(a.out).write_text("\n".join(lines) + "\n")
