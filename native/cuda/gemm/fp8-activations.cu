@@ -62,15 +62,6 @@ __device__ __forceinline__ uint32_t fp8_pair(uint32_t v, const Divisor &s) {
 constexpr int kQuantHeld = 8;
 constexpr int kQuantMaxThreads = 512;
 
-template <bool F16>
-__device__ __forceinline__ float group_amax(const uint4 &v, float amax) {
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-        amax = fmaxf(amax, fmaxf(fabsf(to_float<F16>(w[j] & 0xFFFFu)), fabsf(to_float<F16>(w[j] >> 16))));
-    return amax;
-}
-
 // The largest magnitude of each half over a group, as a 16-bit pair: the sign bits cleared, then
 // the type's packed max (a NaN loses to a number, as in fmaxf). One instruction a pair of values
 // where the float route takes three a value.
@@ -138,8 +129,8 @@ __global__ void __launch_bounds__(kQuantMaxThreads) quantize_rows_kernel(const u
         uint32_t amax2 = 0u;
 #pragma unroll
         for (int i = 0; i < kQuantHeld; ++i) amax2 = group_amax2<F16>(v[i], amax2);
+        for (int li = tid + kQuantHeld * step; li < groups; li += step) amax2 = group_amax2<F16>(load(row, li), amax2);
         float amax = fmaxf(to_float<F16>(amax2 & 0xFFFFu), to_float<F16>(amax2 >> 16));
-        for (int li = tid + kQuantHeld * step; li < groups; li += step) amax = group_amax<F16>(load(row, li), amax);
 #pragma unroll
         for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
         if (tid % 32 == 0) part[parity][tid / 32] = amax;
