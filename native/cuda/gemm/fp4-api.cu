@@ -60,8 +60,9 @@ void require_modes(const slip_linear_params *p, const char *what) {
 // on sm_90 the FP8 kernel's column powers.
 struct CudaPlan {
     int device = 0, sm_count = 1, smem_per_block = 0;
-    bool fp8_tensor_cores = false;  // sm_90: W4A8 above the skinny kernel's rows runs gemm_sm90
-    bool sm90a = false;             // the sm_90a code runs: clusters, bulk copies (fp4::plan_launch)
+    // The sm_90a code runs: clusters and bulk copies (fp4::plan_launch), and W4A8 above the skinny
+    // kernel's rows on FP8 tensor cores (gemm_sm90, which needs the column powers).
+    bool sm90a = false;
     int64_t bytes = 0;
     uint8_t *base = nullptr;
     fp4::Weight w{};
@@ -126,15 +127,14 @@ std::shared_ptr<void> linear_plan_create(const slip_qweight *w, const slip_linea
     const int ntiles = static_cast<int>((n + fp4::kTileRows - 1) / fp4::kTileRows);
     const int nchunks = static_cast<int>((k + fp4::kChunk - 1) / fp4::kChunk);
     const size_t tile_bytes = static_cast<size_t>(ntiles) * nchunks * fp4::kTileBytes;
-    plan->fp8_tensor_cores = major == 9 && minor == 0;
     // Only where the sm_90a code runs: a newer card JIT-compiles the compute_89 PTX, which has no
-    // cluster path.
+    // cluster path and no wgmma.
     plan->sm90a = major == 9 && minor == 0;
     const size_t colpow_at = kHeader + (tile_bytes + 255) / 256 * 256;
-    const size_t colpow_bytes = plan->fp8_tensor_cores ? static_cast<size_t>(n) * sizeof(float) : 0;
+    const size_t colpow_bytes = plan->sm90a ? static_cast<size_t>(n) * sizeof(float) : 0;
     check_cuda(cudaMalloc(reinterpret_cast<void **>(&plan->base), colpow_at + colpow_bytes), "cudaMalloc (planned weight)");
     plan->bytes = static_cast<int64_t>(tile_bytes + sizeof(float) + colpow_bytes);
-    float *colpow = plan->fp8_tensor_cores ? reinterpret_cast<float *>(plan->base + colpow_at) : nullptr;
+    float *colpow = plan->sm90a ? reinterpret_cast<float *>(plan->base + colpow_at) : nullptr;
     plan->w = fp4::Weight{plan->base + kHeader, reinterpret_cast<const float *>(plan->base), colpow, n, k, ntiles, nchunks};
     cudaStream_t stream = static_cast<cudaStream_t>(codes.stream);
     fp4::repack(static_cast<const uint8_t *>(codes.data), static_cast<const uint8_t *>(scales.data),
@@ -180,7 +180,7 @@ void linear_plan_run(const void *handle, const slip_linear_params *p, const slip
     const bool f16 = xt.dtype == SLIP_DTYPE_F16, fp8 = p->act_quant == SLIP_ACT_FP8;
     const float *bias_p = bias ? static_cast<const float *>(bias->data) : nullptr;
     auto align = [](size_t b) { return (b + 255) / 256 * 256; };
-    if (fp8 && pl.fp8_tensor_cores && m > fp4::kSkinnyMaxRows) {
+    if (fp8 && pl.sm90a && m > fp4::kSkinnyMaxRows) {
         const size_t q_bytes = align(static_cast<size_t>(m) * w.nchunks * fp4::kChunk);
         auto *pool = static_cast<uint8_t *>(scratch_alloc(q_bytes + align(m * sizeof(float)), stream, "linear scratch"));
         float *scale = reinterpret_cast<float *>(pool + q_bytes);
