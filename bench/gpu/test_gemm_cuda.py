@@ -59,9 +59,9 @@ def test_skinny_shapes_give_the_decoded_weight_exactly(dtype, m, n, k):
     fewer columns than one CTA's, so some warps lie wholly past N; at M 37, N 8,192 takes 4 tiles a
     warp with K split 2 ways on a 132-SM card. On sm_90 the streamed kernel takes M <= 16 at N 8,192
     (8 tiles a CTA) and M <= 8 at N 4,100 (4 tiles a CTA: the last CTA has one tile, so a tile pair
-    lies wholly past N and another half past it; N 8,200 leaves the last of 129 CTAs one tile); K 4,112 and 8,208 end in a stage of one chunk with
-    16 columns of K after its ring of 3 or 5 stages has wrapped (5 or 9 loads), so a stage's earlier
-    bytes past K must not count. The one-hot columns spread over all of K, the first in the partial
+    lies wholly past N and another half past it; N 8,200 leaves the last of 129 CTAs one tile);
+    K 4,112 and 8,208 end in a stage of one chunk with 16 columns of K after its ring of 3 or 5
+    stages has wrapped (5 or 9 loads), so a stage's earlier bytes past K must not count. The one-hot columns spread over all of K, the first in the partial
     last chunk, so a wrong chunk, split, stage or staged piece shows."""
     from gemm import dequantize_nvfp4
     from slipstream_torch.gemm_cuda import CudaLinearPlan

@@ -69,9 +69,10 @@ def sage_signature(out_dtype, d, bn):
 
 
 def tma_boxes(md):
-    """Per descriptor (the attention's kc and vt, the GEMM's xd) what the launcher's cuTensorMapEncodeTiled needs: the box Triton
-    copies by (rows, inner elements: at most the swizzle width, so a D 256 K tile is two boxes)
-    and the swizzle (CUtensorMapSwizzle: 0 none, 1 32 B, 2 64 B, 3 128 B)."""
+    """Per descriptor (the attention's kc and vt, the GEMM's xd) what the launcher's
+    cuTensorMapEncodeTiled needs: the box Triton copies by (rows, inner elements: at most the swizzle
+    width, so a D 256 K tile is two boxes) and the swizzle (CUtensorMapSwizzle: 0 none, 1 32 B, 2
+    64 B, 3 128 B)."""
     out = []
     for meta in md.tensordesc_meta:
         if meta["elem_size"] != 1 or meta["fp4_padded"]:
