@@ -43,6 +43,7 @@ LN2 = gl.constexpr(0.6931471805599453)
 # exp2s already load) is needed. D <= 256: |d| <= 256 * 127^2 < 2^22.
 MAGIC_BITS = gl.constexpr(0x4B400000)
 MAGIC = gl.constexpr(12582912.0)
+NEG_INF_BITS = gl.constexpr(-8388608)  # 0xFF800000, -inf's bits as an int32
 
 
 @gluon.jit
@@ -92,7 +93,22 @@ def _as_operand(p, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, p_layout: gl.co
 
 
 @gluon.jit
-def _softmax(s_int, ks_head, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, MASKED: gl.constexpr,
+def _key_scales(ks_head, start_n, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, s_layout: gl.constexpr):
+    """K's scales of a tile, one per (64-key group h, quad index q) as _softmax's group maxima hold
+    them ([BLOCK_N // 64, 4]). Loaded before the tile's S is issued: read after its wait, as it
+    was, the load's latency was the softmax's first stall (ncu, D 128: 2% of the warps' samples)."""
+    shape = gl.reshape(gl.full([BLOCK_M, BLOCK_N], 0.0, gl.float32, s_layout), [BLOCK_M, BLOCK_N // 64, 8, 4, 2])
+    g_layout: gl.constexpr = gl.max(gl.max(shape, 4), 2).type.layout  # the type only: no code
+    k_layout: gl.constexpr = gl.SliceLayout(0, g_layout)
+    hh = gl.arange(0, BLOCK_N // 64, layout=gl.SliceLayout(1, k_layout))
+    qq = gl.arange(0, 4, layout=gl.SliceLayout(0, k_layout))
+    # The group's first key: past Nk it is padding (scale 0) and so is the whole group; 1e-30
+    # keeps c1 > 0 so that masked scores stay -inf rather than 0 * -inf.
+    return gl.maximum(gl.load(ks_head + start_n + 64 * hh[:, None] + 2 * qq[None, :]), 1e-30)
+
+
+@gluon.jit
+def _softmax(s_int, ks_g, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, MASKED: gl.constexpr,
              BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, s_layout: gl.constexpr):
     """P~ (FP32, s_layout) of one tile, its rescale alpha of the running state, and the new m, l.
 
@@ -100,23 +116,21 @@ def _softmax(s_int, ks_head, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal
     takes (block_k 64; sage-quant.cu), and key mod 8 // 2 is the lane's quad index q in the S
     accumulator: each thread's scores of 64 keys share one K scale. So the exponent is one FFMA
     of the raw accumulator bits, c1 * bits + c0, with c1 = qs * ks and c0 folding the magic
-    offset and the row max, per (row, 64 keys) instead of per score."""
-    bits = s_int.to(gl.float32, bitcast=True)  # 1.5 * 2^23 + S_int, exactly
+    offset and the row max, per (row, 64 keys) instead of per score.
+
+    The group maxima are taken on the bits as integers: every score's float lies in [2^23, 2^24)
+    and a masked one is -inf, so the integers order as the floats do, and a chain of integer
+    maxima becomes Hopper's three-input VIMNMX3 (half the instructions of FMNMX's pairs)."""
     if MASKED:
         cols = start_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
         keep = (cols[None, :] < Nk) & ((cols[None, :] <= rows[:, None] + shift) | (causal == 0))
-        bits = gl.where(keep, bits, float("-inf"))
+        s_int = gl.where(keep, s_int, NEG_INF_BITS)
     # key = 64 h + 8 i + 2 q + e: h and i in registers, q across the quad's lanes, e the pair.
-    b5 = gl.reshape(bits, [BLOCK_M, BLOCK_N // 64, 8, 4, 2])
-    group_max = gl.max(gl.max(b5, 4), 2)  # [M, H, 4], within each thread
+    i5 = gl.reshape(s_int, [BLOCK_M, BLOCK_N // 64, 8, 4, 2])
+    b5 = i5.to(gl.float32, bitcast=True)  # 1.5 * 2^23 + S_int, exactly
+    group_max = gl.max(gl.max(i5, 4), 2).to(gl.float32, bitcast=True)  # [M, H, 4], within each thread
     g_layout: gl.constexpr = group_max.type.layout
-    k_layout: gl.constexpr = gl.SliceLayout(0, g_layout)
     r_layout: gl.constexpr = gl.SliceLayout(1, gl.SliceLayout(2, g_layout))
-    hh = gl.arange(0, BLOCK_N // 64, layout=gl.SliceLayout(1, k_layout))
-    qq = gl.arange(0, 4, layout=gl.SliceLayout(0, k_layout))
-    # The group's first key: past Nk it is padding (scale 0) and so is the whole group; 1e-30
-    # keeps c1 > 0 so that masked scores stay -inf rather than 0 * -inf.
-    ks_g = gl.maximum(gl.load(ks_head + start_n + 64 * hh[:, None] + 2 * qq[None, :]), 1e-30)
     qs_g = gl.convert_layout(qs_safe, r_layout)
     # The row max of S = qs * ks * (bits - MAGIC); qs > 0, so qs times the max of ks * (bits - MAGIC).
     zmax = gl.max(gl.max((group_max - MAGIC) * ks_g[None, :, :], 2), 1)
@@ -161,6 +175,8 @@ def _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
           STAGES: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr,
           FLUSH: gl.constexpr, MASKED: gl.constexpr):
     """Tile j with S_j = s_int in registers: returns S_{j+1} (issued first, under the softmax)."""
+    start_n = _tile_start(tiles_row, j, SPARSE, BLOCK_N)
+    ks_g = _key_scales(ks_head, start_n, BLOCK_M, BLOCK_N, s_layout)
     # Tile j + STAGES - 1 goes to the stage of tile j - 1, whose MMAs every warp has waited for.
     gl.thread_barrier()
     nxt = j + STAGES - 1
@@ -170,8 +186,8 @@ def _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
     mbarrier.wait(ready.index((j + 1) % STAGES), ((j + 1) // STAGES) & 1)
 
     s_tok = warpgroup_mma(q_smem, k_smem.index((j + 1) % STAGES).permute((1, 0)), magic, is_async=True)
-    p, alpha, m_i, l_i = _softmax(s_int, ks_head, _tile_start(tiles_row, j, SPARSE, BLOCK_N), qs_safe, m_i, l_i,
-                                  rows, Nk, shift, causal, MASKED, BLOCK_M, BLOCK_N, s_layout)
+    p, alpha, m_i, l_i = _softmax(s_int, ks_g, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, MASKED, BLOCK_M,
+                                  BLOCK_N, s_layout)
     p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
     s_next, acc = _pv(p_op, v_smem.index(j % STAGES).permute((1, 0)), acc, gl.convert_layout(alpha, row_o)[:, None],
                       s_tok, True, FLUSH)
@@ -213,12 +229,12 @@ def _key_tiles(tiles, tile_counts, tile_cols, bh, pid_m, first, Nq, Nk, causal, 
 
 
 @gluon.jit
-def _finish_tile(s_int, acc, m_i, l_i, v_tile, ks_head, start_n, qs_safe, rows, Nk, shift, causal,
+def _finish_tile(s_int, acc, m_i, l_i, v_tile, ks_g, start_n, qs_safe, rows, Nk, shift, causal,
                  MASKED: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, FLUSH: gl.constexpr,
                  s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr):
     """The softmax of a tile's waited-for S and its P.V, waited for (no next S to issue): returns
     acc, m_i, l_i."""
-    p, alpha, m_i, l_i = _softmax(s_int, ks_head, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, MASKED,
+    p, alpha, m_i, l_i = _softmax(s_int, ks_g, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, MASKED,
                                   BLOCK_M, BLOCK_N, s_layout)
     p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
     _, acc = _pv(p_op, v_tile, acc, gl.convert_layout(alpha, row_o)[:, None], s_int, False, FLUSH)
@@ -248,9 +264,10 @@ def _tiles_pipelined(acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt
                                      BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, True)
     # The last tile, masked whether it needs it or not (once a program: not worth a second copy).
     last = n_end - 1
-    return _finish_tile(s_int, acc, m_i, l_i, v_smem.index(last % STAGES).permute((1, 0)), ks_head,
-                        _tile_start(tiles_row, last, SPARSE, BLOCK_N), qs_safe, rows, Nk, shift, causal, True, BLOCK_M,
-                        BLOCK_N, FLUSH, s_layout, p_layout, row_o)
+    start_n = _tile_start(tiles_row, last, SPARSE, BLOCK_N)
+    return _finish_tile(s_int, acc, m_i, l_i, v_smem.index(last % STAGES).permute((1, 0)),
+                        _key_scales(ks_head, start_n, BLOCK_M, BLOCK_N, s_layout), start_n, qs_safe, rows, Nk, shift,
+                        causal, True, BLOCK_M, BLOCK_N, FLUSH, s_layout, p_layout, row_o)
 
 
 @gluon.jit
@@ -260,6 +277,9 @@ def _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
                  row_o: gl.constexpr, FLUSH: gl.constexpr, MASKED: gl.constexpr):
     """Tile j in order: S_j waited for, its softmax, P_j.V_j waited for. One S tile lives at a time
     and none is carried over the loop, which is what lets aot.py's register cap fit more CTAs."""
+    start_n = _tile_start(tiles_row, j, SPARSE, BLOCK_N)
+    if D <= 128:
+        ks_g = _key_scales(ks_head, start_n, BLOCK_M, BLOCK_N, s_layout)  # under the S MMA's wait
     gl.thread_barrier()  # every warp has retired tile j - 1's MMAs: its stage takes tile j + STAGES - 1
     nxt = j + STAGES - 1
     if nxt < n_end:
@@ -268,9 +288,10 @@ def _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
     mbarrier.wait(ready.index(j % STAGES), (j // STAGES) & 1)
     s_tok = warpgroup_mma(q_smem, k_smem.index(j % STAGES).permute((1, 0)), magic, is_async=True)
     s_int = warpgroup_mma_wait(num_outstanding=0, deps=[s_tok])
-    return _finish_tile(s_int, acc, m_i, l_i, v_smem.index(j % STAGES).permute((1, 0)), ks_head,
-                        _tile_start(tiles_row, j, SPARSE, BLOCK_N), qs_safe, rows, Nk, shift, causal, MASKED, BLOCK_M,
-                        BLOCK_N, FLUSH, s_layout, p_layout, row_o)
+    if D > 128:  # D 256 (two CTAs an SM, 216 registers) measured 2% slower with the early load
+        ks_g = _key_scales(ks_head, start_n, BLOCK_M, BLOCK_N, s_layout)
+    return _finish_tile(s_int, acc, m_i, l_i, v_smem.index(j % STAGES).permute((1, 0)), ks_g, start_n, qs_safe, rows,
+                        Nk, shift, causal, MASKED, BLOCK_M, BLOCK_N, FLUSH, s_layout, p_layout, row_o)
 
 
 @gluon.jit
