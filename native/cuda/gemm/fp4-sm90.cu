@@ -15,7 +15,10 @@ namespace {
 struct GemmKernel {
     const char *cubin, *kernel;
     int block_m, block_n, n16, bf16;
-    int x_box_rows, x_box_inner, x_swizzle;  // x's TMA box (aot.py)
+    // The TMA boxes (aot.py) of x, of the weight's codes and of its scales.
+    int x_box_rows, x_box_inner, x_swizzle;
+    int code_box_rows, code_box_inner, code_swizzle;
+    int scale_box_rows, scale_box_inner, scale_swizzle;
     int warps, shared;
 };
 
@@ -46,14 +49,23 @@ void gemm_sm90(const Weight &w, const uint8_t *q, const float *scale, const floa
         fail(SLIP_STATUS_UNSUPPORTED, "expected M and N below 2^31 for the sm_90 NVFP4 GEMM");
     // x (E4M3 [m, 128 nchunks], quantize_fp8_permuted's output) by TMA.
     TmaParam xd = tma_param(q, m, int64_t{w.nchunks} * kChunk, k.x_box_rows, k.x_box_inner, k.x_swizzle, "x (E4M3)");
-    const void *xs = scale, *tiles = w.tiles, *colpow = w.colpow, *gscale = w.global;
+    // The planned weight (fp4-cuda.cuh) as int32 [tiles, 144 nchunks]: a step's codes and scales of
+    // the program's tiles are two boxes of it.
+    const int64_t words = int64_t{kTileBytes / 4} * w.nchunks;
+    TmaParam wcd = tma_param(w.tiles, w.ntiles, words, k.code_box_rows, k.code_box_inner, k.code_swizzle,
+                             "NVFP4 weight codes", 4);
+    TmaParam wsd = tma_param(w.tiles, w.ntiles, words, k.scale_box_rows, k.scale_box_inner, k.scale_swizzle,
+                             "NVFP4 weight scales", 4);
+    const void *xs = scale, *colpow = w.colpow, *gscale = w.global;
     const void *bias_p = bias ? static_cast<const void *>(bias) : colpow;  // never read when has_bias is 0
     void *out = y;
     int M = static_cast<int>(m), N = static_cast<int>(w.n), nchunks = w.nchunks;
     int has_bias = bias ? 1 : 0;
     void *scratch0 = nullptr, *scratch1 = nullptr;
-    void *args[] = {&xd.map, &xd.rows, &xd.inner, &xd.row_stride, &xd.unit_stride, &xs, &tiles, &colpow, &gscale,
-                    &bias_p, &out, &M, &N, &nchunks, &has_bias, &scratch0, &scratch1};
+    void *args[] = {&xd.map,  &xd.rows,  &xd.inner,  &xd.row_stride,  &xd.unit_stride,
+                    &wcd.map, &wcd.rows, &wcd.inner, &wcd.row_stride, &wcd.unit_stride,
+                    &wsd.map, &wsd.rows, &wsd.inner, &wsd.row_stride, &wsd.unit_stride,
+                    &xs, &colpow, &gscale, &bias_p, &out, &M, &N, &nchunks, &has_bias, &scratch0, &scratch1};
     // Programmatic dependent launch: the kernel's CTAs start while the quantizer ahead of it in the
     // stream finishes (it signals griddepcontrol.launch_dependents), issue their first stages'
     // weight copies and wait for its output at griddepcontrol.wait, so the launch gap between the

@@ -68,14 +68,16 @@ def sage_signature(out_dtype, d, bn):
     return {name: types.get(name, "i32") for name in SAGE_PARAMS}
 
 
-def tma_boxes(md):
-    """Per descriptor (the attention's kc and vt, the GEMM's xd) what the launcher's
+def tma_boxes(md, elem_sizes):
+    """Per descriptor (the attention's kc and vt, the GEMM's xd, wcd and wsd) what the launcher's
     cuTensorMapEncodeTiled needs: the box Triton copies by (rows, inner elements: at most the swizzle
     width, so a D 256 K tile is two boxes) and the swizzle (CUtensorMapSwizzle: 0 none, 1 32 B, 2
-    64 B, 3 128 B)."""
+    64 B, 3 128 B). elem_sizes: the bytes of each descriptor's element, as the launcher encodes it."""
     out = []
-    for meta in md.tensordesc_meta:
-        if meta["elem_size"] != 1 or meta["fp4_padded"]:
+    if len(md.tensordesc_meta) != len(elem_sizes):
+        raise SystemExit(f"{md.name}: {len(md.tensordesc_meta)} descriptors, the launcher encodes {len(elem_sizes)}")
+    for meta, size in zip(md.tensordesc_meta, elem_sizes):
+        if meta["elem_size"] != size or meta["fp4_padded"]:
             raise SystemExit(f"{md.name}: unexpected descriptor {meta}")
         out += [*meta["block_size"], meta["swizzle"]]
     return out
@@ -110,7 +112,7 @@ GEMM_VARIANTS = [(256, 4, 8, 8)]
 def compile_gemm(bm, stages, group_m, warps, out_dtype, n16):
     constexprs = {"BLOCK_M": bm, "STAGES": stages, "GROUP_M": group_m, "num_warps": warps}
     div = dict(nvfp4_gemm.DIVISIBILITY, **({"N": 16} if n16 else {}))
-    return compile_kernel(nvfp4_gemm.nvfp4_gemm_t_fwd, nvfp4_gemm.signature(out_dtype, bm), nvfp4_gemm.PARAMS, div,
+    return compile_kernel(nvfp4_gemm.nvfp4_gemm_t_fwd, nvfp4_gemm.signature(out_dtype, bm, warps), nvfp4_gemm.PARAMS, div,
                           constexprs, warps)
 
 
@@ -144,7 +146,7 @@ def main():
         for dtype, bf16 in (("*bf16", 1), ("*fp16", 0)):
             cubin, md = compile_sage(d, bm, bn, warps, stages, sparse, flush, pipeline, maxnreg, dtype)
             name = f"sage-d{d}-{'sparse' if sparse else 'dense'}-{'bf16' if bf16 else 'fp16'}"
-            rows.append(save(name, cubin, md, [d, bm, bn, int(sparse), bf16, *tma_boxes(md)]))
+            rows.append(save(name, cubin, md, [d, bm, bn, int(sparse), bf16, *tma_boxes(md, (1, 1))]))
     write_table("sage-kernels.inc", SAGE_PARAMS, "cubin (native/cuda/triton/cubin/NAME.cubin), kernel, D, BLOCK_M, "
                 "BLOCK_N, sparse, bf16 out, K box rows, K box inner, K swizzle, V^T box rows, V^T box inner, "
                 "V^T swizzle, warps, dynamic shared bytes", rows)
@@ -154,9 +156,10 @@ def main():
             for n16 in (True, False):
                 cubin, md = compile_gemm(bm, stages, group_m, warps, dtype, n16)
                 name = f"nvfp4-gemm-m{bm}-{'n16' if n16 else 'nany'}-{'bf16' if bf16 else 'fp16'}"
-                rows.append(save(name, cubin, md, [bm, 16 * warps, int(n16), bf16, *tma_boxes(md)]))
+                rows.append(save(name, cubin, md, [bm, 16 * warps, int(n16), bf16, *tma_boxes(md, (1, 4, 4))]))
     write_table("gemm-kernels.inc", nvfp4_gemm.PARAMS, "cubin, kernel, BLOCK_M (tokens), BLOCK_N (weight rows), N a "
-                "multiple of 16, bf16 out, x box rows, x box inner, x swizzle, warps, dynamic shared bytes", rows)
+                "multiple of 16, bf16 out, then rows, inner and swizzle of the boxes of x (E4M3), the weight's codes and its "
+                "scales (int32), warps, dynamic shared bytes", rows)
 
 
 if __name__ == "__main__":

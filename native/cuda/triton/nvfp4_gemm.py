@@ -22,10 +22,10 @@ rounded once (nearest even), after a per-column power of two colpow[n] has put t
 |e2m1 * scale| at or below 448 (E4M3's top): that keeps every column's values in E4M3's normal
 range without changing any mantissa, and colpow comes back out in the epilogue, exactly.
 
-Pipeline: one chunk of K (128) per step, the raw weight tile (codes, scales) of a step copied by
-cp.async and its x tile by TMA (one instruction, behind a stage's mbarrier: 16-byte cp.async of x
-took ~60 of a warp's ~240 instructions a step, and the step's time is its warps' issue time) into
-one of STAGES (>= 3) stages, STAGES - 2 steps ahead. Per step i, with
+Pipeline: one chunk of K (128) per step, the raw weight tiles (codes, scales) of a step and its
+x tile copied by TMA (three boxes behind one mbarrier a stage: no copy addresses or masks in the
+threads, whose issue time is the step's; ncu had the weight's cp.async addresses waiting on the
+copies before them) into one of STAGES (>= 3) stages, STAGES - 2 steps ahead. Per step i, with
 wgmma i-1 still running:
     wait for step i's copies; barrier (every warpgroup has retired wgmma i-2: its stage is free)
     the copies of step i + STAGES - 2 into that stage
@@ -48,7 +48,6 @@ bench/gpu/fp4_probe.py measures them on a GPU.
 
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
-from triton.experimental.gluon.language.nvidia.ampere import async_copy
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 TILE_WORDS = gl.constexpr(144)  # 576 bytes: 512 of codes, 64 of scales
@@ -127,18 +126,20 @@ xor.b32 $1, t, s;
 
 
 @gluon.jit
-def _issue_x_t(i, slot, xd, xbar, off_m, x_smem, BLOCK_M: gl.constexpr):
+def _issue_x_t(i, slot, xd, bar, off_m, x_smem):
     # Odd K's padding step's x box lies past K, which TMA fills with zeros (as the rows past M).
-    bar = xbar.index(slot)
-    mbarrier.expect(bar, BLOCK_M * BLOCK_K)
-    tma.async_copy_global_to_shared(xd, [off_m, i * BLOCK_K], bar, x_smem.index(slot))
+    tma.async_copy_global_to_shared(xd, [off_m, i * BLOCK_K], bar.index(slot), x_smem.index(slot))
 
 
 @gluon.jit
-def _issue_w_t(i, slot, num_k, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok):
-    # Step num_k (odd K's padding step) reads nothing: zero codes and scales decode to zero.
-    async_copy.async_copy_global_to_shared(c_smem.index(slot), c_ptrs + i * TILE_WORDS, mask=c_ok & (i < num_k))
-    async_copy.async_copy_global_to_shared(s_smem.index(slot), s_ptrs + i * TILE_WORDS, mask=s_ok & (i < num_k))
+def _issue_w_t(i, slot, wcd, wsd, bar, tile0, c_smem, s_smem, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr):
+    # The step's whole transaction (x's box too, issued after this) is expected here, once: the
+    # stage's barrier completes when all three boxes have landed. Tiles past N and odd K's padding
+    # step lie outside the weight's tensor, which TMA fills with zeros (zero codes decode to zero).
+    b = bar.index(slot)
+    mbarrier.expect(b, BLOCK_M * BLOCK_K + BLOCK_N // 8 * TILE_WORDS * 4)
+    tma.async_copy_global_to_shared(wcd, [tile0, i * TILE_WORDS], b, c_smem.index(slot))
+    tma.async_copy_global_to_shared(wsd, [tile0, i * TILE_WORDS + SCALE_WORD], b, s_smem.index(slot))
 
 
 @gluon.jit
@@ -158,8 +159,10 @@ def _decode_t(c_stage, s_stage, cpow2, BLOCK_N: gl.constexpr, num_warps: gl.cons
 
     Code words as [warp, h, g, u] (weight row 16 warp + 8h + g, word u), each thread its 8 words
     (u = 4q .. 4q+3 of two rows); the scales as 16-bit pairs [warp, h, g, q]."""
-    words = c_stage.load(code_l)
-    sp = s_stage._reinterpret(gl.int16, [num_warps, 2, 8, 4], s_stage.type.layout).load(sc_l)
+    # The stages are TMA's [tiles, words] boxes, unswizzled: the same bytes as [warp, h, g, word].
+    plain: gl.constexpr = gl.SwizzledSharedLayout(vec=1, per_phase=1, max_phase=1, order=[3, 2, 1, 0])
+    words = c_stage._reinterpret(gl.int32, [num_warps, 2, 8, 16], plain).load(code_l)
+    sp = s_stage._reinterpret(gl.int16, [num_warps, 2, 8, 4], plain).load(sc_l)
     t0a, t1a, t0b, t1b = gl.inline_asm_elementwise(_SCALE_TABLES_ASM, "=r,=r,=r,=r,h,r", [sp, cpow2],
                                                    dtype=(gl.int32, gl.int32, gl.int32, gl.int32), is_pure=True,
                                                    pack=1)
@@ -180,21 +183,20 @@ def _decode_t(c_stage, s_stage, cpow2, BLOCK_N: gl.constexpr, num_warps: gl.cons
 
 
 @gluon.jit
-def _step_t(i, acc, num_k, num_steps, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok, cpow2,
+def _step_t(i, acc, num_steps, xd, wcd, wsd, bar, off_m, tile0, x_smem, c_smem, s_smem, cpow2,
             BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr,
             code_l: gl.constexpr, sc_l: gl.constexpr, dot_l: gl.constexpr):
-    # Step i's weight copies (this thread's) and x tile landed; after the barrier everyone's weight
-    # copies have, and every warpgroup has retired wgmma i-2, so its stage takes step i + STAGES - 2.
-    # (x goes by TMA and is read by wgmma, both in the async proxy: no proxy fence.)
+    # Step i's boxes landed; after the barrier every warpgroup has retired wgmma i-2 and read its
+    # stage's weight, so that stage takes step i + STAGES - 2. (The copies are TMA's and x is read by
+    # wgmma, both in the async proxy; the weight is read by the threads after the mbarrier wait,
+    # which orders TMA's writes before them: no proxy fence.)
     slot = i % STAGES
-    async_copy.wait_group(STAGES - 3)
-    mbarrier.wait(xbar.index(slot), (i // STAGES) & 1)
+    mbarrier.wait(bar.index(slot), (i // STAGES) & 1)
     gl.thread_barrier()
     nxt = i + STAGES - 2
     if nxt < num_steps:
-        _issue_x_t(nxt, nxt % STAGES, xd, xbar, off_m, x_smem, BLOCK_M)
-        _issue_w_t(nxt, nxt % STAGES, num_k, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok)
-    async_copy.commit_group()
+        _issue_w_t(nxt, nxt % STAGES, wcd, wsd, bar, tile0, c_smem, s_smem, BLOCK_M, BLOCK_N)
+        _issue_x_t(nxt, nxt % STAGES, xd, bar, off_m, x_smem)
     a = _decode_t(c_smem.index(slot), s_smem.index(slot), cpow2, BLOCK_N, num_warps, code_l, sc_l, dot_l)
     acc = warpgroup_mma(a, x_smem.index(slot).permute((1, 0)), acc, is_async=True)
     # Retires wgmma i-1: its operand registers and x stage are free from here on.
@@ -202,14 +204,14 @@ def _step_t(i, acc, num_k, num_steps, xd, xbar, off_m, x_smem, c_smem, s_smem, c
 
 
 @gluon.jit
-def nvfp4_gemm_t_fwd(xd, xs, tiles, colpow, gscale, bias, out, M, N, nchunks, has_bias,
+def nvfp4_gemm_t_fwd(xd, wcd, wsd, xs, colpow, gscale, bias, out, M, N, nchunks, has_bias,
                      BLOCK_M: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
                      num_warps: gl.constexpr):
     """y[m, n] (the module docstring's product) as y^T tiles of BLOCK_N = 16 * num_warps weight rows
     (64 a warpgroup) x BLOCK_M tokens, one program each (grouped order: GROUP_M token tiles walk N
     together so that their x rows and the weight stay in L2). xd is a TMA descriptor of x_perm
-    (XPERM order, [M, 128 * nchunks], boxes of BLOCK_M x 128); out's dtype (bf16 or fp16) is its pointer's; tiles is the planned weight as
-    int32 words; gscale points at the global (fp32).
+    (XPERM order, [M, 128 * nchunks], boxes of BLOCK_M x 128); out's dtype (bf16 or fp16) is its pointer's; wcd and wsd are TMA
+    descriptors of the planned weight (signature()); gscale points at the global (fp32).
 
     Per step i (one chunk of K), with wgmma i-1 still running:
         wait for step i's copies; barrier (every warpgroup has retired wgmma i-2: its stage is free)
@@ -235,34 +237,17 @@ def nvfp4_gemm_t_fwd(xd, xs, tiles, colpow, gscale, bias, out, M, N, nchunks, ha
     # [warp, h, g, word]: a lane's 16 contiguous bytes of a row, both of its rows in registers.
     code_l: gl.constexpr = gl.BlockedLayout([1, 1, 1, 4], [1, 1, 8, 4], [num_warps, 1, 1, 1], [3, 2, 1, 0])
     sc_l: gl.constexpr = gl.BlockedLayout([1, 1, 1, 1], [1, 1, 8, 4], [num_warps, 1, 1, 1], [3, 2, 1, 0])
-    cps_l: gl.constexpr = gl.BlockedLayout([1, 1, 1, 1], [1, 1, 8, 4], [num_warps, 1, 1, 1], [3, 2, 1, 0])
 
     x_sl: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_M, BLOCK_K], gl.float8e4nv)
-    plain: gl.constexpr = gl.SwizzledSharedLayout(vec=1, per_phase=1, max_phase=1, order=[3, 2, 1, 0])
+    w_sl: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=32, rank=2)
     x_smem = gl.allocate_shared_memory(gl.float8e4nv, [STAGES, BLOCK_M, BLOCK_K], x_sl)
-    xbar = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    bar = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
-        mbarrier.init(xbar.index(i), count=1)
-    c_smem = gl.allocate_shared_memory(gl.int32, [STAGES, num_warps, 2, 8, 16], plain)
-    s_smem = gl.allocate_shared_memory(gl.int32, [STAGES, num_warps, 2, 8, 2], plain)
-
+        mbarrier.init(bar.index(i), count=1)
+    c_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N // 8, SCALE_WORD], w_sl)
+    s_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N // 8, TILE_WORDS - SCALE_WORD], w_sl)
     # Weight row off_n + 16 w + 8 h + g is row g of tile off_n / 8 + 2w + h.
-    n_rows = gl.cdiv(N, 8) * 8
-    ww = gl.arange(0, num_warps, layout=gl.SliceLayout(1, gl.SliceLayout(2, gl.SliceLayout(3, code_l))))
-    hh = gl.arange(0, 2, layout=gl.SliceLayout(0, gl.SliceLayout(2, gl.SliceLayout(3, code_l))))
-    gg = gl.arange(0, 8, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(3, code_l))))
-    uu = gl.arange(0, 16, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(2, code_l))))
-    tile_c = (off_n // 8 + 2 * ww[:, None, None, None] + hh[None, :, None, None]).to(gl.int64)
-    c_ptrs = tiles + tile_c * nchunks * TILE_WORDS + 16 * gg[None, None, :, None] + uu[None, None, None, :]
-    c_ok = tile_c * 8 < n_rows
-    ws = gl.arange(0, num_warps, layout=gl.SliceLayout(1, gl.SliceLayout(2, gl.SliceLayout(3, cps_l))))
-    hs = gl.arange(0, 2, layout=gl.SliceLayout(0, gl.SliceLayout(2, gl.SliceLayout(3, cps_l))))
-    gs = gl.arange(0, 8, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(3, cps_l))))
-    js = gl.arange(0, 2, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(2, cps_l))))
-    tile_s = (off_n // 8 + 2 * ws[:, None, None, None] + hs[None, :, None, None]).to(gl.int64)
-    s_ptrs = (tiles + tile_s * nchunks * TILE_WORDS + SCALE_WORD + 2 * gs[None, None, :, None]
-              + js[None, None, None, :])
-    s_ok = tile_s * 8 < n_rows
+    tile0 = off_n // 8
     # The column power of the thread's two rows, an FP16 pair (1 past N: those codes are zero).
     r3_l: gl.constexpr = gl.SliceLayout(3, sc_l)
     w3 = gl.arange(0, num_warps, layout=gl.SliceLayout(1, gl.SliceLayout(2, r3_l)))
@@ -271,21 +256,19 @@ def nvfp4_gemm_t_fwd(xd, xs, tiles, colpow, gscale, bias, out, M, N, nchunks, ha
     n3 = off_n + 16 * w3[:, None, None] + 8 * h3[None, :, None] + g3[None, None, :]
     cpow2 = gl.expand_dims(_f16_pair(gl.load(colpow + n3, mask=n3 < N, other=1.0)), 3)
 
-    num_k = nchunks
-    num_steps = (num_k + 1) // 2 * 2
-    # The first stages' weight copies (one commit group a step, as in the loop) go out first: x and
-    # xs are the quantizer's output, launched just before this kernel with programmatic dependent
-    # launch (gemm_sm90), so this grid starts while the quantizer's last CTAs run and waits here for
-    # all of them (a no-op when launched plainly); the weight does not depend on them.
-    for i in gl.static_range(STAGES - 2):
-        if i < num_steps:
-            _issue_w_t(i, i, num_k, c_smem, s_smem, c_ptrs, c_ok, s_ptrs, s_ok)
-        async_copy.commit_group()
-    gl.inline_asm_elementwise("griddepcontrol.wait; // $0", "=r", [], dtype=gl.int32, is_pure=False, pack=1)
+    num_steps = (nchunks + 1) // 2 * 2
+    # The first stages' weight copies go out first: x and xs are the quantizer's output, launched
+    # just before this kernel with programmatic dependent launch (gemm_sm90), so this grid starts
+    # while the quantizer's last CTAs run and waits here for all of them (a no-op when launched
+    # plainly); the weight does not depend on them.
     gl.thread_barrier()  # the mbarriers' init before any TMA or wait
     for i in gl.static_range(STAGES - 2):
         if i < num_steps:
-            _issue_x_t(i, i, xd, xbar, off_m, x_smem, BLOCK_M)
+            _issue_w_t(i, i, wcd, wsd, bar, tile0, c_smem, s_smem, BLOCK_M, BLOCK_N)
+    gl.inline_asm_elementwise("griddepcontrol.wait; // $0", "=r", [], dtype=gl.int32, is_pure=False, pack=1)
+    for i in gl.static_range(STAGES - 2):
+        if i < num_steps:
+            _issue_x_t(i, i, xd, bar, off_m, x_smem)
 
     acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, acc_l)
     # Two steps per trip: PTX names a value computed in a loop body once, so in a rolled loop the
@@ -295,19 +278,18 @@ def nvfp4_gemm_t_fwd(xd, xs, tiles, colpow, gscale, bias, out, M, N, nchunks, ha
     # of the step with its wgmma in flight), or a path that skips every wgmma into the final wait
     # (the zero accumulator then counts as written inside the pipeline). So the first two steps
     # come before the loop, and an odd K gets one all-zero padding step (copies masked: zero fill).
-    acc = _step_t(0, acc, num_k, num_steps, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok,
-                  s_ptrs, s_ok, cpow2, BLOCK_M, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
-    acc = _step_t(1, acc, num_k, num_steps, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok,
-                  s_ptrs, s_ok, cpow2, BLOCK_M, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+    acc = _step_t(0, acc, num_steps, xd, wcd, wsd, bar, off_m, tile0, x_smem, c_smem, s_smem, cpow2, BLOCK_M, BLOCK_N,
+                  STAGES, num_warps, code_l, sc_l, dot_l)
+    acc = _step_t(1, acc, num_steps, xd, wcd, wsd, bar, off_m, tile0, x_smem, c_smem, s_smem, cpow2, BLOCK_M, BLOCK_N,
+                  STAGES, num_warps, code_l, sc_l, dot_l)
     for j in range(1, num_steps // 2):
-        acc = _step_t(2 * j, acc, num_k, num_steps, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok,
-                  s_ptrs, s_ok, cpow2, BLOCK_M, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
-        acc = _step_t(2 * j + 1, acc, num_k, num_steps, xd, xbar, off_m, x_smem, c_smem, s_smem, c_ptrs, c_ok,
-                  s_ptrs, s_ok, cpow2, BLOCK_M, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+        acc = _step_t(2 * j, acc, num_steps, xd, wcd, wsd, bar, off_m, tile0, x_smem, c_smem, s_smem, cpow2, BLOCK_M,
+                      BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+        acc = _step_t(2 * j + 1, acc, num_steps, xd, wcd, wsd, bar, off_m, tile0, x_smem, c_smem, s_smem, cpow2,
+                      BLOCK_M, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
     acc = warpgroup_mma_wait(num_outstanding=0, deps=[acc])
-    async_copy.wait_group(0)
     for i in gl.static_range(STAGES):
-        mbarrier.invalidate(xbar.index(i))
+        mbarrier.invalidate(bar.index(i))
 
     # Row factors in the accumulator's layout (two rows a thread), then through shared memory to a
     # layout whose threads run along n, where y's stores are 16 contiguous bytes.
@@ -341,16 +323,21 @@ def _epilogue_t(v, xs, bias, out, off_m, off_n, M, N, has_bias, BN: gl.constexpr
 
 # ---------------------------------------------------------------- ahead-of-time compile (no GPU)
 
-PARAMS = ["xd", "xs", "tiles", "colpow", "gscale", "bias", "out", "M", "N", "nchunks", "has_bias"]
-DIVISIBILITY = {"xs": 16, "tiles": 16, "colpow": 16, "gscale": 16, "bias": 16, "out": 16}
+PARAMS = ["xd", "wcd", "wsd", "xs", "colpow", "gscale", "bias", "out", "M", "N", "nchunks", "has_bias"]
+DIVISIBILITY = {"xs": 16, "colpow": 16, "gscale": 16, "bias": 16, "out": 16}
 
 
-def signature(out_dtype, block_m):
+def signature(out_dtype, block_m, warps):
     """The kernel's parameter types; xd is a descriptor of [block_m, 128] boxes of x_perm in the
-    NVMMA layout of the kernel's x stages."""
+    NVMMA layout of the kernel's x stages, wcd and wsd of the planned weight seen as int32
+    [tiles, 144 * nchunks]: boxes of a step's codes (2 * warps tiles x 128 words) and scales
+    (x 16 words), unswizzled."""
     x_layout = gl.NVMMASharedLayout.get_default_for([block_m, 128], gl.float8e4nv)
-    types = {"xd": f"tensordesc<fp8e4nv[{block_m}, 128],{x_layout!r}>", "xs": "*fp32", "tiles": "*i32",
-             "colpow": "*fp32", "gscale": "*fp32", "bias": "*fp32", "out": out_dtype}
+    w_layout = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=32, rank=2)
+    tiles = 2 * warps
+    types = {"xd": f"tensordesc<fp8e4nv[{block_m}, 128],{x_layout!r}>",
+             "wcd": f"tensordesc<i32[{tiles}, 128],{w_layout!r}>", "wsd": f"tensordesc<i32[{tiles}, 16],{w_layout!r}>",
+             "xs": "*fp32", "colpow": "*fp32", "gscale": "*fp32", "bias": "*fp32", "out": out_dtype}
     return {name: types.get(name, "i32") for name in PARAMS}
 
 
@@ -363,7 +350,7 @@ def _compile(fn, constexprs, warps, out_dtype):
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
-    sig = signature(out_dtype, constexprs["BLOCK_M"])
+    sig = signature(out_dtype, constexprs["BLOCK_M"], warps)
     sig.update({k: "constexpr" for k in constexprs})
     attrs = {(PARAMS.index(n),): [["tt.divisibility", v]] for n, v in DIVISIBILITY.items()}
     src = GluonASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs)
