@@ -93,12 +93,23 @@ def _as_operand(p, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, p_layout: gl.co
 
 
 @gluon.jit
+def _group_max(x5, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr):
+    """[M, H, 8, 4, 2] -> the maxima [M, H, 4] over the 16 values of each (row, h, q) a thread holds,
+    as one chain of 15 (ptxas folds a chain's pairs into three-input VIMNMX3; the two-level reduce
+    kept 32 independent pair maxima, of which it folded half)."""
+    chain = gl.max(gl.reshape(gl.permute(x5, [0, 1, 3, 2, 4]), [BLOCK_M, BLOCK_N // 64, 4, 16]), 3)
+    # The same registers in the layout a two-level reduce gives, which the group values broadcast
+    # back over x5 with (its type only: the reduce itself is dead code).
+    return gl.convert_layout(chain, gl.max(gl.max(x5, 4), 2).type.layout, assert_trivial=True)
+
+
+@gluon.jit
 def _key_scales(ks_head, start_n, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, s_layout: gl.constexpr):
     """K's scales of a tile, one per (64-key group h, quad index q) as _softmax's group maxima hold
     them ([BLOCK_N // 64, 4]). Loaded before the tile's S is issued: read after its wait, as it
     was, the load's latency was the softmax's first stall (ncu, D 128: 2% of the warps' samples)."""
     shape = gl.reshape(gl.full([BLOCK_M, BLOCK_N], 0.0, gl.float32, s_layout), [BLOCK_M, BLOCK_N // 64, 8, 4, 2])
-    g_layout: gl.constexpr = gl.max(gl.max(shape, 4), 2).type.layout  # the type only: no code
+    g_layout: gl.constexpr = _group_max(shape, BLOCK_M, BLOCK_N).type.layout  # the type only: no code
     k_layout: gl.constexpr = gl.SliceLayout(0, g_layout)
     hh = gl.arange(0, BLOCK_N // 64, layout=gl.SliceLayout(1, k_layout))
     qq = gl.arange(0, 4, layout=gl.SliceLayout(0, k_layout))
@@ -128,7 +139,7 @@ def _softmax(s_int, ks_g, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, M
     # key = 64 h + 8 i + 2 q + e: h and i in registers, q across the quad's lanes, e the pair.
     i5 = gl.reshape(s_int, [BLOCK_M, BLOCK_N // 64, 8, 4, 2])
     b5 = i5.to(gl.float32, bitcast=True)  # 1.5 * 2^23 + S_int, exactly
-    group_max = gl.max(gl.max(i5, 4), 2).to(gl.float32, bitcast=True)  # [M, H, 4], within each thread
+    group_max = _group_max(i5, BLOCK_M, BLOCK_N).to(gl.float32, bitcast=True)  # [M, H, 4], within each thread
     g_layout: gl.constexpr = group_max.type.layout
     r_layout: gl.constexpr = gl.SliceLayout(1, gl.SliceLayout(2, g_layout))
     qs_g = gl.convert_layout(qs_safe, r_layout)
