@@ -170,7 +170,12 @@ def launch(kernel, p, bm, stages, group_m=8, warps=8, out_dtype=torch.bfloat16):
     out = torch.empty(p.m, p.n, dtype=out_dtype, device="cuda")
     grid = (triton_cdiv(p.m, bm) * triton_cdiv(p.n, 16 * warps),)
     xd = TensorDescriptor.from_tensor(p.xperm, [bm, 128], gl.NVMMASharedLayout.get_default_for([bm, 128], gl.float8e4nv))
-    args = (xd, p.xs, p.tiles, p.colpow, p.gscale, p.bias, out, p.m, p.n, p.nchunks, p.has_bias)
+    # The planned weight as int32 [tiles, 144 nchunks]: a step's codes and scales are two boxes of it.
+    w2 = p.tiles.view(-1, p.nchunks * 144)
+    w_layout = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=32, rank=2)
+    wcd = TensorDescriptor.from_tensor(w2, [2 * warps, 128], w_layout)
+    wsd = TensorDescriptor.from_tensor(w2, [2 * warps, 16], w_layout)
+    args = (xd, wcd, wsd, p.xs, p.colpow, p.gscale, p.bias, out, p.m, p.n, p.nchunks, p.has_bias)
     fn = lambda: kernel[grid](*args, BLOCK_M=bm, STAGES=stages, GROUP_M=group_m, num_warps=warps)  # noqa: E731
     return out, fn
 

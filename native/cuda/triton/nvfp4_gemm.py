@@ -210,8 +210,8 @@ def nvfp4_gemm_t_fwd(xd, wcd, wsd, xs, colpow, gscale, bias, out, M, N, nchunks,
     """y[m, n] (the module docstring's product) as y^T tiles of BLOCK_N = 16 * num_warps weight rows
     (64 a warpgroup) x BLOCK_M tokens, one program each (grouped order: GROUP_M token tiles walk N
     together so that their x rows and the weight stay in L2). xd is a TMA descriptor of x_perm
-    (XPERM order, [M, 128 * nchunks], boxes of BLOCK_M x 128); out's dtype (bf16 or fp16) is its pointer's; wcd and wsd are TMA
-    descriptors of the planned weight (signature()); gscale points at the global (fp32).
+    (XPERM order, [M, 128 * nchunks], boxes of BLOCK_M x 128), wcd and wsd of the planned weight
+    (signature()); out's dtype (bf16 or fp16) is its pointer's; gscale points at the global (fp32).
 
     Per step i (one chunk of K), with wgmma i-1 still running:
         wait for step i's copies; barrier (every warpgroup has retired wgmma i-2: its stage is free)
