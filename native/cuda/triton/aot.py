@@ -112,8 +112,8 @@ GEMM_VARIANTS = [(256, 4, 8, 8)]
 def compile_gemm(bm, stages, group_m, warps, out_dtype, n16):
     constexprs = {"BLOCK_M": bm, "STAGES": stages, "GROUP_M": group_m, "num_warps": warps}
     div = dict(nvfp4_gemm.DIVISIBILITY, **({"N": 16} if n16 else {}))
-    return compile_kernel(nvfp4_gemm.nvfp4_gemm_t_fwd, nvfp4_gemm.signature(out_dtype, bm, warps), nvfp4_gemm.PARAMS, div,
-                          constexprs, warps)
+    return compile_kernel(nvfp4_gemm.nvfp4_gemm_t_fwd, nvfp4_gemm.signature(out_dtype, bm, warps), nvfp4_gemm.PARAMS,
+                          div, constexprs, warps)
 
 
 def write_table(name, params, columns, rows):
@@ -158,8 +158,8 @@ def main():
                 name = f"nvfp4-gemm-m{bm}-{'n16' if n16 else 'nany'}-{'bf16' if bf16 else 'fp16'}"
                 rows.append(save(name, cubin, md, [bm, 16 * warps, int(n16), bf16, *tma_boxes(md, (1, 4, 4))]))
     write_table("gemm-kernels.inc", nvfp4_gemm.PARAMS, "cubin, kernel, BLOCK_M (tokens), BLOCK_N (weight rows), N a "
-                "multiple of 16, bf16 out, then rows, inner and swizzle of the boxes of x (E4M3), the weight's codes and its "
-                "scales (int32), warps, dynamic shared bytes", rows)
+                "multiple of 16, bf16 out, then rows, inner and swizzle of the boxes of x (E4M3), the weight's codes "
+                "and its scales (int32), warps, dynamic shared bytes", rows)
 
 
 if __name__ == "__main__":
