@@ -34,7 +34,7 @@ def child(cases: list[str]) -> None:
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(HERE.parents[1] / "adapters" / "torch"))
     from attention import make_inputs, ours, sdpa
-    from gemm import CudaLinearPlan, dequantize_nvfp4, make_x, quantize_nvfp4
+    from gemm import CudaLinearPlan, dequantize_nvfp4, make_x, per_tensor_fp8, quantize_nvfp4
     from gemm import time_ms as gemm_time_ms
     from measure import time_ms
 
@@ -68,11 +68,9 @@ def child(cases: list[str]) -> None:
                          gemm_time_ms(lambda: torch.matmul(x, w16.T), flush), "torch bf16")
                 del w16
             if "w4a8" in cases:
-                sw = (wd.abs().max() / 448.0).float()
-                w8 = (wd / sw).float().to(torch.float8_e4m3fn)
+                w8, sw = per_tensor_fp8(wd)
                 x = make_x(4096, kn, torch.bfloat16, 4096)
-                sx = (x.float().abs().max() / 448.0).float()
-                x8 = (x.float() / sx).to(torch.float8_e4m3fn)
+                x8, sx = per_tensor_fp8(x.float())
                 y = torch.empty(4096, kn, dtype=torch.bfloat16, device="cuda")
                 emit(f"W4A8 M4096 K=N {kn}", gemm_time_ms(lambda: plan(x, activations="fp8", out=y), flush),
                      gemm_time_ms(lambda: torch._scaled_mm(x8, w8.T, scale_a=sx, scale_b=sw,

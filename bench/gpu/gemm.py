@@ -116,6 +116,13 @@ def time_ms(fn, flush, warmup=5, reps=30):
     return gpu_time_ms(fn, warmup, reps, flush.zero_ if flush is not None else None)
 
 
+def per_tensor_fp8(t):
+    """t (float32 or float64) as torch._scaled_mm's per-tensor E4M3 operand: (codes, scale), the
+    scale amax / 448 in float32."""
+    s = (t.abs().max() / 448.0).float()
+    return (t / s).float().to(torch.float8_e4m3fn), s
+
+
 def scaled_mm_from_bf16(x, w8, sw):
     """torch._scaled_mm from bf16 activations, as a torch user quantizes them for it: per-tensor scale
     amax / 448, divide, cast to E4M3 (the comparison for our W4A8, which also starts from bf16 x)."""
@@ -159,15 +166,13 @@ def speed(lines, ms, kns, flush):
         codes, scales, g = quantize_nvfp4(w)
         wd = dequantize_nvfp4(codes, scales, g)
         w16 = wd.to(torch.bfloat16)
-        sw = (wd.abs().max() / 448.0).float()
-        w8 = (wd / sw).float().to(torch.float8_e4m3fn)
+        w8, sw = per_tensor_fp8(wd)
         del wd, w
         plan = CudaLinearPlan(codes, scales, g)
         ours_bytes = plan.weight_bytes
         for m in ms:
             x = make_x(m, kn, torch.bfloat16, m)
-            sx = (x.float().abs().max() / 448.0).float()
-            x8 = (x.float() / sx).to(torch.float8_e4m3fn)
+            x8, sx = per_tensor_fp8(x.float())
             y = torch.empty(m, kn, dtype=torch.bfloat16, device=DEV)
             flops = 2.0 * m * kn * kn
             runs = [("ours W4A16", ours_bytes, lambda: plan(x, out=y)),
