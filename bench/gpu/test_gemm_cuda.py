@@ -61,8 +61,9 @@ def test_skinny_shapes_give_the_decoded_weight_exactly(dtype, m, n, k):
     (8 tiles a CTA) and M <= 8 at N 4,100 (4 tiles a CTA: the last CTA has one tile, so a tile pair
     lies wholly past N and another half past it; N 8,200 leaves the last of 129 CTAs one tile);
     K 4,112 and 8,208 end in a stage of one chunk with 16 columns of K after its ring of 3 or 5
-    stages has wrapped (5 or 9 loads), so a stage's earlier bytes past K must not count. The one-hot columns spread over all of K, the first in the partial
-    last chunk, so a wrong chunk, split, stage or staged piece shows."""
+    stages has wrapped (5 or 9 loads), so a stage's earlier bytes past K must not count. The one-hot
+    columns spread over all of K, the first in the partial last chunk, so a wrong chunk, split, stage
+    or staged piece shows."""
     from gemm import dequantize_nvfp4
     from slipstream_torch.gemm_cuda import CudaLinearPlan
 

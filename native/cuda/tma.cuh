@@ -43,14 +43,16 @@ inline TmaParam tma_param(const void *base, int64_t rows, int64_t inner, int box
                           const char *what, int elem_bytes = 1) {
     if (rows > INT_MAX) fail(SLIP_STATUS_UNSUPPORTED, format("%s: %lld rows exceed TMA's 32-bit coordinates", what,
                                                              static_cast<long long>(rows)));
+    if (elem_bytes != 1 && elem_bytes != 4)
+        fail(SLIP_STATUS_INTERNAL, format("%s: TMA elements of %d bytes (1 or 4 are encoded)", what, elem_bytes));
     TmaParam p{};
     const cuuint64_t dims[2] = {static_cast<cuuint64_t>(inner), static_cast<cuuint64_t>(rows)};
     const cuuint64_t strides[1] = {static_cast<cuuint64_t>(inner * elem_bytes)};  // bytes, of the outer dimension
     const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_inner), static_cast<cuuint32_t>(box_rows)};
     const cuuint32_t unit[2] = {1, 1};
     const CUtensorMapDataType type = elem_bytes == 4 ? CU_TENSOR_MAP_DATA_TYPE_INT32 : CU_TENSOR_MAP_DATA_TYPE_UINT8;
-    const CUresult r = tensor_map_encoder()(&p.map, type, 2, const_cast<void *>(base), dims,
-                                            strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+    const CUresult r = tensor_map_encoder()(&p.map, type, 2, const_cast<void *>(base), dims, strides, box, unit,
+                                            CU_TENSOR_MAP_INTERLEAVE_NONE,
                                             static_cast<CUtensorMapSwizzle>(swizzle), CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) fail(SLIP_STATUS_INTERNAL, format("cuTensorMapEncodeTiled (%s) failed with CUresult %d", what,
