@@ -39,7 +39,8 @@ SAGE_DIVISIBILITY = {"qc": 16, "qs": 16, "ks": 16, "vs": 16, "lsec": 16, "out": 
                      "tile_counts": 16, "Nkp": 16, "out_sb": 8, "out_sh": 8, "out_sn": 8, "tile_cols": 16}
 
 # (D, BLOCK_M, BLOCK_N, num_warps, STAGES, SPARSE, FLUSH, PIPELINE, maxnreg (0: none)); the sparse
-# kernels walk 64-key tiles (the block mask's columns). The serial ones (PIPELINE False) are capped
+# kernels walk the 64-key tiles of the block mask's columns, D 128 two at a time (128-key steps, as
+# its dense kernel: a step's fixed work, the O rescale among it, over twice the keys). The serial ones (PIPELINE False) are capped
 # so that several CTAs share a multiprocessor: three at D 128 (168 registers, 2 stages: 73,744 bytes
 # of shared memory each), four at D 64 (128). D 256 is serial uncapped (216 registers, two CTAs: its
 # O alone is 128 registers a thread); the pipelined loop there needs 3 stages (with 2 it waits for
@@ -50,19 +51,24 @@ SAGE_VARIANTS = [
     (128, 64, 128, 4, 2, False, True, False, 168),
     (256, 64, 64, 4, 2, False, False, False, 0),
     (64, 64, 64, 4, 3, True, True, True, 0),
-    (128, 64, 64, 4, 3, True, True, False, 168),
+    (128, 64, 128, 4, 2, True, True, False, 168),
     (256, 64, 64, 4, 2, True, False, False, 0),
 ]
 
 
-def sage_signature(out_dtype, d, bn):
+def sage_signature(out_dtype, d, bn, sparse):
     """The kernel's parameter types; kc and vt are descriptors of [bn, d] and [d, bn] boxes in the
-    NVMMA layouts of the kernel's K and V^T stages (sage_attention._qkv_smem)."""
+    NVMMA layouts of the kernel's K and V^T stages (sage_attention._qkv_smem). A sparse kernel of
+    128-key tiles pairs 64-key tiles of its list: its boxes are 64 keys, and its V^T stage's
+    swizzle is 64 bytes, so that each half of a stage is a swizzle block of its own."""
     from triton.experimental.gluon import language as gl
-    k_layout = gl.NVMMASharedLayout.get_default_for([bn, d], gl.int8)
-    v_layout = gl.NVMMASharedLayout.get_default_for([d, bn], gl.float8e4nv)
-    types = {"qc": "*i8", "qs": "*fp32", "kc": f"tensordesc<i8[{bn}, {d}],{k_layout!r}>", "ks": "*fp32",
-             "vt": f"tensordesc<fp8e4nv[{d}, {bn}],{v_layout!r}>", "vs": "*fp32", "lsec": "*fp32",
+    paired = sparse and bn == 2 * sage_attention.MASK_N.value
+    box = sage_attention.MASK_N.value if paired else bn
+    k_layout = gl.NVMMASharedLayout.get_default_for([box, d], gl.int8)
+    v_layout = (gl.NVMMASharedLayout(swizzle_byte_width=box, element_bitwidth=8, rank=2) if paired else
+                gl.NVMMASharedLayout.get_default_for([d, bn], gl.float8e4nv))
+    types = {"qc": "*i8", "qs": "*fp32", "kc": f"tensordesc<i8[{box}, {d}],{k_layout!r}>", "ks": "*fp32",
+             "vt": f"tensordesc<fp8e4nv[{d}, {box}],{v_layout!r}>", "vs": "*fp32", "lsec": "*fp32",
              "out": out_dtype, "lse": "*fp32", "tiles": "*i16", "tile_counts": "*i32", "out_sb": "i64",
              "out_sh": "i64", "out_sn": "i64"}
     return {name: types.get(name, "i32") for name in SAGE_PARAMS}
@@ -99,7 +105,7 @@ def compile_kernel(fn, signature, params, divisibility, constexprs, warps, maxnr
 def compile_sage(d, bm, bn, warps, stages, sparse, flush, pipeline, maxnreg, out_dtype):
     constexprs = {"D": d, "BLOCK_M": bm, "BLOCK_N": bn, "SPARSE": sparse, "STAGES": stages, "FLUSH": flush,
                   "PIPELINE": pipeline, "num_warps": warps}
-    return compile_kernel(sage_attention.sage_attention_fwd, sage_signature(out_dtype, d, bn), SAGE_PARAMS,
+    return compile_kernel(sage_attention.sage_attention_fwd, sage_signature(out_dtype, d, bn, sparse), SAGE_PARAMS,
                           SAGE_DIVISIBILITY, constexprs, warps, maxnreg)
 
 

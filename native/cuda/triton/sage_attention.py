@@ -44,6 +44,8 @@ LN2 = gl.constexpr(0.6931471805599453)
 MAGIC_BITS = gl.constexpr(0x4B400000)
 MAGIC = gl.constexpr(12582912.0)
 NEG_INF_BITS = gl.constexpr(-8388608)  # 0xFF800000, -inf's bits as an int32
+MASK_N = gl.constexpr(64)  # keys a block-mask column covers: one entry of a sparse program's tile list
+NO_KEY = gl.constexpr(1 << 30)  # a first key past any Nk: the columns it starts are masked
 
 
 @gluon.jit
@@ -69,11 +71,48 @@ def _tile_start(tiles_row, j, SPARSE: gl.constexpr, BLOCK_N: gl.constexpr):
 
 
 @gluon.jit
-def _load_tile(kc, vt, k_smem, v_smem, ready, stage, kv, Nkp, start_n, D: gl.constexpr, BLOCK_N: gl.constexpr):
+def _pair_keys(tiles_row, j, n_list):
+    """A paired sparse tile j (two list entries of MASK_N keys side by side): the first keys of
+    entries 2j and 2j + 1, and the first key the second half is masked by. A pair whose second
+    entry lies past the list copies its first tile twice (memory that exists) and masks the
+    second copy whole (NO_KEY)."""
+    s0 = gl.load(tiles_row + 2 * j).to(gl.int32) * MASK_N
+    s1 = gl.load(tiles_row + gl.minimum(2 * j + 1, n_list - 1)).to(gl.int32) * MASK_N
+    return s0, s1, gl.where(2 * j + 1 < n_list, s1, NO_KEY)
+
+
+@gluon.jit
+def _load_tile(kc, vt, k_smem, v_smem, ready, stage, kv, Nkp, start_n, start_2, D: gl.constexpr,
+               BLOCK_N: gl.constexpr, PAIRED: gl.constexpr):
+    """The K (INT8) and V^T (E4M3) tiles of keys [start_n, start_n + BLOCK_N) into a stage; PAIRED:
+    MASK_N keys from start_n, then MASK_N from start_2 (the K and V^T descriptors' boxes are
+    MASK_N keys, and the V^T stage's 64-byte swizzle makes each half its own swizzle block)."""
     bar = ready.index(stage)
-    mbarrier.expect(bar, 2 * BLOCK_N * D)  # the K (INT8) and V^T (E4M3) tiles, a byte an element
-    tma.async_copy_global_to_shared(kc, [kv * Nkp + start_n, 0], bar, k_smem.index(stage))
-    tma.async_copy_global_to_shared(vt, [kv * D, start_n], bar, v_smem.index(stage))
+    mbarrier.expect(bar, 2 * BLOCK_N * D)  # a byte an element
+    if PAIRED:
+        k_st = k_smem.index(stage)
+        v_st = v_smem.index(stage)
+        tma.async_copy_global_to_shared(kc, [kv * Nkp + start_n, 0], bar, k_st.slice(0, MASK_N, dim=0))
+        tma.async_copy_global_to_shared(kc, [kv * Nkp + start_2, 0], bar, k_st.slice(MASK_N, MASK_N, dim=0))
+        tma.async_copy_global_to_shared(vt, [kv * D, start_n], bar, v_st.slice(0, MASK_N, dim=1))
+        tma.async_copy_global_to_shared(vt, [kv * D, start_2], bar, v_st.slice(MASK_N, MASK_N, dim=1))
+    else:
+        tma.async_copy_global_to_shared(kc, [kv * Nkp + start_n, 0], bar, k_smem.index(stage))
+        tma.async_copy_global_to_shared(vt, [kv * D, start_n], bar, v_smem.index(stage))
+
+
+@gluon.jit
+def _tile_keys(tiles_row, j, n_list, SPARSE: gl.constexpr, BLOCK_N: gl.constexpr):
+    """(start_n, start_2, start_hi) of key tile j: its first key, the first key of its second
+    MASK_N keys, and the key its second half's columns are masked from (they differ only for a
+    paired sparse tile, _pair_keys)."""
+    if SPARSE and BLOCK_N == 2 * MASK_N:
+        start_n, start_2, start_hi = _pair_keys(tiles_row, j, n_list)
+    else:
+        start_n = _tile_start(tiles_row, j, SPARSE, BLOCK_N)
+        start_2 = start_n + MASK_N
+        start_hi = start_2
+    return start_n, start_2, start_hi
 
 
 @gluon.jit
@@ -104,7 +143,8 @@ def _group_max(x5, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr):
 
 
 @gluon.jit
-def _key_scales(ks_head, start_n, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, s_layout: gl.constexpr):
+def _key_scales(ks_head, start_n, start_2, SPARSE: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+                s_layout: gl.constexpr):
     """K's scales of a tile, one per (64-key group h, quad index q) as _softmax's group maxima hold
     them ([BLOCK_N // 64, 4]). Loaded before the tile's S is issued: read after its wait, as it
     was, the load's latency was the softmax's first stall (ncu, D 128: 2% of the warps' samples)."""
@@ -115,12 +155,16 @@ def _key_scales(ks_head, start_n, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, 
     qq = gl.arange(0, 4, layout=gl.SliceLayout(0, k_layout))
     # The group's first key: past Nk it is padding (scale 0) and so is the whole group; 1e-30
     # keeps c1 > 0 so that masked scores stay -inf rather than 0 * -inf.
-    return gl.maximum(gl.load(ks_head + start_n + 64 * hh[:, None] + 2 * qq[None, :]), 1e-30)
+    if SPARSE and BLOCK_N == 2 * MASK_N:
+        first = gl.where(hh == 0, start_n, start_2)
+    else:
+        first = start_n + 64 * hh
+    return gl.maximum(gl.load(ks_head + first[:, None] + 2 * qq[None, :]), 1e-30)
 
 
 @gluon.jit
-def _softmax(s_int, ks_g, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, MASKED: gl.constexpr,
-             BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, s_layout: gl.constexpr):
+def _softmax(s_int, ks_g, start_n, start_hi, qs_safe, m_i, l_i, rows, Nk, shift, causal, SPARSE: gl.constexpr,
+             MASKED: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, s_layout: gl.constexpr):
     """P~ (FP32, s_layout) of one tile, its rescale alpha of the running state, and the new m, l.
 
     K's INT8 scale is one per (64-key tile, key mod 8 // 2) under every granularity the CUDA path
@@ -133,7 +177,11 @@ def _softmax(s_int, ks_g, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, M
     and a masked one is -inf, so the integers order as the floats do, and a chain of integer
     maxima becomes Hopper's three-input VIMNMX3 (D 128: 36 instructions a tile for 60 maxima)."""
     if MASKED:
-        cols = start_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+        c = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+        if SPARSE and BLOCK_N == 2 * MASK_N:
+            cols = gl.where(c < MASK_N, start_n + c, start_hi + (c - MASK_N))
+        else:
+            cols = start_n + c
         keep = (cols[None, :] < Nk) & ((cols[None, :] <= rows[:, None] + shift) | (causal == 0))
         s_int = gl.where(keep, s_int, NEG_INF_BITS)
     # key = 64 h + 8 i + 2 q + e: h and i in registers, q across the quad's lanes, e the pair.
@@ -186,19 +234,20 @@ def _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
           STAGES: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr,
           FLUSH: gl.constexpr, MASKED: gl.constexpr):
     """Tile j with S_j = s_int in registers: returns S_{j+1} (issued first, under the softmax)."""
+    gl.static_assert(not (SPARSE and BLOCK_N == 2 * MASK_N), "paired sparse tiles run the serial loop")
     start_n = _tile_start(tiles_row, j, SPARSE, BLOCK_N)
-    ks_g = _key_scales(ks_head, start_n, BLOCK_M, BLOCK_N, s_layout)
+    ks_g = _key_scales(ks_head, start_n, start_n + MASK_N, SPARSE, BLOCK_M, BLOCK_N, s_layout)
     # Tile j + STAGES - 1 goes to the stage of tile j - 1, whose MMAs every warp has waited for.
     gl.thread_barrier()
     nxt = j + STAGES - 1
     if nxt < n_end:
-        _load_tile(kc, vt, k_smem, v_smem, ready, nxt % STAGES, kv, Nkp, _tile_start(tiles_row, nxt, SPARSE, BLOCK_N),
-                   D, BLOCK_N)
+        ahead = _tile_start(tiles_row, nxt, SPARSE, BLOCK_N)
+        _load_tile(kc, vt, k_smem, v_smem, ready, nxt % STAGES, kv, Nkp, ahead, ahead, D, BLOCK_N, False)
     mbarrier.wait(ready.index((j + 1) % STAGES), ((j + 1) // STAGES) & 1)
 
     s_tok = warpgroup_mma(q_smem, k_smem.index((j + 1) % STAGES).permute((1, 0)), magic, is_async=True)
-    p, alpha, m_i, l_i = _softmax(s_int, ks_g, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, MASKED, BLOCK_M,
-                                  BLOCK_N, s_layout)
+    p, alpha, m_i, l_i = _softmax(s_int, ks_g, start_n, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, SPARSE,
+                                  MASKED, BLOCK_M, BLOCK_N, s_layout)
     p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
     s_next, acc = _pv(p_op, v_smem.index(j % STAGES).permute((1, 0)), acc, gl.convert_layout(alpha, row_o)[:, None],
                       s_tok, True, FLUSH)
@@ -206,28 +255,39 @@ def _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
 
 
 @gluon.jit
-def _qkv_smem(BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
+def _qkv_smem(BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
+              SPARSE: gl.constexpr):
     """Shared memory for Q (INT8 [BLOCK_M, D]) and STAGES stages of K (INT8 [BLOCK_N, D]) and V^T
-    (FP8 [D, BLOCK_N]), in the layouts wgmma reads."""
+    (FP8 [D, BLOCK_N]), in the layouts wgmma reads (a paired sparse tile's V^T: the layout of
+    aot.py's v_layout, whose swizzle blocks are the pair's halves)."""
     q_smem = gl.allocate_shared_memory(gl.int8, [BLOCK_M, D], gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], gl.int8))
     k_smem = gl.allocate_shared_memory(gl.int8, [STAGES, BLOCK_N, D],
                                        gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.int8))
-    v_smem = gl.allocate_shared_memory(gl.float8e4nv, [STAGES, D, BLOCK_N],
-                                       gl.NVMMASharedLayout.get_default_for([D, BLOCK_N], gl.float8e4nv))
+    if SPARSE and BLOCK_N == 2 * MASK_N:
+        v_layout: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=MASK_N, element_bitwidth=8, rank=2)
+    else:
+        v_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([D, BLOCK_N], gl.float8e4nv)
+    v_smem = gl.allocate_shared_memory(gl.float8e4nv, [STAGES, D, BLOCK_N], v_layout)
     return q_smem, k_smem, v_smem
 
 
 @gluon.jit
 def _key_tiles(tiles, tile_counts, tile_cols, bh, pid_m, first, Nq, Nk, causal, SPARSE: gl.constexpr,
                BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr):
-    """(tiles_row, n_full, n_end) of the program's query rows [first, first + BLOCK_M): the first
-    n_full key tiles need no mask, those up to n_end do (SPARSE: from the compacted tile list)."""
+    """(tiles_row, n_full, n_end, n_list) of the program's query rows [first, first + BLOCK_M): the
+    first n_full key tiles need no mask, those up to n_end do (SPARSE: from the compacted tile list
+    of n_list entries; BLOCK_N = 2 MASK_N takes them two at a time, a pair needing no mask when
+    both of its entries need none)."""
     tiles_row = tiles
     if SPARSE:
         t = bh.to(gl.int64) * gl.num_programs(0) + pid_m
         tiles_row = tiles + t * tile_cols
         n_full = gl.load(tile_counts + 2 * t)
         n_end = gl.load(tile_counts + 2 * t + 1)
+        n_list = n_end
+        if BLOCK_N == 2 * MASK_N:
+            n_full = n_full // 2
+            n_end = (n_end + 1) // 2
     else:
         n_end = gl.cdiv(Nk, BLOCK_N)
         n_full = Nk // BLOCK_N
@@ -236,17 +296,18 @@ def _key_tiles(tiles, tile_counts, tile_cols, bh, pid_m, first, Nq, Nk, causal, 
             seen = gl.maximum(gl.minimum(first + BLOCK_M, Nq) + shift, 0)  # keys the last row sees
             n_end = gl.minimum(n_end, gl.cdiv(seen, BLOCK_N))
             n_full = gl.minimum(n_full, gl.maximum(first + shift + 1, 0) // BLOCK_N)
-    return tiles_row, n_full, n_end
+        n_list = n_end
+    return tiles_row, n_full, n_end, n_list
 
 
 @gluon.jit
-def _finish_tile(s_int, acc, m_i, l_i, v_tile, ks_g, start_n, qs_safe, rows, Nk, shift, causal,
-                 MASKED: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, FLUSH: gl.constexpr,
-                 s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr):
+def _finish_tile(s_int, acc, m_i, l_i, v_tile, ks_g, start_n, start_hi, qs_safe, rows, Nk, shift, causal,
+                 SPARSE: gl.constexpr, MASKED: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+                 FLUSH: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr):
     """The softmax of a tile's waited-for S and its P.V, waited for (no next S to issue): returns
     acc, m_i, l_i."""
-    p, alpha, m_i, l_i = _softmax(s_int, ks_g, start_n, qs_safe, m_i, l_i, rows, Nk, shift, causal, MASKED,
-                                  BLOCK_M, BLOCK_N, s_layout)
+    p, alpha, m_i, l_i = _softmax(s_int, ks_g, start_n, start_hi, qs_safe, m_i, l_i, rows, Nk, shift, causal, SPARSE,
+                                  MASKED, BLOCK_M, BLOCK_N, s_layout)
     p_op = _as_operand(p, BLOCK_M, BLOCK_N, p_layout)
     _, acc = _pv(p_op, v_tile, acc, gl.convert_layout(alpha, row_o)[:, None], s_int, False, FLUSH)
     return acc, m_i, l_i
@@ -277,49 +338,52 @@ def _tiles_pipelined(acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt
     last = n_end - 1
     start_n = _tile_start(tiles_row, last, SPARSE, BLOCK_N)
     return _finish_tile(s_int, acc, m_i, l_i, v_smem.index(last % STAGES).permute((1, 0)),
-                        _key_scales(ks_head, start_n, BLOCK_M, BLOCK_N, s_layout), start_n, qs_safe, rows, Nk, shift,
-                        causal, True, BLOCK_M, BLOCK_N, FLUSH, s_layout, p_layout, row_o)
+                        _key_scales(ks_head, start_n, start_n + MASK_N, SPARSE, BLOCK_M, BLOCK_N, s_layout), start_n,
+                        start_n, qs_safe, rows, Nk, shift, causal, SPARSE, True, BLOCK_M, BLOCK_N, FLUSH, s_layout,
+                        p_layout, row_o)
 
 
 @gluon.jit
 def _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp, ks_head, tiles_row, n_end,
-                 qs_safe, rows, Nk, shift, causal, D: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
-                 SPARSE: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr,
-                 row_o: gl.constexpr, FLUSH: gl.constexpr, MASKED: gl.constexpr):
+                 n_list, qs_safe, rows, Nk, shift, causal, D: gl.constexpr, BLOCK_M: gl.constexpr,
+                 BLOCK_N: gl.constexpr, SPARSE: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr,
+                 p_layout: gl.constexpr, row_o: gl.constexpr, FLUSH: gl.constexpr, MASKED: gl.constexpr):
     """Tile j in order: S_j waited for, its softmax, P_j.V_j waited for. One S tile lives at a time
     and none is carried over the loop, which is what lets aot.py's register cap fit more CTAs."""
-    start_n = _tile_start(tiles_row, j, SPARSE, BLOCK_N)
-    if D <= 128:
-        ks_g = _key_scales(ks_head, start_n, BLOCK_M, BLOCK_N, s_layout)  # under the S MMA's wait
+    PAIRED: gl.constexpr = SPARSE and BLOCK_N == 2 * MASK_N
+    start_n, start_2, start_hi = _tile_keys(tiles_row, j, n_list, SPARSE, BLOCK_N)
+    if D <= 128:  # under the S MMA's wait
+        ks_g = _key_scales(ks_head, start_n, start_2, SPARSE, BLOCK_M, BLOCK_N, s_layout)
     gl.thread_barrier()  # every warp has retired tile j - 1's MMAs: its stage takes tile j + STAGES - 1
     nxt = j + STAGES - 1
     if nxt < n_end:
-        _load_tile(kc, vt, k_smem, v_smem, ready, nxt % STAGES, kv, Nkp, _tile_start(tiles_row, nxt, SPARSE, BLOCK_N),
-                   D, BLOCK_N)
+        ahead, ahead_2, _ = _tile_keys(tiles_row, nxt, n_list, SPARSE, BLOCK_N)
+        _load_tile(kc, vt, k_smem, v_smem, ready, nxt % STAGES, kv, Nkp, ahead, ahead_2, D, BLOCK_N, PAIRED)
     mbarrier.wait(ready.index(j % STAGES), (j // STAGES) & 1)
     s_tok = warpgroup_mma(q_smem, k_smem.index(j % STAGES).permute((1, 0)), magic, is_async=True)
     s_int = warpgroup_mma_wait(num_outstanding=0, deps=[s_tok])
     if D > 128:  # D 256 (two CTAs an SM, 216 registers) measured 2% slower with the early load
-        ks_g = _key_scales(ks_head, start_n, BLOCK_M, BLOCK_N, s_layout)
-    return _finish_tile(s_int, acc, m_i, l_i, v_smem.index(j % STAGES).permute((1, 0)), ks_g, start_n, qs_safe, rows,
-                        Nk, shift, causal, MASKED, BLOCK_M, BLOCK_N, FLUSH, s_layout, p_layout, row_o)
+        ks_g = _key_scales(ks_head, start_n, start_2, SPARSE, BLOCK_M, BLOCK_N, s_layout)
+    return _finish_tile(s_int, acc, m_i, l_i, v_smem.index(j % STAGES).permute((1, 0)), ks_g, start_n, start_hi,
+                        qs_safe, rows, Nk, shift, causal, SPARSE, MASKED, BLOCK_M, BLOCK_N, FLUSH, s_layout, p_layout,
+                        row_o)
 
 
 @gluon.jit
 def _tiles_serial(acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp, ks_head, tiles_row, n_end,
-                  n_full, qs_safe, rows, Nk, shift, causal, D: gl.constexpr, BLOCK_M: gl.constexpr,
+                  n_full, n_list, qs_safe, rows, Nk, shift, causal, D: gl.constexpr, BLOCK_M: gl.constexpr,
                   BLOCK_N: gl.constexpr, SPARSE: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr,
                   p_layout: gl.constexpr, row_o: gl.constexpr, FLUSH: gl.constexpr):
     """Key tiles 0 .. n_end - 1, each in order (_step_serial): returns acc, m_i, l_i."""
     n_plain = gl.minimum(n_full, n_end)
     for j in range(0, n_plain):
         acc, m_i, l_i = _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp, ks_head,
-                                     tiles_row, n_end, qs_safe, rows, Nk, shift, causal, D, BLOCK_M, BLOCK_N, SPARSE,
-                                     STAGES, s_layout, p_layout, row_o, FLUSH, False)
+                                     tiles_row, n_end, n_list, qs_safe, rows, Nk, shift, causal, D, BLOCK_M, BLOCK_N,
+                                     SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, False)
     for j in range(n_plain, n_end):
         acc, m_i, l_i = _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv, Nkp, ks_head,
-                                     tiles_row, n_end, qs_safe, rows, Nk, shift, causal, D, BLOCK_M, BLOCK_N, SPARSE,
-                                     STAGES, s_layout, p_layout, row_o, FLUSH, True)
+                                     tiles_row, n_end, n_list, qs_safe, rows, Nk, shift, causal, D, BLOCK_M, BLOCK_N,
+                                     SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH, True)
     return acc, m_i, l_i
 
 
@@ -352,12 +416,14 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
     """One program per (BLOCK_M query rows, batch * head); out's dtype (bf16 or fp16) is its
     pointer's. Bottom-right causality: row r sees keys <= r + Nk - Nq.
 
-    SPARSE: program t = bh * cdiv(Nq, BLOCK_M) + pid_m computes the key tiles (of BLOCK_N keys)
+    SPARSE: program t = bh * cdiv(Nq, BLOCK_M) + pid_m computes the key tiles (of MASK_N keys)
     listed in tiles[t * tile_cols :], ascending, int16: tile_counts[2t] of them need no mask (whole
-    tile below Nk and causally visible to every row), then up to tile_counts[2t + 1] that do.
-    Dense: every tile, the first that need no mask, then the rest.
+    tile below Nk and causally visible to every row), then up to tile_counts[2t + 1] that do; with
+    BLOCK_N = 2 MASK_N two list entries a step (_pair_keys). Dense: every tile, the first that need
+    no mask, then the rest.
 
     PIPELINE: S_{j+1} is issued under softmax_j (two S tiles live); else tiles run in order."""
+    gl.static_assert(not SPARSE or BLOCK_N == MASK_N or BLOCK_N == 2 * MASK_N, "sparse steps are 1 or 2 list entries")
     pid_m = gl.program_id(0)
     bh = gl.program_id(1)
     b = bh // Hq
@@ -377,7 +443,7 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
 
     ld_q: gl.constexpr = gl.BlockedLayout([1, 16], [32 * 16 // D, D // 16], [num_warps, 1], [1, 0])
 
-    q_smem, k_smem, v_smem = _qkv_smem(BLOCK_M, BLOCK_N, D, STAGES)
+    q_smem, k_smem, v_smem = _qkv_smem(BLOCK_M, BLOCK_N, D, STAGES, SPARSE)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
         mbarrier.init(ready.index(i), count=1)
@@ -393,13 +459,14 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
     kv32 = kv.to(gl.int32)  # TMA coordinates are 32-bit (B * Hk * Nkp rows: the launcher checks)
 
     shift = Nk - Nq
-    tiles_row, n_full, n_end = _key_tiles(tiles, tile_counts, tile_cols, bh, pid_m, first, Nq, Nk, causal, SPARSE,
-                                          BLOCK_M, BLOCK_N)
+    tiles_row, n_full, n_end, n_list = _key_tiles(tiles, tile_counts, tile_cols, bh, pid_m, first, Nq, Nk, causal,
+                                                  SPARSE, BLOCK_M, BLOCK_N)
     gl.thread_barrier()  # the mbarriers' init before any TMA or wait
     for i in gl.static_range(STAGES - 1):
         if i < n_end:
-            _load_tile(kc, vt, k_smem, v_smem, ready, i, kv32, Nkp, _tile_start(tiles_row, i, SPARSE, BLOCK_N), D,
-                       BLOCK_N)
+            start_n, start_2, _ = _tile_keys(tiles_row, i, n_list, SPARSE, BLOCK_N)
+            _load_tile(kc, vt, k_smem, v_smem, ready, i, kv32, Nkp, start_n, start_2, D, BLOCK_N,
+                       SPARSE and BLOCK_N == 2 * MASK_N)
 
     rows = first + gl.arange(0, BLOCK_M, layout=row_s)
     row_ok = rows < Nq
@@ -423,7 +490,7 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
                                              BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH)
         else:
             acc, m_i, l_i = _tiles_serial(acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt, kv32, Nkp,
-                                          ks_head, tiles_row, n_end, n_full, qs_safe, rows, Nk, shift, causal, D,
+                                          ks_head, tiles_row, n_end, n_full, n_list, qs_safe, rows, Nk, shift, causal, D,
                                           BLOCK_M, BLOCK_N, SPARSE, STAGES, s_layout, p_layout, row_o, FLUSH)
     async_copy.wait_group(0)
     for i in gl.static_range(STAGES):
