@@ -3,13 +3,14 @@
 median so that the spread between rounds is seen beside the difference. The "old / new" numbers of
 bench/NOTES.md come from this. bench/gpu/compare.sh builds both libraries and runs it:
 
-    python3 bench/gpu/compare.py --base BASE.so --new NEW.so --out compare.md [--cases dense,sparse,w4a8,gemv]
-        [--rounds 2]
+    python3 bench/gpu/compare.py --base BASE.so --new NEW.so --out compare.md
+        [--cases dense,sparse,predict,w4a8,gemv] [--rounds 2]
 
 Cases: dense (D 128 at H 12 and 40, D 64, D 256; N 32,760; cuDNN beside), sparse (D 128, H 12, Top-k
-0.1: dense and block-sparse calls, quantization included), w4a8 (M 4,096, K = N 4,096 and 8,192;
-torch._scaled_mm beside), gemv (W4A16, M 1, 8, 16 at 4,096 and 8,192; torch bf16 beside). Times as
-the benchmarks take them (bench/gpu/measure.py; the GEMMs with L2 flushed).
+0.1: dense and block-sparse calls, quantization included), predict (that case's Top-k 0.1 mask
+prediction, our dense call beside), w4a8 (M 4,096, K = N 4,096 and 8,192; torch._scaled_mm beside),
+gemv (W4A16, M 1, 8, 16 at 4,096 and 8,192; torch bf16 beside). Times as the benchmarks take them
+(bench/gpu/measure.py; the GEMMs with L2 flushed).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CASES = ("dense", "sparse", "w4a8", "gemv")
+CASES = ("dense", "sparse", "predict", "w4a8", "gemv")
 
 
 def child(cases: list[str]) -> None:
@@ -47,11 +48,15 @@ def child(cases: list[str]) -> None:
             emit(f"dense H{hq} N32760 D{d}", time_ms(lambda: ours(q, k, v, False)),
                  time_ms(lambda: sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v, False)), "cuDNN")
             del q, k, v
-    if "sparse" in cases:
+    if "sparse" in cases or "predict" in cases:
         q, k, v = make_inputs("dit", 1, 12, 12, 32760, 128, seed=1)
         mask = torch.ops.slipstream.sparse_predict(q, k, False, topk=0.1)
         dense = time_ms(lambda: ours(q, k, v, False))
-        emit("block-sparse 90% H12 N32760 D128", time_ms(lambda: ours(q, k, v, False, mask)), dense, "our dense")
+        if "sparse" in cases:
+            emit("block-sparse 90% H12 N32760 D128", time_ms(lambda: ours(q, k, v, False, mask)), dense, "our dense")
+        if "predict" in cases:
+            emit("mask prediction Top-k 0.1 H12 N32760 D128",
+                 time_ms(lambda: torch.ops.slipstream.sparse_predict(q, k, False, topk=0.1)), dense, "our dense")
         del q, k, v, mask
     flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
     for kn in (4096, 8192) if ("w4a8" in cases or "gemv" in cases) else ():
