@@ -4,7 +4,7 @@
 //   kmean      smooth-K's per-(batch, kv head) mean, from fixed-order partial sums
 //   pool       per block of Q (and of K minus the mean): the mean and the self-similarity
 //              ‖Σ u‖² / b² (u the unit tokens), D / 8 lanes a token, fixed-order combination
-//   logits     every (query block, key block) pair's pooled logit, a tiled float64 product
+//   logits     every (query block, key block) pair's pooled logit, on the float64 tensor cores
 //   select     per (query block, head): pooled logits over the allowed key blocks, softmax over
 //              the trusted ones, a bitonic sort in registers (score descending, earlier block
 //              first), Top-k ∪ Top-p, the similarity guard, the sink; kept and allowed pairs counted
@@ -118,7 +118,10 @@ __global__ void __launch_bounds__(kThreads) pool(View x, Dims s, int heads, int 
                                                  const double *shift, double *means, double *sims) {
     constexpr int kLanes = 32 / TPW;  // lanes a token
     const int lane = threadIdx.x % 32;
-    const int blk = blockIdx.x * (kThreads / 32) + threadIdx.x / 32, h = blockIdx.y, b = blockIdx.z;
+    // Heads and batches from the last: K's pooling follows its mean's pass, which ends on the last
+    // ones, still in L2 then.
+    const int blk = blockIdx.x * (kThreads / 32) + threadIdx.x / 32, h = heads - 1 - blockIdx.y;
+    const int b = gridDim.z - 1 - blockIdx.z;
     if (blk >= blocks) return;  // whole warps leave
     const int slot = lane / kLanes, d0 = (lane % kLanes) * 8;
     const int t0 = blk * block, t1 = min(n_tokens, t0 + block);
@@ -172,51 +175,92 @@ __global__ void __launch_bounds__(kThreads) pool(View x, Dims s, int heads, int 
     if (lane == 0) sims[row] = sq / (cnt * cnt);
 }
 
-// logits[b, h, qb, kb] = qmean[b, h, qb] . kmean[b, hk, kb], summed over d in order as the CPU
-// does, for every pair: 64 x 64 outputs a CTA of 128 threads, 4 x 8 a thread (rows ty + 16i,
-// columns tx + 8j), 12 shared-memory loads (broadcasts) feeding 32 FMAs. With 64 threads of 8 x 8
-// each, 222 registers left ~5 warps an SM, too few to cover the FMA chains (ncu: 0.36 issued a cycle).
-constexpr int kLogitTile = 64, kLogitDepth = 16, kLogitThreads = 128, kLogitRows = kLogitTile * 8 / kLogitThreads;
+// D(16 x 8) += A(16 x 4) B(4 x 8) on the float64 tensor cores (twice the rate of float64 FMAs on
+// sm_90): a[0] = A[g][t], a[1] = A[g + 8][t], b = B[t][g]; c[0..1] = D[g][2t, 2t + 1], c[2..3] the same
+// of row g + 8 (g = lane / 4, t = lane % 4). sm_80/89 have only the 8 x 8 x 4 shape: two of them.
+__device__ __forceinline__ void dmma_16x8x4(double (&c)[4], const double (&a)[2], double b) {
+#if __CUDA_ARCH__ >= 900
+    asm("mma.sync.aligned.m16n8k4.row.col.f64.f64.f64.f64 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%0, %1, %2, %3};"
+        : "+d"(c[0]), "+d"(c[1]), "+d"(c[2]), "+d"(c[3])
+        : "d"(a[0]), "d"(a[1]), "d"(b));
+#else
+    asm("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0, %1}, {%2}, {%3}, {%0, %1};"
+        : "+d"(c[0]), "+d"(c[1])
+        : "d"(a[0]), "d"(b));
+    asm("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0, %1}, {%2}, {%3}, {%0, %1};"
+        : "+d"(c[2]), "+d"(c[3])
+        : "d"(a[1]), "d"(b));
+#endif
+}
+
+// logits[b, h, qb, kb] = qmean[b, h, qb] . kmean[b, hk, kb] for every pair, summed over d in
+// ascending order four channels an MMA: 64 x 64 outputs a CTA, four warps of 32 x 32 (2 x 4 MMA
+// tiles). The next 16 channels load into registers while the tensor cores work on these. The FP64
+// FMA version reached a third of the FMA pipe's peak (12 shared-memory loads for 32 FMAs).
+constexpr int kLogitTile = 64, kLogitDepth = 16, kLogitThreads = 128;
+constexpr int kLogitLoads = kLogitTile * kLogitDepth / kLogitThreads;
+// Rows padded to 20 doubles: a fragment's 16 lanes of a half warp (rows g, channels t) then fall on
+// 16 distinct 8-byte bank pairs, and a half warp's stores (16 channels of one row) on consecutive ones.
+constexpr int kLogitPitch = kLogitDepth + 4;
 __global__ void __launch_bounds__(kLogitThreads) pooled_logits(Dims s, const double *qmean, const double *kmean,
                                                                double *logits) {
-    // Rows padded by one: the loads below store 16 depths of one row at once, which would otherwise
-    // hit one bank 16 times.
-    __shared__ double qt[kLogitDepth][kLogitTile + 1], kt[kLogitDepth][kLogitTile + 1];
+    __shared__ double qt[kLogitTile][kLogitPitch], kt[kLogitTile][kLogitPitch];
     const int bh = blockIdx.z, b = bh / s.Hq, h = bh % s.Hq, hk = h / (s.Hq / s.Hk);
     const int q0 = blockIdx.y * kLogitTile, k0 = blockIdx.x * kLogitTile;
-    const int tx = threadIdx.x % 8, ty = threadIdx.x / 8;  // ty < 16
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int wq = warp / 2 * 32, wk = warp % 2 * 32;  // the warp's 32 x 32 corner
     const double *qm = qmean + static_cast<int64_t>(bh) * s.nqb * s.D;
     const double *km = kmean + (static_cast<int64_t>(b) * s.Hk + hk) * s.nkb * s.D;
-    double acc[kLogitRows][8] = {};
+    // A thread loads channel d0 + c of rows r0 + 8i: a half warp reads 16 consecutive channels.
+    constexpr int kRowStep = kLogitThreads / kLogitDepth;
+    const int c = threadIdx.x % kLogitDepth, r0 = threadIdx.x / kLogitDepth;
+    double qr[kLogitLoads], kr[kLogitLoads];
+    auto fetch = [&](int d0) {
+        const int d = d0 + c;
+#pragma unroll
+        for (int i = 0; i < kLogitLoads; ++i) {
+            const int r = r0 + kRowStep * i;
+            qr[i] = q0 + r < s.nqb && d < s.D ? qm[static_cast<int64_t>(q0 + r) * s.D + d] : 0.0;
+            kr[i] = k0 + r < s.nkb && d < s.D ? km[static_cast<int64_t>(k0 + r) * s.D + d] : 0.0;
+        }
+    };
+    double acc[2][4][4] = {};
+    fetch(0);
     for (int d0 = 0; d0 < s.D; d0 += kLogitDepth) {
-        // Row r = idx / 16, depth idx % 16: consecutive threads read consecutive channels.
-        for (int idx = threadIdx.x; idx < kLogitTile * kLogitDepth; idx += kLogitThreads) {
-            const int r = idx / kLogitDepth, dd = idx % kLogitDepth, d = d0 + dd;
-            qt[dd][r] = q0 + r < s.nqb && d < s.D ? qm[static_cast<int64_t>(q0 + r) * s.D + d] : 0.0;
-            kt[dd][r] = k0 + r < s.nkb && d < s.D ? km[static_cast<int64_t>(k0 + r) * s.D + d] : 0.0;
+        __syncthreads();  // every warp is done with the previous channels
+#pragma unroll
+        for (int i = 0; i < kLogitLoads; ++i) {
+            qt[r0 + kRowStep * i][c] = qr[i];
+            kt[r0 + kRowStep * i][c] = kr[i];
         }
         __syncthreads();
-        const int dn = min(kLogitDepth, s.D - d0);
-        for (int dd = 0; dd < dn; ++dd) {
-            double a[kLogitRows], c[8];
+        if (d0 + kLogitDepth < s.D) fetch(d0 + kLogitDepth);
+        // Channels past D are zeros on both sides: their products add +0, which changes no sum.
 #pragma unroll
-            for (int i = 0; i < kLogitRows; ++i) a[i] = qt[dd][ty + 16 * i];
+        for (int kk = 0; kk < kLogitDepth; kk += 4) {
+            double a[2][2], bk[4];
 #pragma unroll
-            for (int j = 0; j < 8; ++j) c[j] = kt[dd][tx + 8 * j];
+            for (int mi = 0; mi < 2; ++mi) {
+                a[mi][0] = qt[wq + 16 * mi + g][kk + t];
+                a[mi][1] = qt[wq + 16 * mi + 8 + g][kk + t];
+            }
 #pragma unroll
-            for (int i = 0; i < kLogitRows; ++i)
+            for (int ni = 0; ni < 4; ++ni) bk[ni] = kt[wk + 8 * ni + g][kk + t];
 #pragma unroll
-                for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * c[j];
+            for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+                for (int ni = 0; ni < 4; ++ni) dmma_16x8x4(acc[mi][ni], a[mi], bk[ni]);
         }
-        __syncthreads();
     }
 #pragma unroll
-    for (int i = 0; i < kLogitRows; ++i)
+    for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            const int qb = q0 + ty + 16 * i, kb = k0 + tx + 8 * j;
-            if (qb < s.nqb && kb < s.nkb) logits[(static_cast<int64_t>(bh) * s.nqb + qb) * s.nkb + kb] = acc[i][j];
-        }
+        for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int qb = q0 + wq + 16 * mi + g + (e / 2) * 8, kb = k0 + wk + 8 * ni + 2 * t + e % 2;
+                if (qb < s.nqb && kb < s.nkb) logits[(static_cast<int64_t>(bh) * s.nqb + qb) * s.nkb + kb] = acc[mi][ni][e];
+            }
 }
 
 // Key blocks [0, n) that query block qb may see (bottom-right causality), as allowed_key_blocks().
@@ -511,16 +555,6 @@ void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_
            *km = qs + n_qs, *ks = km + n_km, *logits = ks + n_ks;
     auto *counts = reinterpret_cast<unsigned long long *>(logits + n_logits);
     cudaMemsetAsync(counts, 0, 16, st);
-    const double *shift = nullptr;
-    if (sp->smooth_k) {
-        const dim3 grid(chunks, Hk, B);
-        if (D <= 64) kmean_partials<4><<<grid, kThreads, 0, st>>>(kv, s, part);
-        else if (D <= 128) kmean_partials<2><<<grid, kThreads, 0, st>>>(kv, s, part);
-        else kmean_partials<1><<<grid, kThreads, 0, st>>>(kv, s, part);
-        const int64_t warps = B * Hk * D;
-        kmean_finish<<<static_cast<unsigned>((warps + kThreads / 32 - 1) / (kThreads / 32)), kThreads, 0, st>>>(s, chunks, part, kmean);
-        shift = kmean;
-    }
     // Tokens a warp pools at once: D / 8 lanes read one. A warp per block, 8 blocks a CTA.
     auto pool_launch = [&](const View &x, int heads, int tokens, int block, int blocks, const double *sh, double *means,
                            double *sims) {
@@ -537,7 +571,18 @@ void attn_sparse_predict(const slip_tensor *q, const slip_tensor *k, const slip_
         if (sh) by_dim(std::true_type{});
         else by_dim(std::false_type{});
     };
+    // Q first: K's mean and K's pooling then read K back to back (the second mostly from L2).
     pool_launch(qv, static_cast<int>(Hq), static_cast<int>(Nq), s.bq, s.nqb, nullptr, qm, qs);
+    const double *shift = nullptr;
+    if (sp->smooth_k) {
+        const dim3 grid(chunks, Hk, B);
+        if (D <= 64) kmean_partials<4><<<grid, kThreads, 0, st>>>(kv, s, part);
+        else if (D <= 128) kmean_partials<2><<<grid, kThreads, 0, st>>>(kv, s, part);
+        else kmean_partials<1><<<grid, kThreads, 0, st>>>(kv, s, part);
+        const int64_t warps = B * Hk * D;
+        kmean_finish<<<static_cast<unsigned>((warps + kThreads / 32 - 1) / (kThreads / 32)), kThreads, 0, st>>>(s, chunks, part, kmean);
+        shift = kmean;
+    }
     pool_launch(kv, static_cast<int>(Hk), static_cast<int>(Nk), s.bk, s.nkb, shift, km, ks);
     pooled_logits<<<dim3((nkb + kLogitTile - 1) / kLogitTile, (nqb + kLogitTile - 1) / kLogitTile, B * Hq), kLogitThreads,
                     0, st>>>(s, qm, km, logits);
