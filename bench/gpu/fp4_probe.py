@@ -168,7 +168,9 @@ def launch(kernel, p, bm, stages, group_m=8, warps=8, out_dtype=torch.bfloat16):
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     out = torch.empty(p.m, p.n, dtype=out_dtype, device="cuda")
-    grid = (triton_cdiv(p.m, bm) * triton_cdiv(p.n, 16 * warps),)
+    # Persistent: one program an SM at most, each taking every grid-th tile.
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    grid = (min(triton_cdiv(p.m, bm) * triton_cdiv(p.n, 16 * warps), sms),)
     xd = TensorDescriptor.from_tensor(p.xperm, [bm, 128], gl.NVMMASharedLayout.get_default_for([bm, 128], gl.float8e4nv))
     # The planned weight as int32 [tiles, 144 nchunks]: a step's codes and scales are two boxes of it.
     w2 = p.tiles.view(-1, p.nchunks * 144)

@@ -188,7 +188,7 @@ void linear_plan_run(const void *handle, const slip_linear_params *p, const slip
         cudaError_t err = cudaGetLastError();
         if (err == cudaSuccess) {
             try {
-                fp4::gemm_sm90(w, pool, scale, bias_p, yt.data, m, f16, stream);
+                fp4::gemm_sm90(w, pool, scale, bias_p, yt.data, m, f16, pl.sm_count, stream);
             } catch (...) {
                 scratch_free(pool, stream);
                 throw;

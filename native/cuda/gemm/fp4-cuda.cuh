@@ -96,9 +96,10 @@ void quantize_fp8_permuted(const void *x, int64_t m, int64_t k, int nchunks, boo
                            int sm_count, cudaStream_t stream);
 
 // y = x · Wᵀ on sm_90's FP8 tensor cores (native/cuda/triton/nvfp4_gemm.py's transposed kernel,
-// embedded): q and scale from quantize_fp8_permuted, w.colpow from column_powers.
+// embedded, persistent: at most one program an SM): q and scale from quantize_fp8_permuted, w.colpow
+// from column_powers.
 void gemm_sm90(const Weight &w, const uint8_t *q, const float *scale, const float *bias, void *y, int64_t m, bool f16,
-               cudaStream_t stream);
+               int sm_count, cudaStream_t stream);
 
 // A stage of the streamed GEMV at m rows of x, in bytes.
 int stream_stage_bytes(int64_t m, int tiles);

@@ -3,6 +3,8 @@
 // compiled ahead of time by aot.py and embedded; bench/gpu/fp4_probe.py chose its tiles on an H200.
 #include <cuda_runtime.h>
 
+#include <algorithm>
+
 #include "base/error.h"
 #include "../cuda-common.cuh"
 #include "../tma.cuh"
@@ -41,12 +43,15 @@ const GemmKernel &pick(bool f16, int64_t n) {
 }  // namespace
 
 void gemm_sm90(const Weight &w, const uint8_t *q, const float *scale, const float *bias, void *y, int64_t m, bool f16,
-               cudaStream_t stream) {
+               int sm_count, cudaStream_t stream) {
     const GemmKernel &k = pick(f16, w.n);
     const cudaKernel_t kernel = embedded_kernel(k.cubin, k.kernel, k.shared);
-    const int64_t programs = (m + k.block_m - 1) / k.block_m * ((w.n + k.block_n - 1) / k.block_n);
-    if (programs > INT32_MAX || m > INT32_MAX || w.n > INT32_MAX)
+    const int64_t tiles = (m + k.block_m - 1) / k.block_m * ((w.n + k.block_n - 1) / k.block_n);
+    if (tiles > INT32_MAX || m > INT32_MAX || w.n > INT32_MAX)
         fail(SLIP_STATUS_UNSUPPORTED, "expected M and N below 2^31 for the sm_90 NVFP4 GEMM");
+    // The kernel is persistent (its programs take every nprog-th tile), its shared memory one
+    // program an SM.
+    const int64_t programs = std::min<int64_t>(tiles, std::max(sm_count, 1));
     // x (E4M3 [m, 128 nchunks], quantize_fp8_permuted's output) by TMA.
     TmaParam xd = tma_param(q, m, int64_t{w.nchunks} * kChunk, k.x_box_rows, k.x_box_inner, k.x_swizzle, "x (E4M3)");
     // The planned weight (fp4-cuda.cuh) as int32 [tiles, 144 nchunks]: a step's codes and scales of

@@ -183,20 +183,26 @@ def _decode_t(c_stage, s_stage, cpow2, BLOCK_N: gl.constexpr, num_warps: gl.cons
 
 
 @gluon.jit
-def _step_t(i, acc, num_steps, xd, wcd, wsd, bar, off_m, tile0, x_smem, c_smem, s_smem, cpow2,
-            BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr,
-            code_l: gl.constexpr, sc_l: gl.constexpr, dot_l: gl.constexpr):
+def _step_t(i, g, acc, num_steps, next_steps, xd, wcd, wsd, bar, off_m, tile0, next_m, next_tile0, x_smem, c_smem,
+            s_smem, cpow2, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
+            num_warps: gl.constexpr, code_l: gl.constexpr, sc_l: gl.constexpr, dot_l: gl.constexpr):
     # Step i's boxes landed; after the barrier every warpgroup has retired wgmma i-2 and read its
     # stage's weight, so that stage takes step i + STAGES - 2. (The copies are TMA's and x is read by
     # wgmma, both in the async proxy; the weight is read by the threads after the mbarrier wait,
-    # which orders TMA's writes before them: no proxy fence.)
-    slot = i % STAGES
-    mbarrier.wait(bar.index(slot), (i // STAGES) & 1)
+    # which orders TMA's writes before them: no proxy fence.) i is the step within the tile, g the
+    # program's step count, which the stages and their phases follow across tiles; the copies of the
+    # tile's last steps' turns are the next tile's first ones (next_steps is 0 after the last tile).
+    slot = g % STAGES
+    mbarrier.wait(bar.index(slot), (g // STAGES) & 1)
     gl.thread_barrier()
     nxt = i + STAGES - 2
+    nslot = (g + STAGES - 2) % STAGES
     if nxt < num_steps:
-        _issue_w_t(nxt, nxt % STAGES, wcd, wsd, bar, tile0, c_smem, s_smem, BLOCK_M, BLOCK_N)
-        _issue_x_t(nxt, nxt % STAGES, xd, bar, off_m, x_smem)
+        _issue_w_t(nxt, nslot, wcd, wsd, bar, tile0, c_smem, s_smem, BLOCK_M, BLOCK_N)
+        _issue_x_t(nxt, nslot, xd, bar, off_m, x_smem)
+    elif nxt < num_steps + next_steps:
+        _issue_w_t(nxt - num_steps, nslot, wcd, wsd, bar, next_tile0, c_smem, s_smem, BLOCK_M, BLOCK_N)
+        _issue_x_t(nxt - num_steps, nslot, xd, bar, next_m, x_smem)
     a = _decode_t(c_smem.index(slot), s_smem.index(slot), cpow2, BLOCK_N, num_warps, code_l, sc_l, dot_l)
     acc = warpgroup_mma(a, x_smem.index(slot).permute((1, 0)), acc, is_async=True)
     # Retires wgmma i-1: its operand registers and x stage are free from here on.
@@ -221,15 +227,8 @@ def nvfp4_gemm_t_fwd(xd, wcd, wsd, xs, colpow, gscale, bias, out, M, N, nchunks,
     gl.static_assert(num_warps % 4 == 0)
     BLOCK_N: gl.constexpr = 16 * num_warps
     pid = gl.program_id(0)
-    grid_m = gl.cdiv(M, BLOCK_M)
-    grid_n = gl.cdiv(N, BLOCK_N)
-    per_group = GROUP_M * grid_n
-    first_m = (pid // per_group) * GROUP_M
-    rows_in_group = gl.minimum(grid_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % per_group) % rows_in_group
-    pid_n = (pid % per_group) // rows_in_group
-    off_m = pid_m * BLOCK_M
-    off_n = pid_n * BLOCK_N
+    nprog = gl.num_programs(0)
+    num_tiles = gl.cdiv(M, BLOCK_M) * gl.cdiv(N, BLOCK_N)
 
     acc_l: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
                                                     instr_shape=[16, BLOCK_M, 32])
@@ -246,65 +245,93 @@ def nvfp4_gemm_t_fwd(xd, wcd, wsd, xs, colpow, gscale, bias, out, M, N, nchunks,
         mbarrier.init(bar.index(i), count=1)
     c_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N // 8, SCALE_WORD], w_sl)
     s_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N // 8, TILE_WORDS - SCALE_WORD], w_sl)
-    # Weight row off_n + 16 w + 8 h + g is row g of tile off_n / 8 + 2w + h.
-    tile0 = off_n // 8
-    # The column power of the thread's two rows, an FP16 pair (1 past N: those codes are zero).
     r3_l: gl.constexpr = gl.SliceLayout(3, sc_l)
     w3 = gl.arange(0, num_warps, layout=gl.SliceLayout(1, gl.SliceLayout(2, r3_l)))
     h3 = gl.arange(0, 2, layout=gl.SliceLayout(0, gl.SliceLayout(2, r3_l)))
     g3 = gl.arange(0, 8, layout=gl.SliceLayout(0, gl.SliceLayout(1, r3_l)))
-    n3 = off_n + 16 * w3[:, None, None] + 8 * h3[None, :, None] + g3[None, None, :]
-    cpow2 = gl.expand_dims(_f16_pair(gl.load(colpow + n3, mask=n3 < N, other=1.0)), 3)
 
     num_steps = (nchunks + 1) // 2 * 2
     # The first stages' weight copies go out first: x and xs are the quantizer's output, launched
     # just before this kernel with programmatic dependent launch (gemm_sm90), so this grid starts
     # while the quantizer's last CTAs run and waits here for all of them (a no-op when launched
     # plainly); the weight does not depend on them.
+    off_m, off_n = _tile_origin(pid, M, N, BLOCK_M, BLOCK_N, GROUP_M)
     gl.thread_barrier()  # the mbarriers' init before any TMA or wait
     for i in gl.static_range(STAGES - 2):
         if i < num_steps:
-            _issue_w_t(i, i, wcd, wsd, bar, tile0, c_smem, s_smem, BLOCK_M, BLOCK_N)
+            _issue_w_t(i, i, wcd, wsd, bar, off_n // 8, c_smem, s_smem, BLOCK_M, BLOCK_N)
     gl.inline_asm_elementwise("griddepcontrol.wait; // $0", "=r", [], dtype=gl.int32, is_pure=False, pack=1)
     for i in gl.static_range(STAGES - 2):
         if i < num_steps:
             _issue_x_t(i, i, xd, bar, off_m, x_smem)
 
-    acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, acc_l)
-    # Two steps per trip: PTX names a value computed in a loop body once, so in a rolled loop the
-    # decode of step i+1 would write the very registers that wgmma i still reads, and ptxas would
-    # serialize every wgmma (C7513/C7515). Unrolled, consecutive steps' operands are distinct
-    # registers. What ptxas must not see either: a conditional step (a path that repeats one copy
-    # of the step with its wgmma in flight), or a path that skips every wgmma into the final wait
-    # (the zero accumulator then counts as written inside the pipeline). So the first two steps
-    # come before the loop, and an odd K gets one all-zero padding step (copies masked: zero fill).
-    acc = _step_t(0, acc, num_steps, xd, wcd, wsd, bar, off_m, tile0, x_smem, c_smem, s_smem, cpow2, BLOCK_M, BLOCK_N,
-                  STAGES, num_warps, code_l, sc_l, dot_l)
-    acc = _step_t(1, acc, num_steps, xd, wcd, wsd, bar, off_m, tile0, x_smem, c_smem, s_smem, cpow2, BLOCK_M, BLOCK_N,
-                  STAGES, num_warps, code_l, sc_l, dot_l)
-    for j in range(1, num_steps // 2):
-        acc = _step_t(2 * j, acc, num_steps, xd, wcd, wsd, bar, off_m, tile0, x_smem, c_smem, s_smem, cpow2, BLOCK_M,
-                      BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
-        acc = _step_t(2 * j + 1, acc, num_steps, xd, wcd, wsd, bar, off_m, tile0, x_smem, c_smem, s_smem, cpow2,
-                      BLOCK_M, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
-    acc = warpgroup_mma_wait(num_outstanding=0, deps=[acc])
+    # Persistent: the program takes tiles pid, pid + nprog, ... (the grid is at most one program
+    # an SM), and its copy ring runs on from one tile into the next, so that the next tile's first
+    # copies land during this one's last steps and epilogue instead of after them.
+    g = 0  # the program's steps so far: its stages' count
+    for t in range(pid, num_tiles, nprog):
+        off_m, off_n = _tile_origin(t, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+        next_m, next_n = _tile_origin(t + nprog, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+        next_steps = gl.where(t + nprog < num_tiles, num_steps, 0)
+        # Weight row off_n + 16 w + 8 h + g is row g of tile off_n / 8 + 2w + h.
+        tile0 = off_n // 8
+        next_tile0 = next_n // 8
+        # The column power of the thread's two rows, an FP16 pair (1 past N: those codes are zero).
+        n3 = off_n + 16 * w3[:, None, None] + 8 * h3[None, :, None] + g3[None, None, :]
+        cpow2 = gl.expand_dims(_f16_pair(gl.load(colpow + n3, mask=n3 < N, other=1.0)), 3)
+
+        acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, acc_l)
+        # Two steps per trip: PTX names a value computed in a loop body once, so in a rolled loop the
+        # decode of step i+1 would write the very registers that wgmma i still reads, and ptxas would
+        # serialize every wgmma (C7513/C7515). Unrolled, consecutive steps' operands are distinct
+        # registers. What ptxas must not see either: a conditional step (a path that repeats one copy
+        # of the step with its wgmma in flight), or a path that skips every wgmma into the final wait
+        # (the zero accumulator then counts as written inside the pipeline). So the first two steps
+        # come before the loop, and an odd K gets one all-zero padding step (copies masked: zero fill).
+        acc = _step_t(0, g, acc, num_steps, next_steps, xd, wcd, wsd, bar, off_m, tile0, next_m, next_tile0, x_smem,
+                      c_smem, s_smem, cpow2, BLOCK_M, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+        acc = _step_t(1, g + 1, acc, num_steps, next_steps, xd, wcd, wsd, bar, off_m, tile0, next_m, next_tile0,
+                      x_smem, c_smem, s_smem, cpow2, BLOCK_M, BLOCK_N, STAGES, num_warps, code_l, sc_l, dot_l)
+        for j in range(1, num_steps // 2):
+            acc = _step_t(2 * j, g + 2 * j, acc, num_steps, next_steps, xd, wcd, wsd, bar, off_m, tile0, next_m,
+                          next_tile0, x_smem, c_smem, s_smem, cpow2, BLOCK_M, BLOCK_N, STAGES, num_warps, code_l,
+                          sc_l, dot_l)
+            acc = _step_t(2 * j + 1, g + 2 * j + 1, acc, num_steps, next_steps, xd, wcd, wsd, bar, off_m, tile0,
+                          next_m, next_tile0, x_smem, c_smem, s_smem, cpow2, BLOCK_M, BLOCK_N, STAGES, num_warps,
+                          code_l, sc_l, dot_l)
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=[acc])
+        g += num_steps
+
+        # Row factors in the accumulator's layout (two rows a thread), then through shared memory to a
+        # layout whose threads run along n, where y's stores are 16 contiguous bytes.
+        inv_g = 1.0 / gl.load(gscale)
+        ns = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, acc_l))
+        col_s = gl.fdiv(gl.full([BLOCK_N], 1.0, gl.float32, gl.SliceLayout(1, acc_l)),
+                        gl.load(colpow + ns, mask=ns < N, other=1.0), ieee_rounding=False) * inv_g
+        acc = acc * col_s[:, None]
+        TN: gl.constexpr = BLOCK_N // 8
+        st_l: gl.constexpr = gl.BlockedLayout([8, 1], [TN, 32 // TN], [1, num_warps], [0, 1])
+        HALF: gl.constexpr = BLOCK_M // 2
+        left, right = gl.split(gl.permute(gl.reshape(acc, [BLOCK_N, 2, HALF]), [0, 2, 1]))
+        _epilogue_t(gl.convert_layout(left, st_l), xs, bias, out, off_m, off_n, M, N, has_bias, BLOCK_N, HALF, st_l)
+        _epilogue_t(gl.convert_layout(right, st_l), xs, bias, out, off_m + HALF, off_n, M, N, has_bias, BLOCK_N, HALF,
+                    st_l)
     for i in gl.static_range(STAGES):
         mbarrier.invalidate(bar.index(i))
 
-    # Row factors in the accumulator's layout (two rows a thread), then through shared memory to a
-    # layout whose threads run along n, where y's stores are 16 contiguous bytes.
-    inv_g = 1.0 / gl.load(gscale)
-    ns = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, acc_l))
-    col_s = gl.fdiv(gl.full([BLOCK_N], 1.0, gl.float32, gl.SliceLayout(1, acc_l)),
-                    gl.load(colpow + ns, mask=ns < N, other=1.0), ieee_rounding=False) * inv_g
-    acc = acc * col_s[:, None]
-    TN: gl.constexpr = BLOCK_N // 8
-    st_l: gl.constexpr = gl.BlockedLayout([8, 1], [TN, 32 // TN], [1, num_warps], [0, 1])
-    HALF: gl.constexpr = BLOCK_M // 2
-    left, right = gl.split(gl.permute(gl.reshape(acc, [BLOCK_N, 2, HALF]), [0, 2, 1]))
-    _epilogue_t(gl.convert_layout(left, st_l), xs, bias, out, off_m, off_n, M, N, has_bias, BLOCK_N, HALF, st_l)
-    _epilogue_t(gl.convert_layout(right, st_l), xs, bias, out, off_m + HALF, off_n, M, N, has_bias, BLOCK_N, HALF,
-                st_l)
+
+@gluon.jit
+def _tile_origin(t, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
+    """Tile t's first token and weight row, in grouped order: GROUP_M token tiles walk N together so
+    that their x rows and the weight stay in L2."""
+    grid_m = gl.cdiv(M, BLOCK_M)
+    grid_n = gl.cdiv(N, BLOCK_N)
+    per_group = GROUP_M * grid_n
+    first_m = (t // per_group) * GROUP_M
+    rows_in_group = gl.minimum(grid_m - first_m, GROUP_M)
+    pid_m = first_m + (t % per_group) % rows_in_group
+    pid_n = (t % per_group) // rows_in_group
+    return pid_m * BLOCK_M, pid_n * BLOCK_N
 
 
 @gluon.jit
