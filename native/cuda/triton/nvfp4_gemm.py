@@ -2,8 +2,8 @@
 
     y[m, n] = sum_k xq[m, k] * wq[n, k] * xs[m] / (colpow[n] * global)  (+ bias[n])
 
-computed as y^T = W x^T: a program owns BLOCK_N = 16 * num_warps weight rows (64 a warpgroup) x
-BLOCK_M tokens, the decoded weight is wgmma's A operand, in registers, and x its B operand, from
+computed as y^T = W x^T in tiles of BLOCK_N = 16 * num_warps weight rows (64 a warpgroup) x BLOCK_M
+tokens, taken by persistent programs (one an SM), the decoded weight is wgmma's A operand, in registers, and x its B operand, from
 shared memory. The weight is decoded straight into the registers wgmma reads, so no decoded tile
 makes a round trip through shared memory (no stores, no fence, no barrier between decode and MMA).
 
@@ -25,8 +25,10 @@ range without changing any mantissa, and colpow comes back out in the epilogue, 
 Pipeline: one chunk of K (128) per step, the raw weight tiles (codes, scales) of a step and its
 x tile copied by TMA (three boxes behind one mbarrier a stage: no copy addresses or masks in the
 threads, whose issue time is the step's; ncu had the weight's cp.async addresses waiting on the
-copies before them) into one of STAGES (>= 3) stages, STAGES - 2 steps ahead. Per step i, with
-wgmma i-1 still running:
+copies before them) into one of STAGES (>= 3) stages, STAGES - 2 steps ahead, the ring running on
+from a program's tile into its next (the next tile's first copies land during this one's last
+steps and epilogue: 4% at M 4,096 against one program a tile). Per step i, with wgmma i-1 still
+running:
     wait for step i's copies; barrier (every warpgroup has retired wgmma i-2: its stage is free)
     the copies of step i + STAGES - 2 into that stage
     decode step i's weight rows into registers; issue wgmma i; retire wgmma i-1
@@ -214,8 +216,8 @@ def nvfp4_gemm_t_fwd(xd, wcd, wsd, xs, colpow, gscale, bias, out, M, N, nchunks,
                      BLOCK_M: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
                      num_warps: gl.constexpr):
     """y[m, n] (the module docstring's product) as y^T tiles of BLOCK_N = 16 * num_warps weight rows
-    (64 a warpgroup) x BLOCK_M tokens, one program each (grouped order: GROUP_M token tiles walk N
-    together so that their x rows and the weight stay in L2). xd is a TMA descriptor of x_perm
+    (64 a warpgroup) x BLOCK_M tokens, the program taking tiles pid, pid + nprog, ... in
+    _tile_origin's grouped order. xd is a TMA descriptor of x_perm
     (XPERM order, [M, 128 * nchunks], boxes of BLOCK_M x 128), wcd and wsd of the planned weight
     (signature()); out's dtype (bf16 or fp16) is its pointer's; gscale points at the global (fp32).
 
