@@ -115,6 +115,10 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
     const float global = __ldg(w.global);
     // A consumer's chunk of each stage, its first tile pair and its sums, a pair each.
     const int chunk = warp % CHUNKS, pair0 = warp / CHUNKS * PAIRS;
+    // Load i carries group (i + rot) % loads of CHUNKS chunks: the CTAs start at different points
+    // of K, so that at any time x's rows are read a few CTAs to a chunk (x is every CTA's, and all
+    // of them on the same chunks at once make its lines hot spots in L2).
+    const int loads = (w.nchunks + CHUNKS - 1) / CHUNKS, rot = static_cast<int>(blockIdx.x % loads);
     float acc[PAIRS][kHalves][4] = {};
     if (warp == S::consumers) {
         // The producer: load i fills stage i % stages with chunks CHUNKS i .. CHUNKS (i + 1) - 1 of
@@ -127,9 +131,9 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
         uint8_t *wdst = ring + lane * S::tile_run;
         int s = 0;
         unsigned phase = 0;
-        for (int c = 0; c < w.nchunks; c += CHUNKS) {
-            const int nck = min(CHUNKS, w.nchunks - c);
-            if (c >= stages * CHUNKS) mbar_wait(&empty[s], phase ^ 1);
+        for (int i = 0, grp = rot; i < loads; ++i, grp = grp + 1 == loads ? 0 : grp + 1) {
+            const int c = grp * CHUNKS, nck = min(CHUNKS, w.nchunks - c);
+            if (i >= stages) mbar_wait(&empty[s], phase ^ 1);
             const int64_t k0 = static_cast<int64_t>(c) * kChunk;
             const int xbytes = static_cast<int>(min(static_cast<int64_t>(nck) * kChunk, w.k - k0) * 2);  // 32 | xbytes
             const int64_t at = static_cast<int64_t>(s) * stage_bytes;
@@ -150,9 +154,8 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
         }
     } else {
         const int g = lane / 4, t = lane % 4;
-        // Of the loads, those with a chunk of this warp's.
+        // The groups that hold a chunk of this warp's: the first `mine` (the last group may be short).
         const int mine = (w.nchunks - chunk + CHUNKS - 1) / CHUNKS;
-        const int loads = (w.nchunks + CHUNKS - 1) / CHUNKS;
         // Tokens past M read row M - 1 (their outputs are never stored; past the staged rows lies
         // the next stage, or the end of shared memory).
         // A lane's offsets in a stage, made once: ptxas otherwise rebuilds them from the thread index
@@ -165,9 +168,9 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
         const uint32_t hi0 = lut[0], lo0 = lut[1];
         int s = 0, at = 0;
         unsigned phase = 0;
-        for (int i = 0; i < loads; ++i) {
+        for (int i = 0, grp = rot; i < loads; ++i, grp = grp + 1 == loads ? 0 : grp + 1) {
             mbar_wait(&full[s], phase);
-            if (i < mine) {
+            if (grp < mine) {
                 const uint8_t *st = ring + at;
                 uint4 av[4], bv[4];
 #pragma unroll
