@@ -121,8 +121,9 @@ __global__ void __launch_bounds__(StreamShape<TILES>::threads)
     const int loads = (w.nchunks + CHUNKS - 1) / CHUNKS, rot = static_cast<int>(blockIdx.x % loads);
     float acc[PAIRS][kHalves][4] = {};
     if (warp == S::consumers) {
-        // The producer: load i fills stage i % stages with chunks CHUNKS i .. CHUNKS (i + 1) - 1 of
-        // the CTA's tiles and of x's rows, once the consumers have released what it held before.
+        // The producer: load i fills stage i % stages with group grp's chunks, CHUNKS grp .. CHUNKS
+        // (grp + 1) - 1, of the CTA's tiles and of x's rows, once the consumers have released what it
+        // held before.
         const int tiles = min(TILES, w.ntiles - nt0);
         const uint8_t *wsrc = w.tiles + (static_cast<int64_t>(nt0) + min(lane, tiles - 1)) * w.nchunks * kTileBytes;
         const uint8_t *xsrc = static_cast<const uint8_t *>(p.x) + static_cast<int64_t>(min(max(lane - TILES, 0), rows - 1)) * w.k * 2;
