@@ -40,12 +40,13 @@ SAGE_DIVISIBILITY = {"qc": 16, "qs": 16, "ks": 16, "vs": 16, "lsec": 16, "out": 
 
 # (D, BLOCK_M, BLOCK_N, num_warps, STAGES, SPARSE, FLUSH, PIPELINE, maxnreg (0: none)); the sparse
 # kernels walk the 64-key tiles of the block mask's columns, D 128 two at a time (128-key steps, as
-# its dense kernel: a step's fixed work, the O rescale among it, over twice the keys). The serial ones (PIPELINE False) are capped
-# so that several CTAs share a multiprocessor: three at D 128 (168 registers, 2 stages: 73,744 bytes
-# of shared memory each), four at D 64 (128). D 256 is serial uncapped (216 registers, two CTAs: its
-# O alone is 128 registers a thread); the pipelined loop there needs 3 stages (with 2 it waits for
-# each copy as soon as it issues it, 1.5x slower) and then measured the same (14.2 ms against 14.0 on
-# an H200). D 64 sparse keeps the pipelined loop (3 stages).
+# its dense kernel: a step's fixed work, the O rescale among it, over twice the keys). The serial
+# ones (PIPELINE False) are capped so that several CTAs share a multiprocessor: three at D 128 (168
+# registers, 2 stages: 73,744 bytes of shared memory each), four at D 64 (128). D 256 is serial
+# uncapped (216 registers, two CTAs: its O alone is 128 registers a thread); the pipelined loop
+# there needs 3 stages (with 2 it waits for each copy as soon as it issues it, 1.5x slower) and then
+# measured the same (14.2 ms against 14.0 on an H200). D 64 sparse keeps the pipelined loop (3
+# stages).
 SAGE_VARIANTS = [
     (64, 64, 128, 4, 2, False, True, False, 128),
     (128, 64, 128, 4, 2, False, True, False, 168),
@@ -62,7 +63,7 @@ def sage_signature(out_dtype, d, bn, sparse):
     128-key tiles pairs 64-key tiles of its list: its boxes are 64 keys, and its V^T stage's
     swizzle is 64 bytes, so that each half of a stage is a swizzle block of its own."""
     from triton.experimental.gluon import language as gl
-    paired = sparse and bn == 2 * sage_attention.MASK_N.value
+    paired = sage_attention._paired(sparse, bn)
     box = sage_attention.MASK_N.value if paired else bn
     k_layout = gl.NVMMASharedLayout.get_default_for([box, d], gl.int8)
     v_layout = (gl.NVMMASharedLayout(swizzle_byte_width=box, element_bitwidth=8, rank=2) if paired else

@@ -70,6 +70,12 @@ def _tile_start(tiles_row, j, SPARSE: gl.constexpr, BLOCK_N: gl.constexpr):
         return j * BLOCK_N
 
 
+@gluon.constexpr_function
+def _paired(SPARSE, BLOCK_N):
+    """A sparse kernel of 128-key steps: it takes its tile list (MASK_N-key entries) two at a time."""
+    return bool(SPARSE) and BLOCK_N == 2 * MASK_N.value
+
+
 @gluon.jit
 def _pair_keys(tiles_row, j, n_list):
     """A paired sparse tile j (two list entries of MASK_N keys side by side): the first keys of
@@ -106,7 +112,7 @@ def _tile_keys(tiles_row, j, n_list, SPARSE: gl.constexpr, BLOCK_N: gl.constexpr
     """(start_n, start_2, start_hi) of key tile j: its first key, the first key of its second
     MASK_N keys, and the key its second half's columns are masked from (they differ only for a
     paired sparse tile, _pair_keys)."""
-    if SPARSE and BLOCK_N == 2 * MASK_N:
+    if _paired(SPARSE, BLOCK_N):
         start_n, start_2, start_hi = _pair_keys(tiles_row, j, n_list)
     else:
         start_n = _tile_start(tiles_row, j, SPARSE, BLOCK_N)
@@ -155,7 +161,7 @@ def _key_scales(ks_head, start_n, start_2, SPARSE: gl.constexpr, BLOCK_M: gl.con
     qq = gl.arange(0, 4, layout=gl.SliceLayout(0, k_layout))
     # The group's first key: past Nk it is padding (scale 0) and so is the whole group; 1e-30
     # keeps c1 > 0 so that masked scores stay -inf rather than 0 * -inf.
-    if SPARSE and BLOCK_N == 2 * MASK_N:
+    if _paired(SPARSE, BLOCK_N):
         first = gl.where(hh == 0, start_n, start_2)
     else:
         first = start_n + 64 * hh
@@ -178,7 +184,7 @@ def _softmax(s_int, ks_g, start_n, start_hi, qs_safe, m_i, l_i, rows, Nk, shift,
     maxima becomes Hopper's three-input VIMNMX3 (D 128: 36 instructions a tile for 60 maxima)."""
     if MASKED:
         c = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
-        if SPARSE and BLOCK_N == 2 * MASK_N:
+        if _paired(SPARSE, BLOCK_N):
             cols = gl.where(c < MASK_N, start_n + c, start_hi + (c - MASK_N))
         else:
             cols = start_n + c
@@ -234,7 +240,7 @@ def _step(j, s_int, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
           STAGES: gl.constexpr, s_layout: gl.constexpr, p_layout: gl.constexpr, row_o: gl.constexpr,
           FLUSH: gl.constexpr, MASKED: gl.constexpr):
     """Tile j with S_j = s_int in registers: returns S_{j+1} (issued first, under the softmax)."""
-    gl.static_assert(not (SPARSE and BLOCK_N == 2 * MASK_N), "paired sparse tiles run the serial loop")
+    gl.static_assert(not _paired(SPARSE, BLOCK_N), "paired sparse tiles run the serial loop")
     start_n = _tile_start(tiles_row, j, SPARSE, BLOCK_N)
     ks_g = _key_scales(ks_head, start_n, start_n + MASK_N, SPARSE, BLOCK_M, BLOCK_N, s_layout)
     # Tile j + STAGES - 1 goes to the stage of tile j - 1, whose MMAs every warp has waited for.
@@ -263,7 +269,7 @@ def _qkv_smem(BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, D: gl.constexpr, STA
     q_smem = gl.allocate_shared_memory(gl.int8, [BLOCK_M, D], gl.NVMMASharedLayout.get_default_for([BLOCK_M, D], gl.int8))
     k_smem = gl.allocate_shared_memory(gl.int8, [STAGES, BLOCK_N, D],
                                        gl.NVMMASharedLayout.get_default_for([BLOCK_N, D], gl.int8))
-    if SPARSE and BLOCK_N == 2 * MASK_N:
+    if _paired(SPARSE, BLOCK_N):
         v_layout: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=MASK_N, element_bitwidth=8, rank=2)
     else:
         v_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([D, BLOCK_N], gl.float8e4nv)
@@ -285,7 +291,7 @@ def _key_tiles(tiles, tile_counts, tile_cols, bh, pid_m, first, Nq, Nk, causal, 
         n_full = gl.load(tile_counts + 2 * t)
         n_end = gl.load(tile_counts + 2 * t + 1)
         n_list = n_end
-        if BLOCK_N == 2 * MASK_N:
+        if _paired(SPARSE, BLOCK_N):
             n_full = n_full // 2
             n_end = (n_end + 1) // 2
     else:
@@ -350,7 +356,7 @@ def _step_serial(j, acc, m_i, l_i, q_smem, k_smem, v_smem, ready, magic, kc, vt,
                  p_layout: gl.constexpr, row_o: gl.constexpr, FLUSH: gl.constexpr, MASKED: gl.constexpr):
     """Tile j in order: S_j waited for, its softmax, P_j.V_j waited for. One S tile lives at a time
     and none is carried over the loop, which is what lets aot.py's register cap fit more CTAs."""
-    PAIRED: gl.constexpr = SPARSE and BLOCK_N == 2 * MASK_N
+    PAIRED: gl.constexpr = _paired(SPARSE, BLOCK_N)
     start_n, start_2, start_hi = _tile_keys(tiles_row, j, n_list, SPARSE, BLOCK_N)
     if D <= 128:  # under the S MMA's wait
         ks_g = _key_scales(ks_head, start_n, start_2, SPARSE, BLOCK_M, BLOCK_N, s_layout)
@@ -466,7 +472,7 @@ def sage_attention_fwd(qc, qs, kc, ks, vt, vs, lsec, out, lse, tiles, tile_count
         if i < n_end:
             start_n, start_2, _ = _tile_keys(tiles_row, i, n_list, SPARSE, BLOCK_N)
             _load_tile(kc, vt, k_smem, v_smem, ready, i, kv32, Nkp, start_n, start_2, D, BLOCK_N,
-                       SPARSE and BLOCK_N == 2 * MASK_N)
+                       _paired(SPARSE, BLOCK_N))
 
     rows = first + gl.arange(0, BLOCK_M, layout=row_s)
     row_ok = rows < Nq
