@@ -3,9 +3,9 @@
     y[m, n] = sum_k xq[m, k] * wq[n, k] * xs[m] / (colpow[n] * global)  (+ bias[n])
 
 computed as y^T = W x^T in tiles of BLOCK_N = 16 * num_warps weight rows (64 a warpgroup) x BLOCK_M
-tokens, taken by persistent programs (one an SM), the decoded weight is wgmma's A operand, in registers, and x its B operand, from
-shared memory. The weight is decoded straight into the registers wgmma reads, so no decoded tile
-makes a round trip through shared memory (no stores, no fence, no barrier between decode and MMA).
+tokens, taken by persistent programs (one an SM); the decoded weight is wgmma's A operand, in
+registers, and x its B operand, from shared memory. The weight is decoded straight into the registers
+wgmma reads: no decoded tile goes through shared memory (no stores, fence or barrier before the MMA).
 
 x: E4M3 [M, 128 * nchunks] with per-token scales xs [M] (fp32), its columns permuted within each
 128-column chunk, x_perm[m, 128c + p] = xq[m, 128c + XPERM(p)], XPERM(32s + 16a + 4q + j) =
