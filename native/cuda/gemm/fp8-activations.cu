@@ -4,6 +4,8 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
+#include <type_traits>
 
 #include "../cuda-common.cuh"
 #include "../scale-divide.cuh"
@@ -160,22 +162,41 @@ __global__ void __launch_bounds__(kQuantMaxThreads) quantize_rows_kernel(const u
     }
 }
 
+// CTAs of the quantizer that stay resident together on an SM of the current device at `warps`
+// warps, asked of the runtime once per (device, block size): every W4A8 call quantizes its x, and
+// the query is host time on each.
+template <bool F16, bool PERMUTED>
+int resident_ctas(int warps) {
+    constexpr int kDevices = 64;
+    static std::atomic<int> known[kDevices][kQuantMaxThreads / 32 + 1];  // 0: not asked yet
+    int dev = 0;
+    check_cuda(cudaGetDevice(&dev), "cudaGetDevice (activation quantizer)");
+    std::atomic<int> *slot = dev >= 0 && dev < kDevices ? &known[dev][warps] : nullptr;
+    if (slot)
+        if (const int n = slot->load(std::memory_order_relaxed)) return n;
+    int per_sm = 1;
+    check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, quantize_rows_kernel<F16, PERMUTED>, 32 * warps, 0),
+               "cudaOccupancyMaxActiveBlocksPerMultiprocessor (activation quantizer)");
+    per_sm = std::max(per_sm, 1);
+    if (slot) slot->store(per_sm, std::memory_order_relaxed);
+    return per_sm;
+}
+
 template <bool PERMUTED>
 void quantize_rows(const void *x, int64_t m, int64_t k, int groups, int64_t out_row, bool f16, uint8_t *q, float *scale,
                    int sm_count, cudaStream_t stream) {
     const auto *xs = static_cast<const uint16_t *>(x);
     const int warps =
         std::min<int>(kQuantMaxThreads / 32, std::max<int>(1, (groups + 32 * kQuantHeld - 1) / (32 * kQuantHeld)));
-    auto go = [&](auto kernel) {
+    auto go = [&](auto f16_tag) {
+        constexpr bool F16 = decltype(f16_tag)::value;
         // As many CTAs as stay resident together, each walking its share of the rows.
-        int per_sm = 1;
-        check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * warps, 0),
-                   "cudaOccupancyMaxActiveBlocksPerMultiprocessor (activation quantizer)");
-        const int64_t ctas = std::min<int64_t>(m, int64_t{std::max(per_sm, 1)} * std::max(sm_count, 1));
-        kernel<<<static_cast<unsigned>(ctas), 32 * warps, 0, stream>>>(xs, m, k, groups, out_row, q, scale);
+        const int64_t ctas = std::min<int64_t>(m, int64_t{resident_ctas<F16, PERMUTED>(warps)} * std::max(sm_count, 1));
+        quantize_rows_kernel<F16, PERMUTED>
+            <<<static_cast<unsigned>(ctas), 32 * warps, 0, stream>>>(xs, m, k, groups, out_row, q, scale);
     };
-    if (f16) go(quantize_rows_kernel<true, PERMUTED>);
-    else go(quantize_rows_kernel<false, PERMUTED>);
+    if (f16) go(std::true_type{});
+    else go(std::false_type{});
 }
 
 }  // namespace
